@@ -1,0 +1,67 @@
+"""``gridman db init|upgrade|check``."""
+
+from __future__ import annotations
+
+import argparse
+
+from gridman.cli.common import Context, add_json
+from gridman.core.db import current_revision, head_revision, integrity_check, open_database, table_counts, upgrade_database
+from gridman.core.services.stats import level_counts
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("db", help="create, upgrade and check the database")
+    dsub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    add_json(dsub.add_parser("init", help="create a new database (or bring an existing one up to date)")).set_defaults(
+        func=cmd_init)
+    add_json(dsub.add_parser("upgrade", help="upgrade the schema (a backup copy is made first)")).set_defaults(
+        func=cmd_upgrade)
+    add_json(dsub.add_parser("check", help="schema version, integrity and counts")).set_defaults(func=cmd_check)
+
+
+def cmd_init(ctx: Context) -> int:
+    db = open_database(ctx.args.db, upgrade=False)
+    try:
+        res = upgrade_database(db)
+        out = {"url": db.url, "revision": res.to_revision, "created": res.from_revision is None,
+               "backup": str(res.backup) if res.backup else None}
+    finally:
+        db.dispose()
+    ctx.out(out, lambda: f"数据库已就绪：{out['url']}（架构版本 {out['revision']}）")
+    return 0
+
+
+def cmd_upgrade(ctx: Context) -> int:
+    db = open_database(ctx.args.db, upgrade=False)
+    try:
+        res = upgrade_database(db)
+    finally:
+        db.dispose()
+    out = {"from": res.from_revision, "to": res.to_revision, "changed": res.changed,
+           "backup": str(res.backup) if res.backup else None}
+    ctx.out(out, lambda: (f"已从 {res.from_revision} 升级到 {res.to_revision}，备份：{res.backup}" if res.changed
+                          else f"已是最新版本 {res.to_revision}"))
+    return 0
+
+
+def cmd_check(ctx: Context) -> int:
+    db = ctx.db
+    with db.session() as s:
+        counts = table_counts(s)
+        levels = level_counts(s)
+    out = {
+        "url": db.url,
+        "dialect": db.dialect,
+        "schema_version": current_revision(db),
+        "schema_head": head_revision(),
+        "integrity": integrity_check(db),
+        "counts": counts,
+        "areas_by_level": levels,
+    }
+    def human() -> str:
+        lines = [f"数据库：{out['url']}", f"架构版本：{out['schema_version']}（最新 {out['schema_head']}）",
+                 f"完整性：{out['integrity']}"]
+        lines += [f"  {k}: {v}" for k, v in counts.items()]
+        return "\n".join(lines)
+    ctx.out(out, human)
+    return 0 if out["integrity"] == "ok" else 1

@@ -1,0 +1,285 @@
+"""Engine, sessions and schema management for SQLite (default) and PostgreSQL (by URL).
+
+Threading: an :class:`Database` may be shared between threads; each unit of work opens its own
+``Session`` (``db.session()``), as SQLAlchemy recommends. SQLite runs in WAL mode with foreign
+keys on and a busy timeout, so one writer and several readers can work at once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from gridman.core import config
+
+if TYPE_CHECKING:
+    from gridman.core.services.permissions import Actor
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class SchemaError(RuntimeError):
+    """The database cannot be used by this gridman (too new, not a gridman database…)."""
+
+
+def resolve_url(db: str | os.PathLike[str] | None) -> str:
+    """A file path or an SQLAlchemy URL; None → ``GRIDMAN_DB`` → the default file in the data dir."""
+    if db is None:
+        db = os.environ.get("GRIDMAN_DB") or str(config.default_db_path())
+    s = str(db)
+    if "://" in s:
+        return s
+    return "sqlite:///" + str(Path(s).expanduser().resolve())
+
+
+def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    # Let SQLAlchemy manage transactions (pysqlite's own BEGIN handling is off, see
+    # https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl)
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:  # read-only media: keep the default journal
+        pass
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    # A unit of work that will write takes the write lock up front (BEGIN IMMEDIATE, waiting up
+    # to the busy timeout); a read-only session uses a deferred BEGIN and never blocks writers.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "BEGIN")
+
+
+def make_engine(db: str | os.PathLike[str] | None = None, **kw: Any) -> Engine:
+    url = resolve_url(db)
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kw)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+    else:
+        if u.get_backend_name() == "postgresql" and u.drivername == "postgresql":
+            url = str(u.set(drivername="postgresql+psycopg"))
+        engine = create_engine(url, pool_pre_ping=True, **kw)
+    return engine
+
+
+@dataclass
+class Database:
+    """An engine plus a session factory. Pass it in; never keep it in a module global."""
+
+    engine: Engine
+    url: str
+    _factory: sessionmaker[Session] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from gridman.core.services import audit
+
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        audit.install(self._factory)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        u = make_url(self.url)
+        if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+            return Path(u.database)
+        return None
+
+    def session(self) -> Session:
+        return self._factory()
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any exception."""
+        with self._factory() as s, s.begin():
+            yield s
+
+    @contextmanager
+    def work(self, actor: Actor, *, note: str | None = None) -> Iterator[Session]:
+        """One unit of work done by ``actor``: every change is audited, committed on success,
+        rolled back on any exception. A lost optimistic-locking race becomes ConflictError."""
+        from sqlalchemy.orm.exc import StaleDataError
+
+        from gridman.core.services.errors import ConflictError
+
+        try:
+            with self._factory() as s, s.begin():
+                if self.dialect == "sqlite":
+                    s.connection(execution_options={"sqlite_immediate": True})
+                s.info["actor"] = actor
+                if note:
+                    s.info["audit_note"] = note
+                yield s
+        except StaleDataError as exc:
+            raise ConflictError(
+                "该记录已被其他人修改，请重新加载后再操作。",
+                en="Someone else changed this record meanwhile; reload it and try again.",
+            ) from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(db: str | os.PathLike[str] | None = None, *, upgrade: bool = True, **kw: Any) -> Database:
+    """Open (and by default create/upgrade) a gridman database.
+
+    An existing older database is copied to a backup file before it is upgraded; a database
+    written by a newer gridman raises :class:`SchemaError`.
+    """
+    url = resolve_url(db)
+    database = Database(make_engine(url, **kw), url)
+    if upgrade:
+        try:
+            upgrade_database(database)
+        except Exception:
+            database.dispose()
+            raise
+    return database
+
+
+# --- schema versions (Alembic) -------------------------------------------------------------
+
+
+def _alembic_config(database: Database):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = database.engine
+    return cfg
+
+
+def _script_directory():  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(cfg)
+
+
+def head_revision() -> str:
+    heads = _script_directory().get_heads()
+    if len(heads) != 1:
+        raise SchemaError(f"migrations have {len(heads)} heads: {heads}")
+    return heads[0]
+
+
+def known_revisions() -> set[str]:
+    return {r.revision for r in _script_directory().walk_revisions()}
+
+
+def current_revision(database: Database) -> str | None:
+    with database.engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def backup_sqlite(path: Path, *, tag: str) -> Path:
+    """Copy an SQLite database (consistently, through the backup API) next to itself."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    dest = path.with_name(f"{path.stem}.backup-{tag}-{stamp}{path.suffix}")
+    n = 1
+    while dest.exists():
+        dest = path.with_name(f"{path.stem}.backup-{tag}-{stamp}-{n}{path.suffix}")
+        n += 1
+    src = sqlite3.connect(str(path))
+    try:
+        dst = sqlite3.connect(str(dest))
+        with dst:
+            src.backup(dst)
+        dst.close()
+    finally:
+        src.close()
+    return dest
+
+
+@dataclass
+class UpgradeResult:
+    from_revision: str | None
+    to_revision: str
+    backup: Path | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.from_revision != self.to_revision
+
+
+def upgrade_database(database: Database, *, target: str = "head") -> UpgradeResult:
+    """Bring the schema to ``target``. Backs an existing SQLite file up first; refuses newer ones."""
+    from alembic import command
+
+    cur = current_revision(database)
+    head = head_revision() if target == "head" else target
+    if cur is not None and cur not in known_revisions():
+        raise SchemaError(
+            f"此数据库由更新版本的 gridman 创建（架构版本 {cur}），当前程序无法打开。请升级 gridman 后再试。"
+            f" / This database was written by a newer gridman (schema {cur}); please upgrade gridman."
+        )
+    if cur == head:
+        return UpgradeResult(cur, head)
+    backup = None
+    path = database.sqlite_path
+    if cur is not None and path is not None and path.exists():
+        backup = backup_sqlite(path, tag=f"v{cur}")
+    elif cur is None:
+        with database.engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+        if tables - {"alembic_version"}:
+            raise SchemaError(
+                f"这不是 gridman 数据库（含有表 {sorted(tables)[:5]}…，但没有版本信息）。"
+                " / Not a gridman database (tables present but no schema version)."
+            )
+    command.upgrade(_alembic_config(database), target)
+    return UpgradeResult(cur, head, backup)
+
+
+def copy_sqlite_file(src: Path, dest: Path) -> None:
+    """Copy a database file (used by ``make run`` to never touch the committed sample)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+
+
+def table_counts(session: Session) -> dict[str, int]:
+    from gridman.core.models import Base
+
+    out: dict[str, int] = {}
+    for name, table in Base.metadata.tables.items():
+        out[name] = session.execute(select(func.count()).select_from(table)).scalar_one()
+    return out
+
+
+def integrity_check(database: Database) -> str:
+    """'ok' or the problems found (SQLite: PRAGMA integrity_check + foreign_key_check)."""
+    with database.engine.connect() as conn:
+        if database.dialect == "sqlite":
+            rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").fetchall()]
+            fk = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            problems = [r for r in rows if r != "ok"]
+            if fk:
+                problems.append(f"{len(fk)} foreign key violations, first: {tuple(fk[0])}")
+            return "ok" if not problems else "; ".join(problems)
+        conn.execute(text("SELECT 1"))
+        return "ok"

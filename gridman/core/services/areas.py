@@ -1,0 +1,124 @@
+"""The area tree: create areas, find them by code, walk subtrees (path-based)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gridman.core.enums import AreaLevel
+from gridman.core.models import Area
+from gridman.core.services.errors import NotFound, ValidationError
+from gridman.core.services.permissions import Actor, Perm, require
+
+# Which levels may sit directly under which (a community may sit under a district: Guiyang).
+ALLOWED_PARENTS: dict[AreaLevel, set[AreaLevel | None]] = {
+    AreaLevel.CITY: {None},
+    AreaLevel.DISTRICT: {AreaLevel.CITY, None},
+    AreaLevel.STREET: {AreaLevel.DISTRICT},
+    AreaLevel.COMMUNITY: {AreaLevel.STREET, AreaLevel.DISTRICT},
+    AreaLevel.GRID: {AreaLevel.COMMUNITY},
+}
+
+
+def by_code(session: Session, code: str) -> Area:
+    area = session.scalar(select(Area).where(Area.code == code))
+    if area is None:
+        raise NotFound(f"找不到编码为 {code} 的区划或网格", en=f"No area with code {code}")
+    return area
+
+
+def create_area(session: Session, actor: Actor, *, code: str, name: str, level: AreaLevel | str,
+                parent: Area | None = None, boundary: bytes | None = None,
+                center: tuple[float, float] | None = None) -> Area:
+    """Create one node; ``path`` is set from the parent's."""
+    require(actor, Perm.MANAGE_AREAS, parent)
+    level = AreaLevel(level)
+    parent_level = AreaLevel(parent.level) if parent else None
+    if parent_level not in ALLOWED_PARENTS[level]:
+        raise ValidationError(
+            f"{name}：{level.value} 不能直接设在 {parent_level or '顶层'} 之下",
+            field="parent", en=f"{name}: a {level.value} cannot sit under {parent_level or 'the top'}",
+        )
+    if not code.isdigit():
+        raise ValidationError(f"区划编码 {code!r} 只能是数字", field="code", en=f"Area code {code!r} must be digits")
+    if parent is not None and level == AreaLevel.GRID and not code.startswith(parent.code):
+        raise ValidationError(
+            f"网格编码 {code} 应以所属社区编码 {parent.code} 开头", field="code",
+            en=f"Grid code {code} must extend its community's code {parent.code}",
+        )
+    if session.scalar(select(func.count()).where(Area.code == code)):
+        raise ValidationError(f"区划编码 {code} 已存在", field="code", en=f"Area code {code} already exists")
+    area = Area(code=code, name=name, level=level.value, parent=parent, boundary=boundary,
+                depth=(parent.depth + 1) if parent else 0)
+    if center:
+        area.center_lon, area.center_lat = center
+    session.add(area)
+    session.flush()
+    area.path = (parent.path if parent else "/") + f"{area.id}/"
+    session.flush()
+    return area
+
+
+def subtree_query(area: Area, *, level: AreaLevel | str | None = None):  # type: ignore[no-untyped-def]
+    """SELECT of all areas in ``area``'s subtree (itself included), optionally of one level."""
+    q = select(Area).where(Area.path.like(area.path + "%"))
+    if level is not None:
+        q = q.where(Area.level == AreaLevel(level).value)
+    return q
+
+
+def subtree_ids(session: Session, area: Area, *, level: AreaLevel | str | None = None) -> list[int]:
+    q = select(Area.id).where(Area.path.like(area.path + "%"))
+    if level is not None:
+        q = q.where(Area.level == AreaLevel(level).value)
+    return list(session.scalars(q))
+
+
+def ancestors(session: Session, area: Area) -> list[Area]:
+    """From the root down to ``area``'s parent."""
+    ids = [int(x) for x in area.path.strip("/").split("/") if x][:-1]
+    if not ids:
+        return []
+    found = {a.id: a for a in session.scalars(select(Area).where(Area.id.in_(ids)))}
+    return [found[i] for i in ids]
+
+
+def ancestor_of_level(session: Session, area: Area, level: AreaLevel | str) -> Area | None:
+    level = AreaLevel(level)
+    if area.level == level:
+        return area
+    for a in ancestors(session, area):
+        if a.level == level:
+            return a
+    return None
+
+
+@dataclass(frozen=True)
+class AreaNode:
+    id: int
+    code: str
+    name: str
+    level: str
+    parent_id: int | None
+    depth: int
+
+
+def tree(session: Session, actor: Actor, root: Area | None = None) -> list[AreaNode]:
+    """The part of the area tree the actor may see, as plain rows ordered by code.
+
+    Area-scoped roles see their subtree and the ancestors leading to it; a warden sees their
+    grids and the ancestors leading to them; administrators and unscoped clerks see everything.
+    """
+    q = select(Area.id, Area.code, Area.name, Area.level, Area.parent_id, Area.depth, Area.path).order_by(Area.code)
+    if root is not None:
+        q = q.where(Area.path.like(root.path + "%"))
+    rows = session.execute(q).all()
+    if actor.role == "warden":
+        grid_paths = [r.path for r in rows if r.id in actor.grid_ids]
+        rows = [r for r in rows if any(gp.startswith(r.path) for gp in grid_paths)]
+    elif actor.area_path is not None and not actor.is_admin:
+        scope = actor.area_path
+        rows = [r for r in rows if r.path.startswith(scope) or scope.startswith(r.path)]
+    return [AreaNode(r.id, r.code, r.name, r.level, r.parent_id, r.depth) for r in rows]

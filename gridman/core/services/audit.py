@@ -1,0 +1,130 @@
+"""The audit log, written for every ORM change by a session hook.
+
+Every session that changes data must carry the acting user in ``session.info["actor"]``
+(``Database.work(actor)`` does this). After each flush the hook writes one ``audit_log`` row per
+inserted, updated or deleted object, with ``{field: [old, new]}``. A flush without an actor is a
+programming error and raises. Bulk paths that bypass the ORM (imports, the sample writer) write
+their own audit rows through :func:`bulk_rows`.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event, inspect, insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from gridman.core.models import AuditEntry, Base, utcnow
+from gridman.core.services.permissions import Actor
+
+SKIP_TABLES = {"audit_log"}
+SKIP_COLUMNS = {"version", "updated_at", "created_at"}
+
+
+def jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return {"bytes": len(value), "b64": base64.b64encode(value[:64]).decode()} if len(value) > 64 else {
+            "b64": base64.b64encode(value).decode()
+        }
+    if isinstance(value, dict | list):
+        return value
+    return str(value)
+
+
+def _column_attrs(obj: Base) -> list[str]:
+    return [c.key for c in inspect(obj).mapper.column_attrs]
+
+
+def _entry(actor: Actor, action: str, obj: Base, changes: dict[str, list[Any]] | None) -> dict[str, Any]:
+    return {
+        "at": utcnow(),
+        "user_id": actor.user_id,
+        "username": actor.username,
+        "action": action,
+        "table_name": obj.__tablename__,
+        "row_id": getattr(obj, "id", None),
+        "row_uuid": getattr(obj, "uuid", None),
+        "changes": changes,
+        "batch_id": None,
+        "note": None,
+    }
+
+
+def _after_flush(session: Session, _ctx: Any) -> None:
+    if session.info.get("audit") is False:
+        return
+    rows: list[dict[str, Any]] = []
+    touched = [(o, "insert") for o in session.new] + [(o, "update") for o in session.dirty] + [
+        (o, "delete") for o in session.deleted
+    ]
+    touched = [(o, a) for o, a in touched if isinstance(o, Base) and o.__tablename__ not in SKIP_TABLES]
+    if not touched:
+        return
+    actor: Actor | None = session.info.get("actor")
+    if actor is None:
+        raise RuntimeError("a change was flushed without an acting user (session.info['actor'])")
+    for obj, action in touched:
+        state = inspect(obj)
+        changes: dict[str, list[Any]] = {}
+        for key in _column_attrs(obj):
+            if key in SKIP_COLUMNS:
+                continue
+            if action == "insert":
+                v = getattr(obj, key)
+                if v is not None:
+                    changes[key] = [None, jsonable(v)]
+            elif action == "delete":
+                v = state.attrs[key].loaded_value
+                changes[key] = [jsonable(v if v is not None and not isinstance(v, type) else None), None]
+            else:
+                hist = state.attrs[key].history
+                if hist.has_changes():
+                    old = hist.deleted[0] if hist.deleted else None
+                    new = hist.added[0] if hist.added else None
+                    if old != new:
+                        changes[key] = [jsonable(old), jsonable(new)]
+        if action == "update" and not changes:
+            continue
+        entry = _entry(actor, action, obj, changes)
+        entry["note"] = session.info.get("audit_note")
+        entry["batch_id"] = session.info.get("batch_id")
+        rows.append(entry)
+    if rows:
+        session.connection().execute(insert(AuditEntry), rows)
+
+
+def install(factory: sessionmaker[Session]) -> None:
+    event.listen(factory, "after_flush", _after_flush)
+
+
+def record(session: Session, actor: Actor, action: str, *, table: str | None = None, row_id: int | None = None,
+           row_uuid: str | None = None, changes: dict[str, Any] | None = None, note: str | None = None,
+           batch_id: int | None = None) -> None:
+    """An explicit audit row for something that is not a row change (login, export, backup…)."""
+    session.execute(
+        insert(AuditEntry),
+        [{"at": utcnow(), "user_id": actor.user_id, "username": actor.username, "action": action,
+          "table_name": table, "row_id": row_id, "row_uuid": row_uuid, "changes": changes, "note": note,
+          "batch_id": batch_id}],
+    )
+
+
+def bulk_rows(actor: Actor, action: str, table: str, rows: list[tuple[int, str | None, dict[str, Any]]],
+              *, batch_id: int | None = None, note: str | None = None) -> list[dict[str, Any]]:
+    """Audit row dicts for a bulk write: ``rows`` is ``(row_id, row_uuid, changes)``."""
+    now = utcnow()
+    return [
+        {"at": now, "user_id": actor.user_id, "username": actor.username, "action": action, "table_name": table,
+         "row_id": rid, "row_uuid": ruuid, "changes": {k: [jsonable(a), jsonable(b)] for k, (a, b) in ch.items()},
+         "batch_id": batch_id, "note": note}
+        for rid, ruuid, ch in rows
+    ]

@@ -1,0 +1,90 @@
+"""Accounts: sign in, create users, assign wardens to grids."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gridman.core.enums import AreaLevel, Role
+from gridman.core.models import Area, User, WardenAssignment, utcnow
+from gridman.core.services import audit
+from gridman.core.services.errors import NotFound, PermissionDenied, ValidationError
+from gridman.core.services.permissions import Actor, Perm, actor_for, require
+from gridman.core.services.security import hash_password, verify_password
+
+# Which area level a role's scope must be.
+ROLE_AREA_LEVEL: dict[Role, AreaLevel | None] = {
+    Role.WARDEN: None,
+    Role.COMMUNITY_STAFF: AreaLevel.COMMUNITY,
+    Role.STREET_SUPERVISOR: AreaLevel.STREET,
+    Role.CLERK: None,
+    Role.ADMIN: None,
+}
+
+
+def authenticate(session: Session, username: str, password: str) -> Actor:
+    """Check a user name and password; returns the :class:`Actor`. One vague message on failure
+    (never say which of the two was wrong)."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.active or user.is_system or not verify_password(password, user.password_hash):
+        raise PermissionDenied("用户名或密码不正确", en="Wrong user name or password")
+    actor = actor_for(session, user)
+    user.last_login_at = utcnow()
+    session.info.setdefault("actor", actor)
+    audit.record(session, actor, "login", table="users", row_id=user.id)
+    return actor
+
+
+def actor_by_username(session: Session, username: str) -> Actor:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.active:
+        raise NotFound(f"用户 {username} 不存在或已停用", en=f"No active user {username}")
+    return actor_for(session, user)
+
+
+def create_user(session: Session, actor: Actor, *, username: str, display_name: str, password: str,
+                role: Role | str, area: Area | None = None, phone: str | None = None,
+                password_hash: str | None = None) -> User:
+    require(actor, Perm.MANAGE_USERS)
+    role = Role(role)
+    if not username or not username.isascii() or " " in username:
+        raise ValidationError("用户名只能使用英文字母、数字和符号，不能有空格", field="username",
+                              en="User names use ASCII letters/digits, no spaces")
+    if len(password) < 6 and password_hash is None:
+        raise ValidationError("密码至少 6 位", field="password", en="Password must have at least 6 characters")
+    need = ROLE_AREA_LEVEL[role]
+    if need is not None and (area is None or area.level != need):
+        raise ValidationError(f"该角色需要指定一个{ '社区' if need == AreaLevel.COMMUNITY else '街道' }",
+                              field="area", en=f"This role needs a {need.value} as its area")
+    if session.scalar(select(User.id).where(User.username == username)):
+        raise ValidationError(f"用户名 {username} 已存在", field="username", en=f"User {username} already exists")
+    user = User(username=username, display_name=display_name, role=role.value,
+                password_hash=password_hash or hash_password(password), area_id=area.id if area else None,
+                phone=phone)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def assign_warden(session: Session, actor: Actor, *, user: User, grid: Area, start: date | None = None,
+                  primary: bool = True) -> WardenAssignment:
+    require(actor, Perm.MANAGE_AREAS, grid)
+    if user.role != Role.WARDEN:
+        raise ValidationError(f"{user.display_name} 不是网格员", en=f"{user.display_name} is not a warden")
+    if grid.level != AreaLevel.GRID:
+        raise ValidationError(f"{grid.name} 不是网格", en=f"{grid.name} is not a grid")
+    a = WardenAssignment(user_id=user.id, grid_id=grid.id, start_date=start or date.today(), is_primary=primary)
+    session.add(a)
+    session.flush()
+    return a
+
+
+def end_assignment(session: Session, actor: Actor, assignment_id: int, *, end: date | None = None) -> None:
+    a = session.get(WardenAssignment, assignment_id)
+    if a is None:
+        raise NotFound(f"分配记录 {assignment_id} 不存在", en=f"No assignment {assignment_id}")
+    grid = session.get(Area, a.grid_id)
+    require(actor, Perm.MANAGE_AREAS, grid)
+    a.end_date = end or date.today()
