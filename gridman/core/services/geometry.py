@@ -697,7 +697,8 @@ def plan_moves(session: Session, *, grid_ids: np.ndarray, grid_geoms: np.ndarray
         lat = np.array([r[3] for r in rows], dtype=float)
         cur = np.array([r[4] if r[4] is not None else -1 for r in rows], dtype=np.int64)
         loc = geo.locate_points(grid_geoms, lon, lat)
-        new = np.where(loc.index >= 0, grid_ids[np.maximum(loc.index, 0)] if len(grid_ids) else -1, -1)
+        found = loc.index >= 0
+        new = np.where(found, grid_ids[np.maximum(loc.index, 0)] if len(grid_ids) else -1, -1)
         # border points: prefer the current grid among those touched
         touching: dict[int, list[int]] = defaultdict(list)
         for p, g in zip(loc.border_points, loc.border_polys, strict=True):
@@ -706,7 +707,7 @@ def plan_moves(session: Session, *, grid_ids: np.ndarray, grid_geoms: np.ndarray
             if cur[p] in gs:
                 new[p] = cur[p]
         cur_eff = np.array([retired.get(int(c), int(c)) for c in cur], dtype=np.int64) if retired else cur
-        outside = new < 0
+        outside = ~found
         new = np.where(outside, cur_eff, new)
         for p in np.flatnonzero(outside):
             if in_scope(int(cur[p])) and len(plan.outside) < 100_000:
@@ -715,8 +716,8 @@ def plan_moves(session: Session, *, grid_ids: np.ndarray, grid_geoms: np.ndarray
         for p, gs in touching.items():
             if in_scope(int(cur[p])) or in_scope(int(new[p])):
                 plan.border.append((table, int(pid[p]), rows[p][5], float(lon[p]), float(lat[p]),
-                                    int(new[p]) if new[p] >= 0 else None, sorted(set(gs))))
-        changed = (new != cur) & (new >= 0)
+                                    int(new[p]), sorted(set(gs))))
+        changed = (new != cur) & (found | (cur_eff != cur))
         mv = []
         for p in np.flatnonzero(changed):
             o, nw = int(cur[p]), int(new[p])
@@ -724,7 +725,8 @@ def plan_moves(session: Session, *, grid_ids: np.ndarray, grid_geoms: np.ndarray
                 mv.append((int(pid[p]), rows[p][1], o if o >= 0 else None, nw))
         plan.moves[table] = mv
         if table == "buildings":
-            new_building = {int(pid[p]): int(new[p]) for p in range(len(pid)) if new[p] >= 0}
+            has_grid = found | (cur >= 0)
+            new_building = {int(pid[p]): int(new[p]) for p in np.flatnonzero(has_grid)}
     # premises and open incidents without a point follow their building
     moved_b = {b: g for b, g, in ((m[0], m[3]) for m in plan.moves.get("buildings", []))}
     for table, model in (("premises", Premise), ("incidents", Incident)):
@@ -1071,7 +1073,7 @@ def split_grid(session: Session, actor: Actor, *, grid: Area, line: Any, new_cod
     assert community is not None
     code, num = (new_code, 0) if new_code else _next_grid_code(session, community)
     name = new_name or (f"第{num}网格" if num else f"{grid.name}（拆分）")
-    placeholder = -1
+    placeholder = -999  # the new grid's id until it exists (ids of real rows are positive)
     plan, codes = _reshape_plan(session, {grid.id: keep}, {placeholder: give})
     codes = {**codes, placeholder: code}
     token = _token(plan, [shapely.to_wkb(keep), shapely.to_wkb(give), code])
