@@ -201,6 +201,12 @@ class Measure:
 
 def geodesic_area_perimeter(geom: Any) -> tuple[float, float]:
     """Area (m², absolute) and perimeter (m) on the GRS80 ellipsoid (pyproj.Geod)."""
+    if hasattr(shapely, "orient_polygons"):  # shapely ≥ 2.1: shells counter-clockwise, holes clockwise
+        geom = shapely.orient_polygons(geom)
+    else:  # pragma: no cover
+        from shapely.geometry.polygon import orient
+
+        geom = orient(geom) if geom.geom_type == "Polygon" else shapely.MultiPolygon([orient(p) for p in geom.geoms])
     area, perim = GEOD.geometry_area_perimeter(geom)
     return abs(area), perim
 
