@@ -15,11 +15,13 @@ Passing the preview's token as ``expected_token`` refuses to apply if the data c
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 import shapely
 from shapely.geometry import mapping, shape
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from gridman.core import geo
@@ -650,23 +652,63 @@ def _load_grids(session: Session) -> tuple[np.ndarray, np.ndarray, dict[int, str
     return ids, geoms, codes
 
 
-def _point_query(model: Any, bbox: tuple[float, float, float, float] | None, scope_ids: list[int] | None) -> Any:
-    cols = [model.id, model.uuid, model.lon, model.lat, model.grid_id,
-            model.name if hasattr(model, "name") else model.title]
-    q = select(*cols).where(model.lon.is_not(None), model.lat.is_not(None))
-    if model is Incident:
-        q = q.where(Incident.status.in_(OPEN))
+def _point_cond(t: Table, bbox: tuple[float, float, float, float] | None, scope_list: list[int] | None) -> Any:
+    """Rows with a point in ``bbox`` or currently in a scope grid (both None: every row)."""
+    if bbox is None and scope_list is None:
+        return true()
+    conds = []
     if bbox is not None:
-        cond = (model.lon.between(bbox[0], bbox[2])) & (model.lat.between(bbox[1], bbox[3]))
-        if scope_ids is not None:
-            cond = or_(cond, model.grid_id.in_(scope_ids))
-        q = q.where(cond)
-    return q.order_by(model.id)
+        conds.append(t.c.lon.between(bbox[0], bbox[2]) & t.c.lat.between(bbox[1], bbox[3]))
+    if scope_list is not None:
+        conds.append(t.c.grid_id.in_(scope_list))
+    return or_(*conds)
+
+
+def _fast_rows(conn: Any, stmt: Any) -> list[tuple[Any, ...]]:
+    """All rows as plain DBAPI tuples: for a million (id, lon, lat, grid) rows, building
+    SQLAlchemy Row objects costs more than the query. Only for integer/float columns, which
+    need no result processing on SQLite or PostgreSQL."""
+    res = conn.execute(stmt)
+    try:
+        return res.cursor.fetchall()
+    finally:
+        res.close()
+
+
+def _by_id(session: Session, t: Table, ids: Iterable[int], *cols: Any) -> dict[int, tuple[Any, ...]]:
+    """Extra columns for a few rows (uuids for audit, names for the report), chunked IN."""
+    out: dict[int, tuple[Any, ...]] = {}
+    for ch in _chunks(sorted(set(int(i) for i in ids))):
+        for r in session.connection().execute(select(t.c.id, *cols).where(t.c.id.in_(ch))):
+            out[r[0]] = tuple(r[1:])
+    return out
+
+
+@contextmanager
+def _bulk() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a million row tuples are alive: its full passes
+    over them would otherwise cost more than the work (nothing here creates reference cycles)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def plan_moves(session: Session, *, grid_ids: np.ndarray, grid_geoms: np.ndarray,
                bbox: tuple[float, float, float, float] | None, scope: set[int] | None,
                retired: dict[int, int] | None = None) -> MovePlan:
+    """See :func:`_plan_moves`; runs with the garbage collector paused."""
+    with _bulk():
+        return _plan_moves(session, grid_ids=grid_ids, grid_geoms=grid_geoms, bbox=bbox, scope=scope,
+                           retired=retired)
+
+
+def _plan_moves(session: Session, *, grid_ids: np.ndarray, grid_geoms: np.ndarray,
+                bbox: tuple[float, float, float, float] | None, scope: set[int] | None,
+                retired: dict[int, int] | None = None) -> MovePlan:
     """Work out which rows change grid, given grid boundaries (possibly not yet saved).
 
     Points (buildings, premises, open incidents) get the grid containing them; a point on a
@@ -675,125 +717,174 @@ def plan_moves(session: Session, *, grid_ids: np.ndarray, grid_geoms: np.ndarray
     without a point follow their building; households follow their building; residents follow
     their household. ``scope`` limits changes to rows whose old or new grid is in it (None: all);
     ``retired`` maps grids that disappear (merge) to the grid that takes over their rows.
+
+    Only ids, coordinates and grid ids are read for the bulk (Core, no ORM objects); uuids and
+    names are fetched afterwards for the few rows that move or are reported.
     """
     plan = MovePlan()
     retired = retired or {}
-    scope_list = sorted(scope) if scope is not None else None
-    if scope_list is not None:
-        scope_list = sorted(set(scope_list) | set(retired))
-    in_scope = (lambda g: True) if scope is None else (lambda g: g in scope or g in retired)  # noqa: E731
-    new_building: dict[int, int] = {}
+    scope_list = sorted(set(scope) | set(retired)) if scope is not None else None
+    scope_arr = np.array(scope_list if scope_list is not None else [], dtype=np.int64)
+    ret_from = np.array(sorted(retired), dtype=np.int64)
+    ret_to = np.array([retired[k] for k in sorted(retired)], dtype=np.int64)
+
+    def in_scope(g: np.ndarray) -> np.ndarray:
+        return np.ones(len(g), dtype=bool) if scope is None else np.isin(g, scope_arr)
+
+    def remap_retired(g: np.ndarray) -> np.ndarray:
+        if not len(ret_from):
+            return g
+        pos = np.searchsorted(ret_from, g)
+        pos = np.clip(pos, 0, len(ret_from) - 1)
+        hit = ret_from[pos] == g
+        return np.where(hit, ret_to[pos], g)
+
+    conn = session.connection()
+    b_ids = np.zeros(0, dtype=np.int64)
+    b_new = np.zeros(0, dtype=np.int64)
+    raw_moves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for table, model in _POINT_TABLES:
-        if scope_list is not None and bbox is None:
-            q = _point_query(model, None, None).where(model.grid_id.in_(scope_list))
-        else:
-            q = _point_query(model, bbox, scope_list)
-        rows = session.execute(q).all()
+        t: Table = model.__table__
+        q = select(t.c.id, t.c.lon, t.c.lat, t.c.grid_id).where(
+            t.c.lon.is_not(None), t.c.lat.is_not(None), _point_cond(t, bbox, scope_list))
+        if model is Incident:
+            q = q.where(t.c.status.in_(OPEN))
+        rows = _fast_rows(conn, q.order_by(t.c.id))
         plan.points[table] = len(rows)
         if not rows:
+            raw_moves[table] = (np.zeros(0, np.int64),) * 3
             continue
-        pid = np.array([r[0] for r in rows], dtype=np.int64)
-        lon = np.array([r[2] for r in rows], dtype=float)
-        lat = np.array([r[3] for r in rows], dtype=float)
-        cur = np.array([r[4] if r[4] is not None else -1 for r in rows], dtype=np.int64)
+        arr = np.array(rows, dtype=float)  # NULL grid → nan
+        del rows
+        pid = arr[:, 0].astype(np.int64)
+        lon, lat = arr[:, 1].copy(), arr[:, 2].copy()
+        cur = np.where(np.isnan(arr[:, 3]), -1, arr[:, 3]).astype(np.int64)
+        del arr
         loc = geo.locate_points(grid_geoms, lon, lat)
         found = loc.index >= 0
         new = np.where(found, grid_ids[np.maximum(loc.index, 0)] if len(grid_ids) else -1, -1)
-        # border points: prefer the current grid among those touched
         touching: dict[int, list[int]] = defaultdict(list)
-        for p, g in zip(loc.border_points, loc.border_polys, strict=True):
-            touching[int(p)].append(int(grid_ids[g]))
-        for p, gs in touching.items():
+        for p, g in zip(loc.border_points.tolist(), loc.border_polys.tolist(), strict=True):
+            touching[p].append(int(grid_ids[g]))
+        for p, gs in touching.items():  # a border point keeps its grid if it touches it
             if cur[p] in gs:
                 new[p] = cur[p]
-        cur_eff = np.array([retired.get(int(c), int(c)) for c in cur], dtype=np.int64) if retired else cur
-        outside = ~found
-        new = np.where(outside, cur_eff, new)
-        for p in np.flatnonzero(outside):
-            if in_scope(int(cur[p])) and len(plan.outside) < 100_000:
-                plan.outside.append((table, int(pid[p]), rows[p][5], float(lon[p]), float(lat[p]),
-                                     int(cur[p]) if cur[p] >= 0 else None))
-        for p, gs in touching.items():
-            if in_scope(int(cur[p])) or in_scope(int(new[p])):
-                plan.border.append((table, int(pid[p]), rows[p][5], float(lon[p]), float(lat[p]),
-                                    int(new[p]), sorted(set(gs))))
-        changed = (new != cur) & (found | (cur_eff != cur))
-        mv = []
-        for p in np.flatnonzero(changed):
-            o, nw = int(cur[p]), int(new[p])
-            if in_scope(o) or in_scope(nw):
-                mv.append((int(pid[p]), rows[p][1], o if o >= 0 else None, nw))
-        plan.moves[table] = mv
+        cur_eff = remap_retired(cur)
+        new = np.where(found, new, cur_eff)
+        scoped_old = in_scope(cur)
+        out_idx = np.flatnonzero(~found & scoped_old)
+        bord_idx = np.array(sorted(touching), dtype=np.int64)
+        if len(bord_idx):
+            bord_idx = bord_idx[scoped_old[bord_idx] | in_scope(new[bord_idx])]
+        names = _by_id(session, t, pid[np.concatenate([out_idx[:SAMPLE_CAP], bord_idx[:SAMPLE_CAP]])],
+                       t.c.name if "name" in t.c else t.c.title)
+        for p in out_idx.tolist():
+            plan.outside.append((table, int(pid[p]), names.get(int(pid[p]), (None,))[0], float(lon[p]), float(lat[p]),
+                                 int(cur[p]) if cur[p] >= 0 else None))
+        for p in bord_idx.tolist():
+            plan.border.append((table, int(pid[p]), names.get(int(pid[p]), (None,))[0], float(lon[p]), float(lat[p]),
+                                int(new[p]), sorted(set(touching[p]))))
+        changed = (new != cur) & (found | (cur_eff != cur)) & (scoped_old | in_scope(new))
+        raw_moves[table] = (pid[changed], cur[changed], new[changed])
         if table == "buildings":
-            has_grid = found | (cur >= 0)
-            new_building = {int(pid[p]): int(new[p]) for p in np.flatnonzero(has_grid)}
-    # premises and open incidents without a point follow their building
-    moved_b = {b: g for b, g, in ((m[0], m[3]) for m in plan.moves.get("buildings", []))}
+            keep = found | (cur >= 0)
+            b_ids, b_new = pid[keep], new[keep]  # pid is sorted (ORDER BY id)
+
+    def finish(table: str, ids: np.ndarray, old: np.ndarray, new: np.ndarray) -> list[tuple[int, str, int | None, int]]:
+        t = _TABLES[table].__table__
+        uu = _by_id(session, t, ids.tolist(), t.c.uuid)
+        return [(int(i), uu[int(i)][0], int(o) if o >= 0 else None, int(n))
+                for i, o, n in zip(ids.tolist(), old.tolist(), new.tolist(), strict=True)]
+
+    for table in ("buildings",):
+        plan.moves[table] = finish(table, *raw_moves[table])
+    moved_b = {m[0]: m[3] for m in plan.moves["buildings"]}
+    # premises and open incidents without a point follow their building; rows of a retired grid
+    # without a point go to the grid that absorbs it
     for table, model in (("premises", Premise), ("incidents", Incident)):
-        extra: list[tuple[int, str, int | None, int]] = []
-        keys = sorted(moved_b)
-        for ch in _chunks(keys):
-            q = select(model.id, model.uuid, model.grid_id, model.building_id).where(
-                model.building_id.in_(ch), or_(model.lon.is_(None), model.lat.is_(None)))
-            if model is Incident:
-                q = q.where(Incident.status.in_(OPEN))
-            for rid, ruuid, g, b in session.execute(q):
-                if g != moved_b[b]:
-                    extra.append((rid, ruuid, g, moved_b[b]))
+        t = model.__table__
+        ids, old, new = (list(x.tolist()) for x in raw_moves[table])
+        seen = set(ids)
+        extra_q = []
+        for ch in _chunks(sorted(moved_b)):
+            extra_q.append(select(t.c.id, t.c.grid_id, t.c.building_id).where(
+                t.c.building_id.in_(ch), or_(t.c.lon.is_(None), t.c.lat.is_(None))))
         if retired:
-            q = select(model.id, model.uuid, model.grid_id).where(model.grid_id.in_(sorted(retired)))
+            extra_q.append(select(t.c.id, t.c.grid_id, t.c.building_id).where(t.c.grid_id.in_(sorted(retired))))
+        for q in extra_q:
             if model is Incident:
-                q = q.where(Incident.status.in_(OPEN))
-            seen = {m[0] for m in plan.moves.get(table, [])} | {m[0] for m in extra}
-            extra += [(rid, ru, g, retired[g]) for rid, ru, g in session.execute(q) if rid not in seen]
-        plan.moves.setdefault(table, []).extend(extra)
-    # households follow their building (also fixes households that disagree with their building)
-    hh_moves: list[tuple[int, str, int | None, int]] = []
-    b_keys = sorted(new_building)
-    for ch in _chunks(b_keys):
-        for hid, huuid, g, b in session.execute(
-                select(Household.id, Household.uuid, Household.grid_id, Household.building_id)
-                .where(Household.building_id.in_(ch))):
-            target = new_building[b]
-            if g != target and (in_scope(g) or in_scope(target)):
-                hh_moves.append((hid, huuid, g, target))
-    if retired:
-        seen = {m[0] for m in hh_moves}
-        for hid, huuid, g, b in session.execute(
-                select(Household.id, Household.uuid, Household.grid_id, Household.building_id)
-                .where(Household.grid_id.in_(sorted(retired)))):
-            if hid not in seen:
-                hh_moves.append((hid, huuid, g, new_building.get(b, retired[g]) if b else retired[g]))
+                q = q.where(t.c.status.in_(OPEN))
+            for rid, g, b in conn.execute(q):
+                target = moved_b.get(b) if b in moved_b else retired.get(g)
+                if target is not None and rid not in seen and g != target:
+                    seen.add(rid)
+                    ids.append(rid)
+                    old.append(-1 if g is None else g)
+                    new.append(target)
+        plan.moves[table] = finish(table, np.array(ids, np.int64), np.array(old, np.int64), np.array(new, np.int64))
+    # households follow their building (this also mends households that disagree with it)
+    h = Household.__table__
+    q = select(h.c.id, h.c.grid_id, h.c.building_id).where(h.c.building_id.is_not(None))
+    if bbox is not None or scope_list is not None:
+        b = Building.__table__
+        q = q.where(h.c.building_id.in_(select(b.c.id).where(_point_cond(b, bbox, scope_list))))
+    hrows = _fast_rows(conn, q)
+    hh_ids = hh_old = hh_new = np.zeros(0, dtype=np.int64)
+    if hrows and len(b_ids):
+        harr = np.array(hrows, dtype=np.int64)
+        hid, hg, hb = harr[:, 0], harr[:, 1], harr[:, 2]
+        pos = np.clip(np.searchsorted(b_ids, hb), 0, len(b_ids) - 1)
+        known = b_ids[pos] == hb
+        target = np.where(known, b_new[pos], hg)
+        ch = known & (target != hg) & (in_scope(hg) | in_scope(target))
+        hh_ids, hh_old, hh_new = hid[ch], hg[ch], target[ch]
+    if retired:  # households of a retired grid without a located building
+        extra = conn.execute(select(h.c.id, h.c.grid_id).where(h.c.grid_id.in_(sorted(retired)))).all()
+        seen = set(hh_ids.tolist())
+        add = [(i, g) for i, g in extra if i not in seen]
+        if add:
+            hh_ids = np.concatenate([hh_ids, np.array([i for i, _ in add], np.int64)])
+            hh_old = np.concatenate([hh_old, np.array([g for _, g in add], np.int64)])
+            hh_new = np.concatenate([hh_new, np.array([retired[g] for _, g in add], np.int64)])
+    plan.moves["households"] = finish("households", hh_ids, hh_old, hh_new)
     if scope_list is not None:
-        plan.kept_households = int(session.scalar(select(func.count()).select_from(Household).where(
-            Household.building_id.is_(None), Household.grid_id.in_(scope_list))) or 0)
-    plan.moves["households"] = hh_moves
+        plan.kept_households = int(session.scalar(select(func.count()).select_from(h).where(
+            h.c.building_id.is_(None), h.c.grid_id.in_(scope_list))) or 0)
     # residents follow their household
-    hh_target = {m[0]: m[3] for m in hh_moves}
-    res_moves: list[tuple[int, str, int | None, int]] = []
+    r = Resident.__table__
+    hh_target = {m[0]: m[3] for m in plan.moves["households"]}
+    r_ids: list[int] = []
+    r_old: list[int] = []
+    r_new: list[int] = []
     for ch in _chunks(sorted(hh_target)):
-        for rid, ruuid, g, h in session.execute(
-                select(Resident.id, Resident.uuid, Resident.grid_id, Resident.household_id)
-                .where(Resident.household_id.in_(ch))):
-            if g != hh_target[h]:
-                res_moves.append((rid, ruuid, g, hh_target[h]))
+        for rid, g, hh in conn.execute(select(r.c.id, r.c.grid_id, r.c.household_id).where(r.c.household_id.in_(ch))):
+            if g != hh_target[hh]:
+                r_ids.append(rid)
+                r_old.append(g)
+                r_new.append(hh_target[hh])
+    seen = set(r_ids)
     # residents already out of step with their household (in scope)
-    seen = {m[0] for m in res_moves}
-    q = (select(Resident.id, Resident.uuid, Resident.grid_id, Resident.household_id, Household.grid_id)
-         .join(Household, Household.id == Resident.household_id).where(Resident.grid_id != Household.grid_id))
+    q = (select(r.c.id, r.c.grid_id, r.c.household_id, h.c.grid_id)
+         .join(h, h.c.id == r.c.household_id).where(r.c.grid_id != h.c.grid_id))
     for ch in _chunks(scope_list) if scope_list is not None else [None]:
-        for rid, ruuid, g, h, hg in session.execute(q if ch is None else q.where(Household.grid_id.in_(ch))):
+        for rid, g, hh, hg in conn.execute(q if ch is None else q.where(h.c.grid_id.in_(ch))):
             if rid not in seen:
-                res_moves.append((rid, ruuid, g, hh_target.get(h, hg)))
+                seen.add(rid)
+                r_ids.append(rid)
+                r_old.append(g)
+                r_new.append(hh_target.get(hh, hg))
     if retired:
-        seen = {m[0] for m in res_moves}
-        res_moves += [(rid, ru, g, retired[g]) for rid, ru, g in session.execute(
-            select(Resident.id, Resident.uuid, Resident.grid_id).where(
-                Resident.grid_id.in_(sorted(retired)), Resident.household_id.is_(None))) if rid not in seen]
-    plan.moves["residents"] = res_moves
-    for t in _TABLES:
-        plan.moves.setdefault(t, [])
-        plan.moves[t].sort()
+        for rid, g in conn.execute(select(r.c.id, r.c.grid_id).where(
+                r.c.grid_id.in_(sorted(retired)), r.c.household_id.is_(None))):
+            if rid not in seen:
+                r_ids.append(rid)
+                r_old.append(g)
+                r_new.append(retired[g])
+    plan.moves["residents"] = finish("residents", np.array(r_ids, np.int64), np.array(r_old, np.int64),
+                                     np.array(r_new, np.int64))
+    for t_name in _TABLES:
+        plan.moves.setdefault(t_name, [])
+        plan.moves[t_name].sort()
     return plan
 
 
