@@ -156,6 +156,26 @@ def test_import_updates_in_place_and_reports_problems_all_or_nothing(db, layout)
         load(db, projected, level="grid", parent=COMM)
 
 
+def test_import_infers_parents_from_code_prefixes_and_dry_run_writes_nothing(db, layout):
+    data = fc((COMM + "003", "第3网格", ll_polygon(rect(0, 0, 10, 10))),
+              (COMM2 + "002", "第2网格", ll_polygon(rect(0, 1000, 10, 1010))))
+    before = audit_count(db)
+    dry = load(db, data, level="grid", dry_run=True)
+    assert dry.created == [COMM + "003", COMM2 + "002"] and dry.dry_run
+    assert audit_count(db) == before
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Area).where(Area.code == COMM + "003")) == 0
+    imports = audit_count(db, action="import_geojson")
+    load(db, data, level="grid")  # no --parent: the community whose code is the prefix
+    with db.session() as s:
+        assert area_svc.by_code(s, COMM + "003").parent_id == layout.community
+        assert area_svc.by_code(s, COMM2 + "002").parent_id == layout.community2
+    assert audit_count(db, action="import_geojson") == imports + 1
+    warden = make_user(db, "wgi", Role.WARDEN, grids=[layout.grid1])
+    with db.work(warden) as s, pytest.raises(PermissionDenied):
+        G.import_geojson(s, warden, data=data, level="grid")
+
+
 def test_import_gcj02_is_converted_to_wgs84(db, layout):
     sq = ll_polygon(rect(0, 0, 1000, 1000))
     gcj = shapely.transform(sq, lambda c: __import__("numpy").column_stack(geo.wgs84_to_gcj02(c[:, 0], c[:, 1])))
@@ -441,6 +461,10 @@ def test_coverage_on_a_known_layout(db, layout):
     with db.session() as s:
         r2 = G.coverage(s, a, facilities=fac, radius_m=630, area=area_svc.by_code(s, COMM2))
     assert (r2.buildings, r2.buildings_covered) == (1, 1)
+    staff = make_user(db, "sq", Role.COMMUNITY_STAFF, area_id=layout.community)
+    with db.session() as s:
+        r3 = G.coverage(s, staff, facilities=fac, radius_m=600)
+    assert (r3.buildings, r3.households) == (2, 5)  # only the buildings of their own community
     assert near  # noqa: B018 - kept for readability of the layout
 
 

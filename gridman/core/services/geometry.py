@@ -52,7 +52,7 @@ from gridman.core.models import (
 from gridman.core.services import areas as area_svc
 from gridman.core.services import audit
 from gridman.core.services.errors import ConflictError, GridmanError, NotFound, ValidationError
-from gridman.core.services.permissions import Actor, Perm, require
+from gridman.core.services.permissions import Actor, Perm, grid_scope_filter, require
 
 DEFAULT_HOUSEHOLD_LIMIT = 500  # 网格户数上限 when neither the grid nor the settings say otherwise
 HOUSEHOLD_LIMIT_SETTING = "grids.household_limit"
@@ -1354,6 +1354,7 @@ def coverage(session: Session, actor: Actor, *, facilities: list[tuple[str, floa
         Building.lon.is_not(None), Building.lat.is_not(None))
     if area is not None:
         q = q.where(Building.grid_id.in_(select(Area.id).where(Area.path.like(area.path + "%"))))
+    q = q.where(grid_scope_filter(actor, Building.grid_id))  # a community's staff see their community only
     b = session.execute(q.order_by(Building.id)).all()
     hh = dict(session.execute(select(Household.building_id, func.count()).where(
         Household.building_id.is_not(None)).group_by(Household.building_id)).all())
