@@ -63,3 +63,26 @@ from PySide6.QtWidgets import (  # noqa: F401
     QVBoxLayout,
     QWidget,
 )
+from PySide6.QtWidgets import (  # noqa: F401, E402
+    QCheckBox,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QProgressBar,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QStackedWidget,
+    QStyle,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QToolTip,
+)
+from PySide6.QtGui import QCursor, QGuiApplication, QPalette  # noqa: F401, E402
+from PySide6.QtWidgets import QGraphicsPathItem  # noqa: F401, E402
+from PySide6.QtGui import QActionGroup  # noqa: F401, E402
