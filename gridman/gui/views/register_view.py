@@ -73,12 +73,13 @@ class RegisterView(QWidget):
             self.tag = QComboBox()
             self.tag.addItem(tr("全部标签"), None)
             self.age_min, self.age_max = QSpinBox(), QSpinBox()
-            for sb, pre in ((self.age_min, tr("年龄 ≥")), (self.age_max, tr("年龄 ≤"))):
+            for sb, pre, any_ in ((self.age_min, tr("年龄 ≥"), tr("最小年龄不限")),
+                                  (self.age_max, tr("年龄 ≤"), tr("最大年龄不限"))):
                 sb.setRange(-1, 130)
-                sb.setSpecialValueText(tr("不限"))
+                sb.setSpecialValueText(any_)
                 sb.setValue(-1)
                 sb.setPrefix(pre + " ")
-                sb.setMinimumWidth(100)
+                sb.setMinimumWidth(120)
             self.status = QComboBox()
             self.status.addItem(tr("在住"), "active")
             self.status.addItem(tr("全部状态"), None)
