@@ -50,3 +50,9 @@ def tr(source: str) -> str:
 def pick(zh: str, en: str) -> str:
     """Choose between a pair of texts that already carry both languages (column headers…)."""
     return en if _lang == "en" else zh
+
+
+def N_(source: str) -> str:  # noqa: N802 — gettext's conventional name
+    """Mark a string for translation where it is defined (tables of labels); translate it with
+    ``tr()`` where it is shown."""
+    return source

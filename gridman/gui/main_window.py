@@ -166,8 +166,8 @@ class MainWindow(QMainWindow):
         m_lang = m_set.addMenu(tr("界面语言"))
         group = QActionGroup(self)
         self.lang_actions: dict[str, QAction] = {}
-        for code, text in (("zh_CN", "中文"), ("en", "English")):
-            a = QAction(text, self, checkable=True)  # noqa: GRM001 — language names stay in their own language
+        for code, text in (("zh_CN", "中文"), ("en", "English")):  # i18n-exempt: each language in its own words
+            a = QAction(text, self, checkable=True)
             a.setChecked(language() == code)
             a.triggered.connect(lambda _c=False, code=code: self.set_ui_language(code))
             group.addAction(a)

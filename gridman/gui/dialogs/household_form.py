@@ -13,7 +13,7 @@ from gridman.core.services import people, registers
 from gridman.core.services.permissions import Actor, Perm
 from gridman.gui.dialogs.resident_form import ERR_STYLE, enum_combo, set_combo
 from gridman.gui.errors import show_error
-from gridman.gui.i18n import language, tr
+from gridman.gui.i18n import N_, language, tr
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QAbstractItemView,
@@ -33,7 +33,7 @@ from gridman.gui.qt import (
 )
 from gridman.gui.validation import check_id, check_required
 
-MEMBER_COLS = ("姓名", "身份证号", "与户主关系", "人口类型", "联系电话")
+MEMBER_COLS = (N_("姓名"), N_("身份证号"), N_("与户主关系"), N_("人口类型"), N_("联系电话"))
 
 
 class HouseholdForm(QDialog):

@@ -13,7 +13,7 @@ from gridman.core.services import people, registers
 from gridman.core.services.errors import ConflictError, ValidationError
 from gridman.core.services.permissions import Actor, Perm
 from gridman.gui.errors import show_error
-from gridman.gui.i18n import language, tr
+from gridman.gui.i18n import N_, language, tr
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QComboBox,
@@ -34,9 +34,9 @@ from gridman.gui.validation import check_date, check_id, check_required
 
 ERR_STYLE = "border: 1px solid #d93025; background: #fdecea;"
 FIELD_NAMES = {
-    "name": "姓名", "sex": "性别", "citizen_id": "身份证号", "birth_date": "出生日期", "phone": "联系电话",
-    "population_type": "人口类型", "relation_to_head": "与户主关系", "current_address": "现住址",
-    "registered_address": "户籍地", "ethnicity": "民族", "employer": "工作单位", "status": "状态", "note": "备注",
+    "name": N_("姓名"), "sex": N_("性别"), "citizen_id": N_("身份证号"), "birth_date": N_("出生日期"), "phone": N_("联系电话"),
+    "population_type": N_("人口类型"), "relation_to_head": N_("与户主关系"), "current_address": N_("现住址"),
+    "registered_address": N_("户籍地"), "ethnicity": N_("民族"), "employer": N_("工作单位"), "status": N_("状态"), "note": N_("备注"),
 }
 
 

@@ -10,7 +10,7 @@ from gridman.core.services import registers
 from gridman.core.services.permissions import Actor
 from gridman.gui import case_actions
 from gridman.gui.errors import show_error
-from gridman.gui.i18n import language, tr
+from gridman.gui.i18n import N_, language, tr
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QAbstractItemView,
@@ -148,12 +148,12 @@ class CaseDialog(QDialog):
                        f"{enums.label(s.to_level, lang, enums.MediationLevel)}"
             elif s.to_status:
                 flow = enums.label(s.to_status, lang, enums.IncidentStatus)
-            for j, t in enumerate((s.at.strftime("%Y-%m-%d %H:%M"), s.actor_name or "", STEP_ACTIONS.get(s.action, s.action)
-                                   if lang != "en" else s.action, flow, s.note or "")):
+            for j, t in enumerate((s.at.strftime("%Y-%m-%d %H:%M"), s.actor_name or "", tr(STEP_ACTIONS[s.action]) if s.action in STEP_ACTIONS
+                                   else s.action, flow, s.note or "")):
                 self.steps.setItem(i, j, QTableWidgetItem(t))
         self.steps.resizeColumnsToContents()
 
 
-STEP_ACTIONS = {"report": "上报", "accept": "受理", "escalate": "上报上级", "hand_down": "下派", "refer": "分流",
-                "resolve": "调解成功", "fail": "调解不成", "verify": "核查", "evaluate": "评价", "close": "结案",
-                "reopen": "重新办理", "merge": "合并", "assign": "指派", "note": "备注"}
+STEP_ACTIONS = {"report": N_("上报"), "accept": N_("受理"), "escalate": N_("上报上级"), "hand_down": N_("下派"), "refer": N_("分流"),
+                "resolve": N_("调解成功"), "fail": N_("调解不成"), "verify": N_("核查"), "evaluate": N_("评价"), "close": N_("结案"),
+                "reopen": N_("重新办理"), "merge": N_("合并"), "assign": N_("指派"), "note": N_("备注")}

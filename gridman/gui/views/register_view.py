@@ -7,7 +7,7 @@ from dataclasses import replace
 from gridman.core import enums
 from gridman.core.services import registers
 from gridman.core.services.permissions import Actor
-from gridman.gui.i18n import language, tr
+from gridman.gui.i18n import N_, language, tr
 from gridman.gui.models.register_model import ID_ROLE, RegisterModel
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
@@ -29,14 +29,14 @@ from gridman.gui.qt import (
 from gridman.gui.settings import app_settings
 
 KIND_TITLES = {
-    "residents": "实有人口",
-    "households": "户",
-    "buildings": "楼栋",
-    "premises": "场所",
-    "organisations": "组织",
-    "visits": "走访记录",
-    "incidents": "事件",
-    "users": "用户",
+    "residents": N_("实有人口"),
+    "households": N_("户"),
+    "buildings": N_("楼栋"),
+    "premises": N_("场所"),
+    "organisations": N_("组织"),
+    "visits": N_("走访记录"),
+    "incidents": N_("事件"),
+    "users": N_("用户"),
 }
 
 
