@@ -247,7 +247,8 @@ class MainWindow(QMainWindow):
         self.tree.expandToDepth(2)
         for c in range(1, 4):
             self.tree.resizeColumnToContents(c)
-        self.tree.setColumnWidth(0, max(self.tree.columnWidth(0), 190))
+        self.tree.resizeColumnToContents(0)
+        self.tree.setColumnWidth(0, max(self.tree.columnWidth(0) + 8, 190))
         want = keep if keep in self.area_items else self._default_area(nodes)
         if want is not None:
             self.select_area(want)
@@ -376,7 +377,7 @@ class MainWindow(QMainWindow):
         if sp is not None:
             self.splitter.restoreState(sp)
         else:
-            self.splitter.setSizes([330, 1070])
+            self.splitter.setSizes([400, 1000])
         view = st.value("main/view")
         if view is not None and self.tabs.isTabEnabled(int(view)):
             self.tabs.setCurrentIndex(int(view))

@@ -28,7 +28,12 @@ def hours_text(h: float | None) -> str:
     over = h < 0
     h = abs(h)
     days, hours = int(h // 24), int(h % 24)
-    span = (tr("{d}天{h}小时").format(d=days, h=hours) if days else tr("{h}小时").format(h=hours))
+    if days >= 3:
+        span = tr("{d}天").format(d=days)
+    elif days:
+        span = tr("{d}天{h}小时").format(d=days, h=hours)
+    else:
+        span = tr("{h}小时").format(h=hours)
     return (tr("超期 {span}") if over else tr("剩 {span}")).format(span=span)
 
 

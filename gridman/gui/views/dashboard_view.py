@@ -119,7 +119,7 @@ class DashboardView(QWidget):
                 p.legend = None
         # 1 incidents per month by level (stacked bars)
         p = self.plots[0]
-        p.addLegend(offset=(-5, 5), labelTextSize="8pt", labelTextColor="#263238", brush=pg.mkBrush(255, 255, 255, 220))
+        p.addLegend(offset=(5, 5), colCount=3, labelTextSize="8pt", labelTextColor="#263238", brush=pg.mkBrush(255, 255, 255, 220))
         x = np.arange(len(d.per_month.months))
         base = np.zeros(len(x))
         for lv in ("grid", "community", "street"):
@@ -127,10 +127,11 @@ class DashboardView(QWidget):
             p.addItem(pg.BarGraphItem(x=x, height=ys, y0=base, width=0.7, brush=LEVEL_COLOURS[lv],
                                       name=enums.label(lv, lang, enums.MediationLevel)))
             base = base + ys
+        p.setYRange(0, max(float(base.max()) if len(base) else 1.0, 1.0) * 1.25)
         self._month_ticks(p, d.per_month.months)
         # 2 rates
         p = self.plots[1]
-        p.addLegend(offset=(-5, 5), labelTextSize="8pt", labelTextColor="#263238", brush=pg.mkBrush(255, 255, 255, 220))
+        p.addLegend(offset=(5, -5), labelTextSize="8pt", labelTextColor="#263238", brush=pg.mkBrush(255, 255, 255, 220))
         names = {"closure": tr("办结率"), "on_time": tr("按期办结率"), "satisfaction": tr("满意率")}
         for key, ys in d.rates.series.items():
             p.plot(x, ys, pen=pg.mkPen(RATE_COLOURS[key], width=2), symbol="o", symbolSize=5,

@@ -25,6 +25,7 @@ from gridman.gui.qt import (
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
+    Qt,
 )
 from gridman.gui.views.register_view import RegisterView
 
@@ -99,6 +100,7 @@ class CaseDialog(QDialog):
         lay = QVBoxLayout(self)
         self.header = QLabel()
         self.header.setWordWrap(True)
+        self.header.setTextFormat(Qt.TextFormat.RichText)
         lay.addWidget(self.header)
         self.steps = QTableWidget(0, 5)
         self.steps.setHorizontalHeaderLabels([tr("时间"), tr("办理人"), tr("操作"), tr("流转"), tr("说明")])
@@ -152,8 +154,9 @@ class CaseDialog(QDialog):
                                    else s.action, flow, s.note or "")):
                 self.steps.setItem(i, j, QTableWidgetItem(t))
         self.steps.resizeColumnsToContents()
+        self.steps.horizontalHeader().setStretchLastSection(True)
 
 
 STEP_ACTIONS = {"report": N_("上报"), "accept": N_("受理"), "escalate": N_("上报上级"), "hand_down": N_("下派"), "refer": N_("分流"),
                 "resolve": N_("调解成功"), "fail": N_("调解不成"), "verify": N_("核查"), "evaluate": N_("评价"), "close": N_("结案"),
-                "reopen": N_("重新办理"), "merge": N_("合并"), "assign": N_("指派"), "note": N_("备注")}
+                "reopen": N_("重新办理"), "merge": N_("合并"), "assign": N_("指派"), "handle": N_("办理"), "note": N_("备注")}

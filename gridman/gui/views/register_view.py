@@ -100,6 +100,7 @@ class RegisterView(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
+        self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(24)
         self.table.doubleClicked.connect(self._double_clicked)
@@ -192,7 +193,9 @@ class RegisterView(QWidget):
             self.table.horizontalHeader().restoreState(st)
         else:
             widths = {"name": 90, "title": 220, "address": 220, "findings": 260, "citizen_id": 170,
-                      "household_no": 160, "tags": 160, "reported_at": 130, "due_at": 130, "visited_at": 130}
+                      "household_no": 160, "tags": 160, "reported_at": 130, "due_at": 130, "visited_at": 130,
+                      "time_left": 120, "id": 60, "username": 170, "display_name": 150, "area": 170,
+                      "grids": 200, "role": 110, "contact_name": 90, "kind": 110, "resident": 90, "visitor": 90}
             for i, c in enumerate(self.model.columns):
                 self.table.setColumnWidth(i, widths.get(c.key, 100))
 
