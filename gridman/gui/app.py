@@ -54,29 +54,27 @@ def make_app():  # type: ignore[no-untyped-def]
 
 
 def run_gui(db: str | None = None, lang: str | None = None) -> int:
-    from gridman.core.db import SchemaError, open_database
+    """Sign-in first (shown at once; the database opens behind it), then the main window."""
     from gridman.gui.dialogs.signin import SignInDialog
     from gridman.gui.i18n import set_language
-    from gridman.gui.main_window import MainWindow
     from gridman.gui.ops import OpRunner
-    from gridman.gui.qt import QDialog, QMessageBox
+    from gridman.gui.qt import QDialog
     from gridman.gui.settings import saved_language
 
     _setup_logging()
     app = make_app()
     set_language(lang or os.environ.get("GRIDMAN_LANG") or saved_language())
     _install_excepthook()
-    try:
-        database = open_database(db)
-    except SchemaError as exc:
-        QMessageBox.critical(None, "gridman", str(exc))
-        return 3
-    runner = OpRunner(database)
-    dlg = SignInDialog(runner)
-    if dlg.exec() != QDialog.DialogCode.Accepted or dlg.actor is None:
+    runner = OpRunner(None)
+    dlg = SignInDialog(runner, database=db, preload=True)
+    if dlg.exec() != QDialog.DialogCode.Accepted or dlg.actor is None or runner.db is None:
         runner.wait()
-        database.dispose()
-        return 0
+        if runner.db is not None:
+            runner.db.dispose()
+        return 3 if dlg.open_error is not None else 0
+    from gridman.gui.main_window import MainWindow
+
+    database = runner.db
     win = MainWindow(database, dlg.actor, runner=runner)
     runner.setParent(win)
     win.show()

@@ -40,9 +40,8 @@ from gridman.gui.qt import (
 )
 from gridman.gui.settings import app_settings
 from gridman.gui.views.admin_view import AdminView
-from gridman.gui.views.dashboard_view import DashboardView
 from gridman.gui.views.incidents_view import IncidentsView
-from gridman.gui.views.map_view import MapView
+from gridman.gui.views.lazy import LazyView
 from gridman.gui.views.register_view import RegisterView, kind_title
 
 AREA_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -83,7 +82,8 @@ class MainWindow(QMainWindow):
         # views
         self.tabs = QTabWidget()
         self.tabs.setObjectName("views")
-        self.map = MapView(self.runner, actor)
+        # pyqtgraph views are built when first shown (keeps start-up fast)
+        self.map = LazyView(self._make_map)
         self.residents = RegisterView(self.runner, actor, "residents")
         self.others = QTabWidget()
         self.registers: dict[str, RegisterView] = {"residents": self.residents}
@@ -93,7 +93,7 @@ class MainWindow(QMainWindow):
             self.others.addTab(v, kind_title(kind))
         self.incidents = IncidentsView(self.runner, actor)
         self.registers["incidents"] = self.incidents
-        self.dashboard = DashboardView(self.runner, actor)
+        self.dashboard = LazyView(self._make_dashboard)
         self.admin = AdminView(self.runner, actor)
         self.views: list[tuple[str, QWidget, str]] = [
             ("map", self.map, tr("地图")),
@@ -119,13 +119,27 @@ class MainWindow(QMainWindow):
         if actor.can(Perm.WRITE):
             self.residents.add_action(tr("登记新户"), self.register_household, name="registerHousehold")
             self.registers["households"].add_action(tr("登记新户"), self.register_household)
-        self.map.grid_clicked.connect(self.select_area)
-        self.dashboard.open_list.connect(self.open_list)
         self.admin.restored.connect(self.reload_tree)
         self._build_actions()
         self._build_status()
         self._restore()
         self.reload_tree()
+
+    def _make_map(self) -> QWidget:
+        from gridman.gui.views.map_view import MapView
+
+        v = MapView(self.runner, self.actor)
+        v.grid_clicked.connect(self.select_area)
+        v.area_id = self.area_id
+        return v
+
+    def _make_dashboard(self) -> QWidget:
+        from gridman.gui.views.dashboard_view import DashboardView
+
+        v = DashboardView(self.runner, self.actor)
+        v.open_list.connect(self.open_list)
+        v.area_id = self.area_id
+        return v
 
     # --- menus, toolbar, shortcuts ------------------------------------------------------------
     def _build_actions(self) -> None:
@@ -284,7 +298,8 @@ class MainWindow(QMainWindow):
         # an area outside the actor's own scope (an ancestor shown for context) narrows to the scope
         for v in (self.map, self.residents, *self.registers.values(), self.dashboard):
             v.set_area(self.area_id)
-        self.map.select_grid(self.area_id)
+        if self.map.built:
+            self.map.view.select_grid(self.area_id)
 
     # --- views ------------------------------------------------------------------------------
     def show_view(self, i: int) -> None:
@@ -378,8 +393,8 @@ class MainWindow(QMainWindow):
             self.splitter.restoreState(sp)
         else:
             self.splitter.setSizes([400, 1000])
-        view = st.value("main/view")
-        if view is not None and self.tabs.isTabEnabled(int(view)):
+        view = st.value("main/view", 1)  # the residents register unless the user left another view open
+        if self.tabs.isTabEnabled(int(view)):
             self.tabs.setCurrentIndex(int(view))
         sub = st.value("main/register_tab")
         if sub is not None:

@@ -18,13 +18,15 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gridman.core.db import Database
 from gridman.core.services.errors import GridmanError
-from gridman.core.services.permissions import Actor
 from gridman.core.tasks import Cancelled, TaskState
 from gridman.gui.qt import QObject, QRunnable, QThreadPool, Signal
+
+if TYPE_CHECKING:  # the sign-in dialog shows before SQLAlchemy is imported
+    from gridman.core.db import Database
+    from gridman.core.services.permissions import Actor
 
 log = logging.getLogger("gridman.gui.ops")
 
@@ -48,7 +50,7 @@ class Op:
 
 
 class _Job(QRunnable):
-    def __init__(self, db: Database, actor: Actor | None, mode: str, fn: Callable[..., Any], op: Op,
+    def __init__(self, db: Database | None, actor: Actor | None, mode: str, fn: Callable[..., Any], op: Op,
                  relay: _Relay) -> None:
         super().__init__()
         self.setAutoDelete(True)
@@ -56,6 +58,8 @@ class _Job(QRunnable):
 
     def run(self) -> None:  # worker thread
         try:
+            if self.mode != "none" and self.db is None:
+                raise RuntimeError("no database open yet")
             if self.mode == "write":
                 if self.actor is None:
                     raise RuntimeError("write op without a signed-in user")
@@ -88,7 +92,7 @@ class OpRunner(QObject):
     busy_changed = Signal(int)  # number of jobs running
     error = Signal(object)  # an error no callback handled (the window shows it)
 
-    def __init__(self, db: Database, actor: Actor | None = None, *, threads: int = 3,
+    def __init__(self, db: Database | None, actor: Actor | None = None, *, threads: int = 3,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.db = db

@@ -167,7 +167,7 @@ def test_settings_persist_between_runs(qtbot, sqlite_demo):
     assert again.tabs.currentIndex() == 4
     # the offscreen screen is 800 px wide, narrower than the window's minimum: compare the height
     assert again.height() == want[1]
-    assert again.splitter.sizes() == sizes
+    assert again.splitter.sizes()[0] == sizes[0]  # the tree pane; the rest follows the window width
     assert again.residents.table.columnWidth(0) == 187
     again.close()
     again.runner.wait()

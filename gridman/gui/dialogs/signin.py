@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gridman.core.services.auth import authenticate
-from gridman.core.services.permissions import Actor
+from typing import TYPE_CHECKING, Any
+
 from gridman.gui.errors import describe
 from gridman.gui.i18n import tr
 from gridman.gui.ops import OpRunner
@@ -21,13 +21,22 @@ from gridman.gui.qt import (
 )
 from gridman.gui.settings import app_settings
 
+if TYPE_CHECKING:
+    from gridman.core.services.permissions import Actor
+
 
 class SignInDialog(QDialog):
     signed_in = Signal(object)  # Actor
 
-    def __init__(self, runner: OpRunner, parent: QWidget | None = None) -> None:
+    database_ready = Signal()
+
+    def __init__(self, runner: OpRunner, parent: QWidget | None = None, *, database: str | None = None,
+                 preload: bool = False) -> None:
+        """With ``runner.db`` None, the dialog opens ``database`` (path/URL/None = default) in the
+        background while the user types, and then (``preload``) imports the main window's modules."""
         super().__init__(parent)
         self.runner = runner
+        self.open_error: BaseException | None = None
         self.actor: Actor | None = None
         self.setWindowTitle(tr("登录 — gridman 网格化管理"))
         lay = QVBoxLayout(self)
@@ -64,6 +73,33 @@ class SignInDialog(QDialog):
         lay.addWidget(self.buttons)
         self.setMinimumWidth(380)
         (self.password if self.username.text() else self.username).setFocus()
+        self._pending_submit = False
+        if runner.db is None:
+            self._open(database, preload)
+
+    def _open(self, database: str | None, preload: bool) -> None:
+        def job(_s: Any, _t: Any) -> Any:
+            from gridman.core.db import open_database
+
+            db = open_database(database)
+            if preload:
+                import gridman.gui.main_window  # noqa: F401 — warm the imports while the user types
+            return db
+
+        self.runner.run(job, mode="none", on_done=self._opened, on_error=self._open_failed, label="open-db")
+
+    def _opened(self, db: Any) -> None:
+        self.runner.db = db
+        self.database_ready.emit()
+        if self._pending_submit:
+            self.submit()
+
+    def _open_failed(self, exc: BaseException) -> None:
+        self.open_error = exc
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
+        from gridman.core.db import SchemaError
+
+        self.message.setText(str(exc) if isinstance(exc, SchemaError) else describe(exc)[0] + "\n" + describe(exc)[1])
 
     def submit(self) -> None:
         user, pw = self.username.text().strip(), self.password.text()
@@ -72,7 +108,17 @@ class SignInDialog(QDialog):
             return
         self.buttons.setEnabled(False)
         self.message.setText(tr("正在登录…"))
-        self.runner.run(lambda s, _t: authenticate(s, user, pw), mode="begin", on_done=self._ok,
+        if self.runner.db is None:
+            self._pending_submit = True
+            return
+        self._pending_submit = False
+
+        def job(s: Any, _t: Any) -> Actor:
+            from gridman.core.services.auth import authenticate
+
+            return authenticate(s, user, pw)
+
+        self.runner.run(job, mode="begin", on_done=self._ok,
                         on_error=self._failed, label="sign-in")
 
     def _ok(self, actor: Actor) -> None:
