@@ -30,3 +30,43 @@ def test_tr_switches_language():
     finally:
         i18n.set_language("zh_CN")
     assert i18n.tr("统计看板") == "统计看板"
+
+
+def test_english_window_shows_no_chinese_interface_text(qtbot, sqlite_demo, signed_in):
+    """Menus, tabs, buttons, labels and filter choices in English (data such as names of people
+    and areas stay as entered)."""
+    from gridman.gui.main_window import MainWindow
+    from gridman.gui.qt import QAction, QComboBox, QLabel, QPushButton, QTabWidget
+
+    i18n.set_language("en")
+    try:
+        win = MainWindow(sqlite_demo, signed_in("admin"))
+        qtbot.addWidget(win)
+        with qtbot.waitSignal(win.tree_loaded, timeout=15_000):
+            win.show()
+        for i in range(6):
+            win.show_view(i)
+            qtbot.waitUntil(lambda: win.runner.pending == 0, timeout=15_000)
+        han = re.compile(r"[\u3400-\u9fff]")
+        texts: list[str] = [a.text() for a in win.findChildren(QAction)]
+        for tabs in win.findChildren(QTabWidget):
+            texts += [tabs.tabText(i) for i in range(tabs.count())]
+        texts += [b.text() for b in win.findChildren(QPushButton)]
+        texts += [lb.text() for lb in win.findChildren(QLabel)
+                  if lb not in (win.user_label, win.area_label) and not lb.text().startswith("<span")]
+        for cb in win.findChildren(QComboBox):
+            if cb is win.residents.tag:  # tag names are reference data with an English column
+                continue
+            texts += [cb.itemText(i) for i in range(cb.count())]
+        for v in win.registers.values():
+            m = v.model
+            texts += [m.headerData(c, __import__("PySide6.QtCore").QtCore.Qt.Orientation.Horizontal)
+                      for c in range(m.columnCount())]
+        texts += [win.model.headerData(c, __import__("PySide6.QtCore").QtCore.Qt.Orientation.Horizontal)
+                  for c in range(win.model.columnCount())]
+        bad = sorted({t for t in texts if t and han.search(t) and t != "中文"})
+        assert not bad, bad
+        win.close()
+        win.runner.wait()
+    finally:
+        i18n.set_language("zh_CN")
