@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
         self.runner.changed.connect(self._changed)
         self.area_id: int | None = None
         self.area_items: dict[int, QStandardItem] = {}
+        self.area_parent: dict[int, int | None] = {}
         self.dialogs: list[Any] = []
         self.setWindowTitle(tr("gridman 网格化服务管理") + " — " + actor.display_name)
         # tree
@@ -130,7 +131,6 @@ class MainWindow(QMainWindow):
 
         v = MapView(self.runner, self.actor)
         v.grid_clicked.connect(self.select_area)
-        v.area_id = self.area_id
         return v
 
     def _make_dashboard(self) -> QWidget:
@@ -138,7 +138,6 @@ class MainWindow(QMainWindow):
 
         v = DashboardView(self.runner, self.actor)
         v.open_list.connect(self.open_list)
-        v.area_id = self.area_id
         return v
 
     # --- menus, toolbar, shortcuts ------------------------------------------------------------
@@ -237,6 +236,7 @@ class MainWindow(QMainWindow):
         lang = language()
         sums: dict[int, list[int]] = {}
         parent_of = {n.id: n.parent_id for n in nodes}
+        self.area_parent = dict(parent_of)
         for n in nodes:
             if n.level == "grid":
                 v = [fig.households.get(n.id, 0), fig.residents.get(n.id, 0), fig.open_incidents.get(n.id, 0)]
@@ -296,10 +296,12 @@ class MainWindow(QMainWindow):
         self.area_id = int(area_id)
         self.area_label.setText(tr("当前区域：{name}").format(name=idx.data()))
         # an area outside the actor's own scope (an ancestor shown for context) narrows to the scope
-        for v in (self.map, self.residents, *self.registers.values(), self.dashboard):
+        for v in (self.residents, *self.registers.values(), self.dashboard):
             v.set_area(self.area_id)
-        if self.map.built:
-            self.map.view.select_grid(self.area_id)
+        # the map keeps a selected grid in its community's context, highlighted
+        is_grid = self._is_grid(self.area_id)
+        self.map.set_area(self.area_parent.get(self.area_id) if is_grid else self.area_id)
+        self.map.set_selected(self.area_id if is_grid else None)
 
     # --- views ------------------------------------------------------------------------------
     def show_view(self, i: int) -> None:

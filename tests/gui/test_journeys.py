@@ -189,6 +189,11 @@ def test_map_dashboard_and_shortcuts(qtbot, sqlite_demo):
     with qtbot.waitSignal(win.map.grid_clicked, timeout=5_000):
         win.map.grid_clicked.emit(win.map.grid_at(lon, lat))
     qtbot.waitUntil(lambda: win.area_id == gid, timeout=5_000)
+    # the map keeps the grid in its community's context, highlighted
+    community = raw(sqlite_demo, "SELECT parent_id FROM areas WHERE id=?", gid)[0][0]
+    assert win.map.area_id == community and win.map.selected == gid
+    qtbot.waitUntil(lambda: win.runner.pending == 0, timeout=10_000)
+    assert gid in win.map.data.ids and not win.map.layer.highlight.path().isEmpty()
     assert "户数" in win.map.tooltip(gid)
     # Ctrl+5 opens the dashboard; a category bar opens the incidents list filtered by it
     assert win.view_actions[4].shortcut() == QKeySequence("Ctrl+5")

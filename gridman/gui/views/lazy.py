@@ -15,6 +15,7 @@ class LazyView(QWidget):
         self._factory = factory
         self.view: Any = None
         self._area: int | None = None
+        self._selected: int | None = None
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
 
@@ -27,6 +28,8 @@ class LazyView(QWidget):
             self.view = self._factory()
             self._layout.addWidget(self.view)
             self.view.area_id = self._area
+            if hasattr(self.view, "set_selected"):
+                self.view.set_selected(self._selected)
         return self.view
 
     def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
@@ -38,6 +41,11 @@ class LazyView(QWidget):
         self._area = area_id
         if self.view is not None:
             self.view.set_area(area_id)
+
+    def set_selected(self, item_id: int | None) -> None:
+        self._selected = item_id
+        if self.view is not None and hasattr(self.view, "set_selected"):
+            self.view.set_selected(item_id)
 
     def mark_dirty(self) -> None:
         if self.view is not None:

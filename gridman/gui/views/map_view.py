@@ -150,6 +150,7 @@ class MapView(QWidget):
         self.tree: shapely.STRtree | None = None
         self._dirty = True
         self._hover: int | None = None
+        self.selected: int | None = None
         self._gen = 0
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -234,6 +235,7 @@ class MapView(QWidget):
         i = d.points.get("incidents", [])
         self.incidents.setData([p[1] for p in i], [p[2] for p in i])
         self.recolour()
+        self.select_grid(self.selected)
         if len(d.geoms):
             x0, y0, x1, y1 = shapely.total_bounds(d.geoms)
             lat = (y0 + y1) / 2
@@ -272,6 +274,10 @@ class MapView(QWidget):
         hits = self.tree.query(shapely.Point(x, y), predicate="intersects")
         return self.data.ids[int(hits[0])] if len(hits) else None
 
+    def set_selected(self, grid_id: int | None) -> None:
+        self.selected = grid_id
+        self.select_grid(grid_id)
+
     def select_grid(self, grid_id: int | None) -> None:
         if self.data is None or grid_id not in self.data.ids:
             self.layer.set_highlight(None)
@@ -285,7 +291,7 @@ class MapView(QWidget):
         p = vb.mapSceneToView(ev.scenePos())
         gid = self.grid_at(p.x(), p.y())
         if gid is not None:
-            self.select_grid(gid)
+            self.set_selected(gid)
             self.grid_clicked.emit(gid)
 
     def _moved(self, pos) -> None:  # type: ignore[no-untyped-def]
