@@ -262,7 +262,7 @@ class MainWindow(QMainWindow):
         for c in range(1, 4):
             self.tree.resizeColumnToContents(c)
         self.tree.resizeColumnToContents(0)
-        self.tree.setColumnWidth(0, max(self.tree.columnWidth(0) + 8, 190))
+        self.tree.setColumnWidth(0, min(max(self.tree.columnWidth(0) + 8, 190), 215))
         want = keep if keep in self.area_items else self._default_area(nodes)
         if want is not None:
             self.select_area(want)

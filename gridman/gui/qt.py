@@ -31,6 +31,7 @@ from PySide6.QtGui import (  # noqa: F401
     QColor,
     QFont,
     QFontDatabase,
+    QFontMetrics,
     QIcon,
     QKeySequence,
     QPainter,

@@ -16,7 +16,7 @@ from gridman.core.services import dashboard
 from gridman.core.services.permissions import Actor
 from gridman.gui.i18n import language, pick, tr
 from gridman.gui.ops import OpRunner
-from gridman.gui.qt import QFont, QLabel, QVBoxLayout, QWidget, Signal
+from gridman.gui.qt import QFont, QFontMetrics, QLabel, QVBoxLayout, QWidget, Signal
 
 LEVEL_COLOURS = {"grid": "#4e79a7", "community": "#f28e2b", "street": "#e15759"}
 RATE_COLOURS = {"closure": "#4e79a7", "on_time": "#59a14f", "satisfaction": "#edc948"}
@@ -180,8 +180,9 @@ class DashboardView(QWidget):
                                       brush=colour))
         ax = p.getAxis("left")
         ax.setTicks([[(i, t) for i, t in enumerate(labels)]])
-        ax.setStyle(tickFont=self._font())
-        ax.setWidth(96)
+        ax.setStyle(tickFont=self._font(), textFillLimits=[(0, 1.0)], autoExpandTextSpace=True)
+        fm = QFontMetrics(self._font())
+        ax.setWidth(min(max([fm.horizontalAdvance(t) for t in labels] + [40]) + 16, 170))
         p.getAxis("bottom").setStyle(tickFont=self._font())
         p.setYRange(-0.6, max(len(values), 1) - 0.4)
         p.setXRange(0, max([*values, 1]) * 1.08)
