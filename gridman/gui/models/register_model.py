@@ -193,9 +193,14 @@ class RegisterModel(QAbstractTableModel):
         return None
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        self.sort_key = self.columns[column].key
-        self.descending = order == Qt.SortOrder.DescendingOrder
-        self.refresh(count=False)
+        """Sort in SQL. Before the first load (a view enabling sorting) only remember the order."""
+        key = self.columns[column].key if 0 <= column < len(self.columns) else None
+        desc = order == Qt.SortOrder.DescendingOrder
+        if (key, desc) == (self.sort_key, self.descending):
+            return
+        self.sort_key, self.descending = key, desc
+        if self._generation:
+            self.refresh(count=False)
 
     def row_id(self, row: int) -> int:
         return self.ids[row]

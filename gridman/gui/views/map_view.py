@@ -127,9 +127,7 @@ class GridLayer:
                 continue
             item = QGraphicsPathItem(rings_path(sel))
             item.setPen(pen)
-            fill = QColor(colour)
-            fill.setAlpha(200)
-            item.setBrush(QBrush(fill))
+            item.setBrush(QBrush(QColor(colour)))  # opaque: no alpha blending per frame
             item.setZValue(1)
             self.plot.addItem(item)
             self.items.append(item)
