@@ -106,8 +106,9 @@ def main() -> int:
     settle(win.runner)
     f.household_no.setText("3401040010010019999")
     f.address.setText("马鞍山路翡翠苑9栋101室")
-    from gridman.core import idcard
     from datetime import date
+
+    from gridman.core import idcard
 
     f.add_member(name="王建国", citizen_id=idcard.make("340104", date(1980, 3, 4), 1, "M"), relation="head")
     f.add_member(name="李秀英", citizen_id="34010419820506002", relation="spouse")

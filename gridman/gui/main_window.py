@@ -114,7 +114,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.setCentralWidget(self.splitter)
         # wiring
-        for kind, v in self.registers.items():
+        for v in self.registers.values():
             v.open_row.connect(self.open_row)
             v.model.failed.connect(lambda e: show_error(self, e))
         if actor.can(Perm.WRITE):
@@ -247,7 +247,8 @@ class MainWindow(QMainWindow):
                         acc[i] += v[i]
                     p = parent_of.get(p)
         for n in nodes:
-            name = QStandardItem(n.name if n.level == "grid" else f"{n.name}（{enums.label(n.level, lang, enums.AreaLevel)}）")
+            name = QStandardItem(n.name)
+            name.setToolTip(f"{n.name}（{enums.label(n.level, lang, enums.AreaLevel)}）")
             name.setData(n.id, AREA_ROLE)
             name.setEditable(False)
             counts = sums.get(n.id, [0, 0, 0])

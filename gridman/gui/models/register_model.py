@@ -187,6 +187,9 @@ class RegisterModel(QAbstractTableModel):
             return self.display(r, c)
         if role == ID_ROLE:
             return self.ids[r]
+        if role == Qt.ItemDataRole.TextAlignmentRole and isinstance(self.rows[r][c], (int, float)) \
+                and not isinstance(self.rows[r][c], bool) and self.columns[c].key != "id":
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.BackgroundRole and self.columns[c].key == "time_left":
             col = time_left_colour(self.rows[r][c])
             return QBrush(col) if col is not None else None

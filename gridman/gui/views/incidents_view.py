@@ -21,11 +21,11 @@ from gridman.gui.qt import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    Qt,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
-    Qt,
 )
 from gridman.gui.views.register_view import RegisterView
 

@@ -254,6 +254,9 @@ class MapView(QWidget):
         vals = self.values()
         classes = classify(vals)
         self.layer.set_classes(self.data.geoms, classes)
+        if len(self.labels) == len(classes):
+            for t, c in zip(self.labels, classes, strict=True):
+                t.setColor("#ffffff" if c >= 3 else "#263238")  # readable on the dark classes
         if vals:
             arr = np.asarray(vals)
             parts = []
