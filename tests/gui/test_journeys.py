@@ -104,6 +104,13 @@ def test_warden_cannot_see_another_grids_residents(qtbot, sqlite_demo):
     win.residents.apply_filters()
     qtbot.waitUntil(lambda: win.residents.model.total == 0, timeout=10_000)
     assert win.residents.model.rowCount() == 0
+    # and opening such a resident directly is refused with a dialog, not shown
+    other_id = raw(sqlite_demo, f"SELECT id FROM residents WHERE grid_id NOT IN ({','.join(map(str, own))}) LIMIT 1")[0][0]
+    dlg = win.open_row("residents", other_id)
+    qtbot.waitUntil(lambda: dlg.findChild(QMessageBox, "errorBox") is not None, timeout=10_000)
+    box = dlg.findChild(QMessageBox, "errorBox")
+    assert "无权" in box.text() and "管理员" in box.informativeText()
+    assert not dlg.loaded and dlg.edits["name"].text() == ""
     win.close()
     win.runner.wait()
 

@@ -238,14 +238,28 @@ def grid_figures(session: Session, actor: Actor, *, area_id: int | None = None, 
         return {int(g): int(n) for g, n in session.execute(q) if g is not None}
 
     born_before = _years_before(today, ELDERLY_AGE)
+    # one scan per table: conditional sums instead of a query per figure
+    res: dict[int, tuple[int, int]] = {}
+    q = (select(Resident.grid_id, func.count(),
+                func.sum(case((Resident.birth_date <= born_before, 1), else_=0)))
+         .where(_where(session, actor, Resident.grid_id, area_id), Resident.status == "active")
+         .group_by(Resident.grid_id))
+    for g, n, old in session.execute(q):
+        res[int(g)] = (int(n), int(old or 0))
+    inc: dict[int, tuple[int, int]] = {}
+    q = (select(Incident.grid_id, func.count(), func.sum(case((Incident.due_at < now, 1), else_=0)))
+         .where(_where(session, actor, Incident.grid_id, area_id), Incident.status.in_(OPEN_CODES))
+         .group_by(Incident.grid_id))
+    for g, n, over in session.execute(q):
+        inc[int(g)] = (int(n), int(over or 0))
     return GridFigures(
         households=per_grid(Household.grid_id),
-        residents=per_grid(Resident.grid_id, Resident.status == "active"),
-        open_incidents=per_grid(Incident.grid_id, Incident.status.in_(OPEN_CODES)),
-        overdue=per_grid(Incident.grid_id, Incident.status.in_(OPEN_CODES), Incident.due_at < now),
+        residents={g: v[0] for g, v in res.items()},
+        open_incidents={g: v[0] for g, v in inc.items()},
+        overdue={g: v[1] for g, v in inc.items() if v[1]},
         wardens=per_grid(WardenAssignment.grid_id, WardenAssignment.start_date <= today,
                          or_(WardenAssignment.end_date.is_(None), WardenAssignment.end_date >= today)),
-        elderly=per_grid(Resident.grid_id, Resident.status == "active", Resident.birth_date <= born_before),
+        elderly={g: v[1] for g, v in res.items() if v[1]},
     )
 
 
