@@ -58,6 +58,7 @@ INTERESTS = {
 
 class MainWindow(QMainWindow):
     tree_loaded = Signal()
+    language_switched = Signal(object)  # the window that replaced this one
 
     def __init__(self, database: Database, actor: Actor, *, runner: OpRunner | None = None) -> None:
         super().__init__()
@@ -65,7 +66,7 @@ class MainWindow(QMainWindow):
         self.actor = actor
         self.runner = runner or OpRunner(database, actor, parent=self)
         self.runner.actor = actor
-        self.runner.error.connect(lambda e: show_error(self, e))
+        self.runner.error.connect(self._show_error)
         self.runner.changed.connect(self._changed)
         self.area_id: int | None = None
         self.area_items: dict[int, QStandardItem] = {}
@@ -217,7 +218,7 @@ class MainWindow(QMainWindow):
         sb.addWidget(self.area_label, 1)
         sb.addPermanentWidget(self.busy_label)
         sb.addPermanentWidget(self.user_label)
-        self.runner.busy_changed.connect(lambda n: self.busy_label.setText(tr("正在读取…") if n else ""))
+        self.runner.busy_changed.connect(self._busy)
 
     # --- tree -------------------------------------------------------------------------------
     def reload_tree(self) -> None:
@@ -378,10 +379,42 @@ class MainWindow(QMainWindow):
         item = self.area_items.get(area_id)
         return item is not None and not item.hasChildren() and item.parent() is not None
 
-    def set_ui_language(self, code: str) -> None:
-        app_settings().setValue("ui/language", code)
+    def set_ui_language(self, code: str) -> MainWindow:
+        """Switch the interface language now: the window is rebuilt in the new language (same
+        user, database, runner, layout and selected area) and this one retires."""
         set_language(code)
-        show_info(self, tr("界面语言已更改，重新启动 gridman 后生效。"))
+        app_settings().setValue("ui/language", language())
+        self.save_settings()
+        new = MainWindow(self.db, self.actor, runner=self.runner)
+        if self.runner.parent() is self:
+            self.runner.setParent(new)
+        new.setGeometry(self.geometry())
+        new.show()
+        self._retire()
+        self.language_switched.emit(new)
+        return new
+
+    def _retire(self) -> None:
+        for sig, slot in ((self.runner.error, self._show_error), (self.runner.changed, self._changed),
+                          (self.runner.busy_changed, self._busy)):
+            sig.disconnect(slot)
+        self._retired = True
+        self.hide()
+        # delete once the jobs this window started have delivered their results
+        self.runner.busy_changed.connect(self._delete_when_idle)
+        self._delete_when_idle(self.runner.pending)
+
+    def _delete_when_idle(self, pending: int) -> None:
+        if pending == 0 and getattr(self, "_retired", False):
+            self.runner.busy_changed.disconnect(self._delete_when_idle)
+            self._retired = False
+            self.deleteLater()
+
+    def _show_error(self, exc: BaseException) -> None:
+        show_error(self, exc)
+
+    def _busy(self, n: int) -> None:
+        self.busy_label.setText(tr("正在读取…") if n else "")
 
     # --- settings ---------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -418,5 +451,6 @@ class MainWindow(QMainWindow):
         st.sync()
 
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
-        self.save_settings()
+        if not getattr(self, "_retired", False) and self.isVisible():
+            self.save_settings()
         super().closeEvent(event)

@@ -70,3 +70,31 @@ def test_english_window_shows_no_chinese_interface_text(qtbot, sqlite_demo, sign
         win.runner.wait()
     finally:
         i18n.set_language("zh_CN")
+
+
+def test_switching_language_from_the_settings_menu_rebuilds_the_window(qtbot, sqlite_demo, signed_in):
+    from gridman.gui.main_window import MainWindow
+    from gridman.gui.settings import app_settings
+
+    win = MainWindow(sqlite_demo, signed_in("street"))  # not qtbot.addWidget: it deletes itself when replaced
+    with qtbot.waitSignal(win.tree_loaded, timeout=15_000):
+        win.show()
+    win.show_view(3)
+    assert win.tabs.tabText(0) == "地图"
+    try:
+        with qtbot.waitSignal(win.language_switched, timeout=10_000) as blocker:
+            win.lang_actions["en"].trigger()
+        new = blocker.args[0]
+        qtbot.addWidget(new)
+        assert new.tabs.tabText(0) == "Map" and new.menuBar().actions()[0].text() == "&File"
+        assert new.tabs.currentIndex() == 3  # the open view survives the switch
+        assert not win.isVisible() and new.isVisible()
+        destroyed = []
+        win.destroyed.connect(lambda *_a: destroyed.append(True))
+        qtbot.waitUntil(lambda: bool(destroyed), timeout=15_000)  # retired once its jobs delivered
+        assert app_settings().value("ui/language") == "en"
+        qtbot.waitUntil(lambda: new.runner.pending == 0, timeout=15_000)
+        new.close()
+        new.runner.wait()
+    finally:
+        i18n.set_language("zh_CN")
