@@ -115,6 +115,16 @@ def test_warden_cannot_see_another_grids_residents(qtbot, sqlite_demo):
     win.runner.wait()
 
 
+def click_at(qtbot, widget, viewbox, x: float, y: float) -> None:  # type: ignore[no-untyped-def]
+    """Click the point (x, y) of a pyqtgraph view box (data coordinates) with the mouse."""
+    from gridman.gui.qt import QPointF
+
+    qtbot.wait(50)
+    scene_pt = viewbox.mapViewToScene(QPointF(x, y))
+    pos = widget.mapFromScene(scene_pt)
+    qtbot.mouseClick(widget.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+
+
 def raw_grid_ids(db, ids):  # type: ignore[no-untyped-def]
     return [r[0] for r in raw(db, f"SELECT grid_id FROM residents WHERE id IN ({','.join(map(str, ids))})")]
 
@@ -153,6 +163,14 @@ def test_edit_conflict_shows_the_reload_message(qtbot, sqlite_demo):
     with qtbot.waitSignal(dlg.saved, timeout=10_000):
         qtbot.mouseClick(dlg.save_button, Qt.MouseButton.LeftButton)
     assert raw(sqlite_demo, "SELECT note FROM residents WHERE id=?", rid)[0][0] == "我的修改"
+    # the resident's history lists both saves (newest first), from the audit log
+    again = win.open_row("residents", rid)
+    qtbot.waitUntil(lambda: again.loaded, timeout=10_000)
+    n_audit = raw(sqlite_demo, "SELECT count(*) FROM audit_log WHERE table_name='residents' AND row_id=?", rid)[0][0]
+    assert again.history.rowCount() == n_audit >= 2
+    changes = [again.history.item(i, 3).text() for i in range(again.history.rowCount())]
+    assert "我的修改" in changes[0] and "13900000000" in changes[1]
+    assert again.history.item(0, 1).text() == "community"
     win.close()
     win.runner.wait()
 
@@ -193,8 +211,9 @@ def test_map_dashboard_and_shortcuts(qtbot, sqlite_demo):
     assert len(win.map.layer.items) <= 5 < len(grids)
     gid, lon, lat = grids[1]
     assert win.map.grid_at(lon, lat) == gid
-    with qtbot.waitSignal(win.map.grid_clicked, timeout=5_000):
-        win.map.grid_clicked.emit(win.map.grid_at(lon, lat))
+    with qtbot.waitSignal(win.map.grid_clicked, timeout=5_000) as clicked:
+        click_at(qtbot, win.map.plot_widget, win.map.plot.getViewBox(), lon, lat)  # a real mouse click
+    assert clicked.args == [gid]
     qtbot.waitUntil(lambda: win.area_id == gid, timeout=5_000)
     # the map keeps the grid in its community's context, highlighted
     community = raw(sqlite_demo, "SELECT parent_id FROM areas WHERE id=?", gid)[0][0]
@@ -209,8 +228,11 @@ def test_map_dashboard_and_shortcuts(qtbot, sqlite_demo):
     qtbot.waitUntil(lambda: win.dashboard.data is not None, timeout=15_000)
     kind, filt = win.dashboard.bar_at(2, 1.0, 0.0)
     assert kind == "incidents"
-    win.open_list(kind, filt)
-    assert win.tabs.currentWidget() is win.incidents
+    # click the first bar of the category chart
+    plot = win.dashboard.plots[2]
+    click_at(qtbot, win.dashboard.glw, plot.getViewBox(), 1.0, 0.0)
+    qtbot.waitUntil(lambda: win.tabs.currentWidget() is win.incidents, timeout=5_000)
+    assert win.incidents.category.currentData() == filt["category"]
     qtbot.waitUntil(lambda: win.incidents.model.total is not None, timeout=10_000)
     expect = raw(sqlite_demo, "SELECT count(*) FROM incidents WHERE grid_id=? AND category=?", gid, filt["category"])
     assert win.incidents.model.total == expect[0][0]
