@@ -363,6 +363,12 @@ class MainWindow(QMainWindow):
         elif kind == "households":
             d = HouseholdDialog(self.runner, self.actor, row_id, self)
             d.open_resident.connect(lambda rid: self.open_row("residents", rid))
+        elif kind in OTHER_REGISTERS:
+            from gridman.gui.dialogs.row_detail import RowDetailDialog
+
+            model = self.registers[kind].model
+            if row_id in model.ids:
+                d = RowDetailDialog(model, model.ids.index(row_id), kind_title(kind), self)
         if d is not None:
             self.dialogs = [x for x in self.dialogs if x.isVisible()] + [d]
             d.open()

@@ -261,3 +261,33 @@ def test_admin_backs_up_and_restores(qtbot, sqlite_demo):
     assert raw(sqlite_demo, "SELECT count(*) FROM households")[0][0] == before
     win.close()
     win.runner.wait()
+
+
+def test_double_click_opens_households_and_other_rows(qtbot, sqlite_demo):
+    from gridman.gui.dialogs.household_form import HouseholdDialog
+    from gridman.gui.dialogs.row_detail import RowDetailDialog
+
+    win = open_window(qtbot, sqlite_demo, "community")
+    win.show_view(2)
+    win.others.setCurrentIndex(0)  # households
+    hh_view = win.registers["households"]
+    qtbot.waitUntil(lambda: hh_view.model.rowCount() > 0, timeout=10_000)
+    rect = hh_view.table.visualRect(hh_view.model.index(0, 0))
+    qtbot.mouseClick(hh_view.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(hh_view.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    d = next(w for w in win.dialogs if isinstance(w, HouseholdDialog))
+    qtbot.waitUntil(lambda: d.view is not None, timeout=10_000)
+    hid = hh_view.model.ids[0]
+    members = raw(sqlite_demo, "SELECT count(*) FROM residents WHERE household_id=?", hid)[0][0]
+    assert d.members.rowCount() == members > 0 and d.view.household_no == hh_view.model.display(0, 0)
+    d.close()
+    win.others.setCurrentIndex(2)  # premises
+    pv = win.registers["premises"]
+    qtbot.waitUntil(lambda: pv.model.rowCount() > 0, timeout=10_000)
+    rd = win.open_row("premises", pv.model.ids[0])
+    assert isinstance(rd, RowDetailDialog)
+    name = raw(sqlite_demo, "SELECT name FROM premises WHERE id=?", pv.model.ids[0])[0][0]
+    assert rd.values["name"] == name
+    rd.close()
+    win.close()
+    win.runner.wait()
