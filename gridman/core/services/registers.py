@@ -391,21 +391,21 @@ def _finish_residents(session: Session, actor: Actor, ids: list[int], rows: list
                       extra: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     show_id = actor.can(Perm.VIEW_ID_NUMBER)
     show_sensitive = actor.can(Perm.VIEW_SENSITIVE_TAGS)
-    tags: dict[int, list[str]] = {}
+    tags: dict[int, list[tuple[str, str]]] = {}
     if ids:
-        q = (select(ResidentTag.resident_id, Tag.name, Tag.sensitive).join(Tag, Tag.id == ResidentTag.tag_id)
-             .where(ResidentTag.resident_id.in_(ids)).order_by(Tag.id))
-        for rid, name, sensitive in session.execute(q):
+        q = (select(ResidentTag.resident_id, Tag.name, Tag.name_en, Tag.sensitive)
+             .join(Tag, Tag.id == ResidentTag.tag_id).where(ResidentTag.resident_id.in_(ids)).order_by(Tag.id))
+        for rid, name, name_en, sensitive in session.execute(q):
             if sensitive and not show_sensitive:
                 continue
-            tags.setdefault(rid, []).append(name)
+            tags.setdefault(rid, []).append((name, name_en))
     out = []
     for rid, r, ex in zip(ids, rows, extra, strict=True):
         r = list(r)
         if not show_id:
             r[2] = idcard.mask(r[2])
-        ex["tags"] = tags.get(rid, [])
-        out.append((*r, "、".join(tags.get(rid, []))))
+        ex["tags"] = tags.get(rid, [])  # (Chinese, English) names
+        out.append((*r, "、".join(zh for zh, _en in tags.get(rid, []))))
     return out
 
 

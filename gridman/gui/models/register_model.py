@@ -169,6 +169,8 @@ class RegisterModel(QAbstractTableModel):
             return ""
         if c.key == "time_left":
             return hours_text(v)
+        if c.key == "tags" and language() == "en" and "tags" in self.extra[row]:
+            return ", ".join(en for _zh, en in self.extra[row]["tags"])
         if c.key == "active":
             return tr("启用") if v else tr("停用")
         if c.enum:
