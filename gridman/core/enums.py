@@ -331,6 +331,34 @@ LABELS: dict[StrEnum, tuple[str, str]] = {
 }
 
 
+# StrEnum members of different enums with the same code (``"other"``, ``"registered"``, ``"care"``…)
+# are equal and hash alike, so the one LABELS dict keeps only the last label given for a code.
+# Their own labels, keyed by (enum, code), win over LABELS:
+_BY_TYPE: dict[tuple[type[StrEnum], str], tuple[str, str]] = {
+    (PopulationType, "registered"): ("户籍人口", "Registered"),
+    (SocialOrgRegistration, "registered"): ("登记", "Registered"),
+    (Relation, "other"): ("其他", "Other"),
+    (PremiseKind, "other"): ("其他", "Other"),
+    (FacilityKind, "other"): ("其他", "Other"),
+    (IncidentCategory, "other"): ("其他", "Other"),
+    (DisputeKind, "other"): ("其他纠纷", "Other"),
+    (TagCategory, "care"): ("关爱对象", "Care group"),
+    (VisitKind, "care"): ("关爱走访", "Care visit"),
+    (TagCategory, "watch"): ("重点人群", "Watch group"),
+    (VisitKind, "watch"): ("重点走访", "Watch visit"),
+    (DisputeKind, "labour"): ("劳动争议", "Labour"),
+    (ReferralTarget, "labour"): ("劳动争议调委会", "Labour mediation committee"),
+    (DisputeKind, "medical"): ("医疗纠纷", "Medical"),
+    (ReferralTarget, "medical"): ("医疗纠纷调委会", "Medical mediation committee"),
+    (DisputeKind, "traffic"): ("交通事故纠纷", "Traffic"),
+    (ReferralTarget, "traffic"): ("交通事故调委会", "Traffic mediation committee"),
+}
+
+
+def _pair(value: StrEnum) -> tuple[str, str] | None:
+    return _BY_TYPE.get((type(value), value.value)) or LABELS.get(value)
+
+
 def label(value: StrEnum | str, lang: str = "zh_CN", enum: type[StrEnum] | None = None) -> str:
     """User-visible text for an enumeration value (Chinese by default)."""
     if enum is not None and not isinstance(value, enum):
@@ -338,7 +366,7 @@ def label(value: StrEnum | str, lang: str = "zh_CN", enum: type[StrEnum] | None 
             value = enum(value)
         except ValueError:
             return str(value)
-    pair = LABELS.get(value)  # type: ignore[arg-type]
+    pair = _pair(value) if isinstance(value, StrEnum) else LABELS.get(value)  # type: ignore[arg-type]
     if pair is None:
         return str(value)
     return pair[1] if lang.startswith("en") else pair[0]
@@ -350,7 +378,7 @@ def parse(enum: type[StrEnum], text: str) -> StrEnum:
     for member in enum:
         if t == member.value.lower():
             return member
-        zh, en = LABELS.get(member, ("", ""))
+        zh, en = _pair(member) or ("", "")
         if t in (zh.lower(), "".join(en.split()).lower()):
             return member
     raise ValueError(f"{text!r} is not a valid {enum.__name__}")

@@ -1,4 +1,5 @@
-"""Start the desktop application: QApplication, database (upgraded with a backup), main window."""
+"""Start the desktop application: QApplication, database (upgraded with a backup), sign-in,
+main window. No traceback reaches a user: it goes to ``<data dir>/logs/gui.log``."""
 
 from __future__ import annotations
 
@@ -10,17 +11,19 @@ import traceback
 from gridman.core import config
 
 log = logging.getLogger("gridman.gui")
+CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC", "WenQuanYi Micro Hei")
 
 
 def _install_excepthook() -> None:
-    """No traceback reaches a user: it goes to the log; the user gets a dialog."""
+    """Unhandled errors: traceback to the log; the user gets a dialog in their language."""
 
     def hook(exc_type, exc, tb):  # type: ignore[no-untyped-def]
         log.error("unhandled: %s", "".join(traceback.format_exception(exc_type, exc, tb)))
-        from gridman.gui.qt import QApplication, QMessageBox
+        from gridman.gui.errors import show_error
+        from gridman.gui.qt import QApplication
 
         if QApplication.instance() is not None:
-            QMessageBox.critical(None, "gridman", f"发生意外错误：{exc}\n\n详情已写入日志：{config.log_dir() / 'gui.log'}")
+            show_error(QApplication.activeWindow(), exc)
 
     sys.excepthook = hook
 
@@ -33,23 +36,49 @@ def _setup_logging() -> None:
     root.setLevel(logging.INFO)
 
 
-def run_gui(db: str | None = None, lang: str | None = None) -> int:
-    from gridman.core.db import SchemaError, open_database
-    from gridman.gui.main_window import MainWindow
-    from gridman.gui.qt import QApplication, QMessageBox
+def make_app():  # type: ignore[no-untyped-def]
+    """The QApplication with the names QSettings uses and a CJK font when one is installed."""
+    from gridman.gui.qt import QApplication, QFont, QFontDatabase
 
-    _setup_logging()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("gridman")
     app.setOrganizationName("gridman")
+    families = set(QFontDatabase.families())
+    for fam in CJK_FONTS:
+        if fam in families:
+            f = QFont(fam)
+            f.setPointSize(10)
+            app.setFont(f)
+            break
+    return app
+
+
+def run_gui(db: str | None = None, lang: str | None = None) -> int:
+    """Sign-in first (shown at once; the database opens behind it), then the main window."""
+    from gridman.gui.dialogs.signin import SignInDialog
+    from gridman.gui.i18n import set_language
+    from gridman.gui.ops import OpRunner
+    from gridman.gui.qt import QDialog
+    from gridman.gui.settings import saved_language
+
+    _setup_logging()
+    app = make_app()
+    set_language(lang or os.environ.get("GRIDMAN_LANG") or saved_language())
     _install_excepthook()
-    try:
-        database = open_database(db)
-    except SchemaError as exc:
-        QMessageBox.critical(None, "gridman", str(exc))
-        return 3
-    win = MainWindow(database, lang=lang or os.environ.get("GRIDMAN_LANG", "zh_CN"))
+    runner = OpRunner(None)
+    dlg = SignInDialog(runner, database=db, preload=True)
+    if dlg.exec() != QDialog.DialogCode.Accepted or dlg.actor is None or runner.db is None:
+        runner.wait()
+        if runner.db is not None:
+            runner.db.dispose()
+        return 3 if dlg.open_error is not None else 0
+    from gridman.gui.main_window import MainWindow
+
+    database = runner.db
+    win = MainWindow(database, dlg.actor, runner=runner)
+    runner.setParent(win)
     win.show()
     rc = app.exec()
+    runner.wait()
     database.dispose()
     return int(rc)

@@ -1,0 +1,590 @@
+"""Registers (台账) of 人 地 情 事 组织 as pages of plain rows: filtering and sorting in SQL.
+
+The GUI's table models (and any other front) ask for one page at a time — ``page(...)`` with an
+offset and a limit — so a list never loads a whole city. Everything here is Qt-free and takes the
+acting user: rows outside the actor's scope are never selected (``grid_scope_filter``), full
+citizen IDs are masked for roles without ``Perm.VIEW_ID_NUMBER`` and sensitive tags are dropped for
+roles without ``Perm.VIEW_SENSITIVE_TAGS``.
+
+Threading: plain functions over a ``Session``; call them from a worker thread with a session of
+its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from gridman.core import idcard
+from gridman.core.enums import OPEN_STATUSES
+from gridman.core.models import (
+    Area,
+    Building,
+    Household,
+    Incident,
+    Organisation,
+    Premise,
+    Resident,
+    ResidentTag,
+    Tag,
+    User,
+    VisitLog,
+)
+from gridman.core.services.permissions import Actor, Perm, grid_scope_filter, require
+
+PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a register: ``key`` (stable, used for sorting and settings), the Chinese and
+    English header, and the enum the stored code is shown through (for labels), if any."""
+
+    key: str
+    zh: str
+    en: str
+    enum: str | None = None  # name of the enum in gridman.core.enums whose label is shown
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the user narrowed a register to. ``area_id`` is any area (its subtree's grids);
+    ``text`` searches names, numbers and addresses; ``tags`` are tag codes (any of them);
+    ``age_min``/``age_max`` in whole years (residents)."""
+
+    area_id: int | None = None
+    text: str = ""
+    tags: tuple[str, ...] = ()
+    population_type: str | None = None
+    age_min: int | None = None
+    age_max: int | None = None
+    status: str | None = None  # residents: active/moved_out…; incidents: "open" or a status code
+    category: str | None = None  # incidents
+    level: str | None = None  # incidents: mediation level
+    overdue_only: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a register: ``ids`` and display ``rows`` (tuples in column order)."""
+
+    kind: str
+    offset: int
+    ids: list[int]
+    rows: list[tuple[Any, ...]]
+    extra: list[dict[str, Any]] = field(default_factory=list)  # per-row extras (tags, colours)
+
+    @property
+    def full(self) -> bool:
+        return len(self.ids) > 0
+
+
+# --- column definitions ------------------------------------------------------------------------
+
+COLUMNS: dict[str, list[Column]] = {
+    "residents": [
+        Column("name", "姓名", "Name"),
+        Column("sex", "性别", "Sex", "Sex"),
+        Column("citizen_id", "身份证号", "Citizen ID"),
+        Column("birth_date", "出生日期", "Birth date"),
+        Column("population_type", "人口类型", "Population type", "PopulationType"),
+        Column("relation_to_head", "与户主关系", "Relation to head", "Relation"),
+        Column("household_no", "户号", "Household no."),
+        Column("grid", "网格", "Grid"),
+        Column("phone", "联系电话", "Phone"),
+        Column("tags", "标签", "Tags"),
+    ],
+    "households": [
+        Column("household_no", "户号", "Household no."),
+        Column("address", "地址", "Address"),
+        Column("members", "人数", "Members"),
+        Column("head", "户主", "Head"),
+        Column("phone", "联系电话", "Phone"),
+        Column("grid", "网格", "Grid"),
+    ],
+    "buildings": [
+        Column("name", "楼栋", "Building"),
+        Column("code", "编码", "Code"),
+        Column("address", "地址", "Address"),
+        Column("floors", "层数", "Floors"),
+        Column("units", "单元数", "Units"),
+        Column("households", "户数", "Households"),
+        Column("grid", "网格", "Grid"),
+    ],
+    "premises": [
+        Column("name", "名称", "Name"),
+        Column("kind", "类型", "Kind", "PremiseKind"),
+        Column("address", "地址", "Address"),
+        Column("contact_name", "联系人", "Contact"),
+        Column("contact_phone", "联系电话", "Phone"),
+        Column("last_inspected", "最近检查", "Last inspected"),
+        Column("grid", "网格", "Grid"),
+    ],
+    "organisations": [
+        Column("name", "名称", "Name"),
+        Column("kind", "类型", "Kind", "OrgKind"),
+        Column("contact_name", "联系人", "Contact"),
+        Column("contact_phone", "联系电话", "Phone"),
+        Column("member_count", "成员数", "Members"),
+        Column("area", "所属区划", "Area"),
+    ],
+    "visits": [
+        Column("visited_at", "走访时间", "Visited at"),
+        Column("kind", "走访类型", "Kind", "VisitKind"),
+        Column("household_no", "户号", "Household no."),
+        Column("resident", "走访对象", "Resident"),
+        Column("visitor", "走访人", "Visitor"),
+        Column("findings", "走访情况", "Findings"),
+        Column("grid", "网格", "Grid"),
+    ],
+    "incidents": [
+        Column("id", "编号", "No."),
+        Column("title", "事件", "Incident"),
+        Column("category", "类别", "Category", "IncidentCategory"),
+        Column("level", "层级", "Level", "MediationLevel"),
+        Column("status", "状态", "Status", "IncidentStatus"),
+        Column("reported_at", "上报时间", "Reported"),
+        Column("due_at", "办理期限", "Due"),
+        Column("time_left", "剩余时间", "Time left"),
+        Column("grid", "网格", "Grid"),
+    ],
+    "users": [
+        Column("username", "用户名", "User name"),
+        Column("display_name", "姓名", "Name"),
+        Column("role", "角色", "Role", "Role"),
+        Column("area", "管辖区域", "Area"),
+        Column("grids", "负责网格", "Grids"),
+        Column("active", "状态", "Status"),
+    ],
+}
+
+KINDS = tuple(COLUMNS)
+
+
+def _grid_name():  # type: ignore[no-untyped-def]
+    return Area.name
+
+
+def _age_bounds(age_min: int | None, age_max: int | None, today: date) -> list[ColumnElement[bool]]:
+    """Ages as birth-date ranges (portable SQL, uses the birth-date index)."""
+    out: list[ColumnElement[bool]] = []
+    if age_min is not None:
+        out.append(Resident.birth_date <= _years_before(today, age_min))
+    if age_max is not None:
+        out.append(Resident.birth_date > _years_before(today, age_max + 1))
+    return out
+
+
+def _years_before(d: date, years: int) -> date:
+    try:
+        return d.replace(year=d.year - years)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year - years, day=28)
+
+
+def _area_grid_filter(session: Session, grid_col: Any, area_id: int | None) -> ColumnElement[bool]:
+    if area_id is None:
+        return true()
+    area = session.get(Area, area_id)
+    if area is None:
+        return grid_col.is_(None) & grid_col.isnot(None)  # nothing
+    if area.level == "grid":
+        return grid_col == area.id
+    return grid_col.in_(select(Area.id).where(Area.path.like(area.path + "%")))
+
+
+def _like(text: str) -> str:
+    esc = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{esc}%"
+
+
+def _search(cols: list[Any], text: str) -> ColumnElement[bool]:
+    text = text.strip()
+    if not text:
+        return true()
+    pat = _like(text)
+    return or_(*[c.like(pat, escape="\\") for c in cols])
+
+
+def _query(session: Session, actor: Actor, kind: str, f: Filters, today: date) -> tuple[Select, dict[str, Any], Any]:
+    """(select of id + display columns, sort-key map, default order) for a register kind."""
+    g = Area.name.label("grid")
+    if kind == "residents":
+        head = select(Household.household_no).where(Household.id == Resident.household_id).scalar_subquery()
+        q = (select(Resident.id, Resident.name, Resident.sex, Resident.citizen_id, Resident.birth_date,
+                    Resident.population_type, Resident.relation_to_head, head.label("household_no"), g,
+                    Resident.phone)
+             .join(Area, Area.id == Resident.grid_id))
+        conds = [grid_scope_filter(actor, Resident.grid_id), _area_grid_filter(session, Resident.grid_id, f.area_id)]
+        text = f.text.strip()
+        if text:
+            if text.isdigit() or (len(text) >= 6 and text[:-1].isdigit()):
+                conds.append(or_(Resident.citizen_id.like(text.upper() + "%"), Resident.phone.like(text + "%")))
+            else:
+                conds.append(_search([Resident.name, Resident.current_address], text))
+        if f.population_type:
+            conds.append(Resident.population_type == f.population_type)
+        if f.status:
+            conds.append(Resident.status == f.status)
+        conds += _age_bounds(f.age_min, f.age_max, today)
+        if f.tags:
+            tag_q = select(ResidentTag.id).join(Tag, Tag.id == ResidentTag.tag_id).where(
+                ResidentTag.resident_id == Resident.id, Tag.code.in_(list(f.tags)))
+            if not actor.can(Perm.VIEW_SENSITIVE_TAGS):
+                tag_q = tag_q.where(Tag.sensitive.is_(False))
+            conds.append(exists(tag_q))
+        sort = {"name": Resident.name, "sex": Resident.sex, "citizen_id": Resident.citizen_id,
+                "birth_date": Resident.birth_date, "population_type": Resident.population_type,
+                "relation_to_head": Resident.relation_to_head, "household_no": Resident.household_id,
+                "grid": Resident.grid_id, "phone": Resident.phone}
+        return q.where(and_(*conds)), sort, Resident.id
+    if kind == "households":
+        members = (select(func.count()).select_from(Resident)
+                   .where(Resident.household_id == Household.id, Resident.status == "active").scalar_subquery())
+        head = (select(Resident.name).where(Resident.household_id == Household.id, Resident.relation_to_head == "head")
+                .limit(1).scalar_subquery())
+        q = (select(Household.id, Household.household_no, Household.address, members.label("members"),
+                    head.label("head"), Household.phone, g)
+             .join(Area, Area.id == Household.grid_id))
+        conds = [grid_scope_filter(actor, Household.grid_id), _area_grid_filter(session, Household.grid_id, f.area_id),
+                 _search([Household.household_no, Household.address], f.text)]
+        sort = {"household_no": Household.household_no, "address": Household.address, "members": members,
+                "head": head, "phone": Household.phone, "grid": Household.grid_id}
+        return q.where(and_(*conds)), sort, Household.id
+    if kind == "buildings":
+        hh = select(func.count()).select_from(Household).where(Household.building_id == Building.id).scalar_subquery()
+        q = (select(Building.id, Building.name, Building.code, Building.address, Building.floors, Building.units,
+                    hh.label("households"), g)
+             .join(Area, Area.id == Building.grid_id))
+        conds = [grid_scope_filter(actor, Building.grid_id), _area_grid_filter(session, Building.grid_id, f.area_id),
+                 _search([Building.name, Building.code, Building.address], f.text)]
+        sort = {"name": Building.name, "code": Building.code, "address": Building.address, "floors": Building.floors,
+                "units": Building.units, "households": hh, "grid": Building.grid_id}
+        return q.where(and_(*conds)), sort, Building.id
+    if kind == "premises":
+        q = (select(Premise.id, Premise.name, Premise.kind, Premise.address, Premise.contact_name,
+                    Premise.contact_phone, Premise.last_inspected, g)
+             .join(Area, Area.id == Premise.grid_id))
+        conds = [grid_scope_filter(actor, Premise.grid_id), _area_grid_filter(session, Premise.grid_id, f.area_id),
+                 _search([Premise.name, Premise.address, Premise.license_no], f.text)]
+        sort = {"name": Premise.name, "kind": Premise.kind, "address": Premise.address,
+                "contact_name": Premise.contact_name, "contact_phone": Premise.contact_phone,
+                "last_inspected": Premise.last_inspected, "grid": Premise.grid_id}
+        return q.where(and_(*conds)), sort, Premise.id
+    if kind == "organisations":
+        q = (select(Organisation.id, Organisation.name, Organisation.kind, Organisation.contact_name,
+                    Organisation.contact_phone, Organisation.member_count, Area.name.label("area"))
+             .join(Area, Area.id == Organisation.area_id))
+        # organisations sit on a grid or a community: in scope if the area is in the actor's subtree
+        conds = [_org_scope(actor), _search([Organisation.name, Organisation.credit_code], f.text)]
+        if f.area_id is not None:
+            area = session.get(Area, f.area_id)
+            if area is not None:
+                conds.append(or_(Area.path.like(area.path + "%"), Area.id.in_(
+                    [int(x) for x in area.path.strip("/").split("/") if x])))
+        sort = {"name": Organisation.name, "kind": Organisation.kind, "contact_name": Organisation.contact_name,
+                "contact_phone": Organisation.contact_phone, "member_count": Organisation.member_count,
+                "area": Organisation.area_id}
+        return q.where(and_(*conds)), sort, Organisation.id
+    if kind == "visits":
+        hh_no = select(Household.household_no).where(Household.id == VisitLog.household_id).scalar_subquery()
+        res = select(Resident.name).where(Resident.id == VisitLog.resident_id).scalar_subquery()
+        who = select(User.display_name).where(User.id == VisitLog.visitor_id).scalar_subquery()
+        q = (select(VisitLog.id, VisitLog.visited_at, VisitLog.kind, hh_no.label("household_no"), res.label("resident"),
+                    who.label("visitor"), VisitLog.findings, g)
+             .join(Area, Area.id == VisitLog.grid_id))
+        conds = [grid_scope_filter(actor, VisitLog.grid_id), _area_grid_filter(session, VisitLog.grid_id, f.area_id),
+                 _search([VisitLog.findings, VisitLog.follow_up], f.text)]
+        sort = {"visited_at": VisitLog.visited_at, "kind": VisitLog.kind, "household_no": VisitLog.household_id,
+                "resident": VisitLog.resident_id, "visitor": VisitLog.visitor_id, "findings": VisitLog.findings,
+                "grid": VisitLog.grid_id}
+        return q.where(and_(*conds)), sort, VisitLog.visited_at.desc()
+    if kind == "incidents":
+        now = datetime.now()
+        is_open = Incident.status.in_([s.value for s in OPEN_STATUSES])
+        overdue = and_(is_open, Incident.due_at.isnot(None), Incident.due_at < now)
+        q = (select(Incident.id, Incident.id.label("no"), Incident.title, Incident.category, Incident.level,
+                    Incident.status, Incident.reported_at, Incident.due_at, Incident.due_at.label("time_left"), g)
+             .join(Area, Area.id == Incident.grid_id))
+        conds = [grid_scope_filter(actor, Incident.grid_id), _area_grid_filter(session, Incident.grid_id, f.area_id),
+                 _search([Incident.title, Incident.description, Incident.location_text], f.text)]
+        if f.status == "open":
+            conds.append(is_open)
+        elif f.status:
+            conds.append(Incident.status == f.status)
+        if f.category:
+            conds.append(Incident.category == f.category)
+        if f.level:
+            conds.append(Incident.level == f.level)
+        if f.overdue_only:
+            conds.append(overdue)
+        # overdue first, then open ones by deadline, then the rest newest first
+        rank = case((overdue, 0), (is_open, 1), else_=2)
+        sort = {"id": Incident.id, "title": Incident.title, "category": Incident.category, "level": Incident.level,
+                "status": Incident.status, "reported_at": Incident.reported_at, "due_at": Incident.due_at,
+                "time_left": Incident.due_at, "grid": Incident.grid_id}
+        return q.where(and_(*conds)), sort, (rank, Incident.due_at, Incident.reported_at.desc(), Incident.id)
+    if kind == "users":
+        require(actor, Perm.MANAGE_USERS)
+        q = (select(User.id, User.username, User.display_name, User.role, Area.name.label("area"),
+                    User.id.label("grids"), User.active)
+             .outerjoin(Area, Area.id == User.area_id).where(User.is_system.is_(False)))
+        conds = [_search([User.username, User.display_name], f.text)]
+        sort = {"username": User.username, "display_name": User.display_name, "role": User.role,
+                "area": User.area_id, "active": User.active}
+        return q.where(and_(*conds)), sort, User.id
+    raise ValueError(f"unknown register {kind!r}")
+
+
+def _org_scope(actor: Actor) -> ColumnElement[bool]:
+    if actor.role == "admin" or (actor.role == "clerk" and actor.area_path is None):
+        return true()
+    if actor.role == "warden":
+        return Organisation.area_id.in_(sorted(actor.grid_ids)) if actor.grid_ids else Organisation.id < 0
+    if actor.area_path is None:
+        return Organisation.id < 0
+    return Area.path.like(actor.area_path + "%")
+
+
+def page(session: Session, actor: Actor, kind: str, *, filters: Filters | None = None, sort: str | None = None,
+         descending: bool = False, offset: int = 0, limit: int = PAGE_SIZE, today: date | None = None) -> Page:
+    """One page of register ``kind`` for ``actor``: filtered, sorted (then by id, so pages are
+    stable) and limited in SQL."""
+    require(actor, Perm.READ)
+    f = filters or Filters()
+    today = today or date.today()
+    q, sort_map, default = _query(session, actor, kind, f, today)
+    id_col = q.selected_columns[0]
+    if sort and sort in sort_map:
+        key = sort_map[sort]
+        q = q.order_by(key.desc() if descending else key.asc(), id_col)
+    elif isinstance(default, tuple):
+        q = q.order_by(*default)
+    else:
+        q = q.order_by(default)
+    rows = session.execute(q.offset(offset).limit(limit)).all()
+    ids = [r[0] for r in rows]
+    out = [tuple(r[1:]) for r in rows]
+    extra: list[dict[str, Any]] = [{} for _ in rows]
+    if kind == "residents":
+        out = _finish_residents(session, actor, ids, out, extra)
+    elif kind == "incidents":
+        out = _finish_incidents(out, extra)
+    elif kind == "users":
+        out = _finish_users(session, ids, out)
+    return Page(kind, offset, ids, out, extra)
+
+
+def count(session: Session, actor: Actor, kind: str, *, filters: Filters | None = None,
+          today: date | None = None) -> int:
+    """How many rows the filters select (shown in the status line; may be slower than a page)."""
+    require(actor, Perm.READ)
+    q, _s, _d = _query(session, actor, kind, filters or Filters(), today or date.today())
+    return int(session.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0)
+
+
+def _finish_residents(session: Session, actor: Actor, ids: list[int], rows: list[tuple[Any, ...]],
+                      extra: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    show_id = actor.can(Perm.VIEW_ID_NUMBER)
+    show_sensitive = actor.can(Perm.VIEW_SENSITIVE_TAGS)
+    tags: dict[int, list[tuple[str, str]]] = {}
+    if ids:
+        q = (select(ResidentTag.resident_id, Tag.name, Tag.name_en, Tag.sensitive)
+             .join(Tag, Tag.id == ResidentTag.tag_id).where(ResidentTag.resident_id.in_(ids)).order_by(Tag.id))
+        for rid, name, name_en, sensitive in session.execute(q):
+            if sensitive and not show_sensitive:
+                continue
+            tags.setdefault(rid, []).append((name, name_en))
+    out = []
+    for rid, r, ex in zip(ids, rows, extra, strict=True):
+        r = list(r)
+        if not show_id:
+            r[2] = idcard.mask(r[2])
+        ex["tags"] = tags.get(rid, [])  # (Chinese, English) names
+        out.append((*r, "、".join(zh for zh, _en in tags.get(rid, []))))
+    return out
+
+
+def _finish_incidents(rows: list[tuple[Any, ...]], extra: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    now = datetime.now()
+    open_codes = {s.value for s in OPEN_STATUSES}
+    out = []
+    for r, ex in zip(rows, extra, strict=True):
+        r = list(r)
+        due = r[6]
+        left = None
+        if due is not None and r[4] in open_codes:
+            left = (due - now).total_seconds() / 3600.0
+        r[7] = left  # hours left (negative = overdue); None = not running
+        ex["hours_left"] = left
+        out.append(tuple(r))
+    return out
+
+
+def _finish_users(session: Session, ids: list[int], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    from gridman.core.models import WardenAssignment
+
+    grids: dict[int, list[str]] = {}
+    if ids:
+        today = date.today()
+        q = (select(WardenAssignment.user_id, Area.name).join(Area, Area.id == WardenAssignment.grid_id)
+             .where(WardenAssignment.user_id.in_(ids),
+                    or_(WardenAssignment.end_date.is_(None), WardenAssignment.end_date >= today))
+             .order_by(Area.code))
+        for uid, name in session.execute(q):
+            grids.setdefault(uid, []).append(name)
+    out = []
+    for uid, r in zip(ids, rows, strict=True):
+        r = list(r)
+        r[4] = "、".join(grids.get(uid, []))
+        out.append(tuple(r))
+    return out
+
+
+# --- single records ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: datetime
+    username: str | None
+    action: str
+    changes: dict[str, Any] | None
+    note: str | None
+
+
+def resident_history(session: Session, actor: Actor, resident_id: int, *, limit: int = 200) -> list[HistoryEntry]:
+    """The audit rows of one resident, newest first (the resident must be in the actor's scope)."""
+    from gridman.core.models import AuditEntry
+    from gridman.core.services.people import get_resident
+
+    get_resident(session, actor, resident_id)
+    q = (select(AuditEntry).where(AuditEntry.table_name == "residents", AuditEntry.row_id == resident_id)
+         .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit))
+    show_id = actor.can(Perm.VIEW_ID_NUMBER)
+    out = []
+    for e in session.scalars(q):
+        ch = dict(e.changes) if isinstance(e.changes, dict) else None
+        if ch and not show_id and "citizen_id" in ch:
+            v = ch["citizen_id"]
+            ch["citizen_id"] = [idcard.mask(x) if isinstance(x, str) else x for x in v] if isinstance(v, list) \
+                else idcard.mask(v) if isinstance(v, str) else v
+        out.append(HistoryEntry(e.at, e.username, e.action, ch, e.note))
+    return out
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    id: int
+    name: str
+    sex: str | None
+    citizen_id: str | None
+    birth_date: date | None
+    relation_to_head: str | None
+    population_type: str
+    status: str
+
+
+@dataclass(frozen=True)
+class HouseholdView:
+    id: int
+    household_no: str
+    address: str | None
+    phone: str | None
+    grid_id: int
+    grid_name: str
+    members: list[MemberRow]
+
+
+def household_view(session: Session, actor: Actor, household_id: int) -> HouseholdView:
+    """A household with its members, as the actor may see it."""
+    from gridman.core.services.errors import NotFound
+
+    hh = session.get(Household, household_id)
+    if hh is None:
+        raise NotFound(f"户 {household_id} 不存在", en=f"No household {household_id}")
+    grid = session.get(Area, hh.grid_id)
+    require(actor, Perm.READ, grid)
+    show_id = actor.can(Perm.VIEW_ID_NUMBER)
+    members = [
+        MemberRow(r.id, r.name, r.sex, r.citizen_id if show_id else idcard.mask(r.citizen_id), r.birth_date,
+                  r.relation_to_head, r.population_type, r.status)
+        for r in session.scalars(select(Resident).where(Resident.household_id == hh.id)
+                                 .order_by(case((Resident.relation_to_head == "head", 0), else_=1), Resident.id))
+    ]
+    return HouseholdView(hh.id, hh.household_no, hh.address, hh.phone, hh.grid_id, grid.name if grid else "", members)
+
+
+def tag_choices(session: Session, actor: Actor) -> list[tuple[str, str, str]]:
+    """(code, Chinese name, English name) of the tags the actor may filter by."""
+    q = select(Tag.code, Tag.name, Tag.name_en, Tag.sensitive).order_by(Tag.id)
+    return [(c, n, e) for c, n, e, s in session.execute(q) if not s or actor.can(Perm.VIEW_SENSITIVE_TAGS)]
+
+
+@dataclass(frozen=True)
+class StepRow:
+    at: datetime
+    actor_name: str | None
+    action: str
+    from_level: str | None
+    to_level: str | None
+    to_status: str | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    id: int
+    version: int
+    title: str
+    description: str | None
+    category: str
+    level: str
+    status: str
+    grid_id: int
+    grid_name: str
+    reported_at: datetime
+    due_at: datetime | None
+    location_text: str | None
+    parties: list[tuple[str, str, str | None]]  # name, role, phone
+    steps: list[StepRow]
+
+
+def incident_view(session: Session, actor: Actor, incident_id: int) -> IncidentView:
+    """A case with its parties and full timeline (read-only; actions come from mediation)."""
+    from gridman.core.models import IncidentParty, IncidentStep
+    from gridman.core.services.errors import NotFound
+
+    inc = session.get(Incident, incident_id)
+    if inc is None:
+        raise NotFound(f"事件 {incident_id} 不存在", en=f"No incident {incident_id}")
+    grid = session.get(Area, inc.grid_id)
+    require(actor, Perm.READ, grid)
+    parties = [(p.name, p.role, p.phone) for p in session.scalars(
+        select(IncidentParty).where(IncidentParty.incident_id == inc.id).order_by(IncidentParty.id))]
+    steps = [StepRow(s.at, s.actor_name, s.action, s.from_level, s.to_level, s.to_status, s.note)
+             for s in session.scalars(select(IncidentStep).where(IncidentStep.incident_id == inc.id)
+                                      .order_by(IncidentStep.seq))]
+    return IncidentView(inc.id, inc.version, inc.title, inc.description, inc.category, inc.level, inc.status,
+                        inc.grid_id, grid.name if grid else "", inc.reported_at, inc.due_at, inc.location_text,
+                        parties, steps)
+
+
+def grid_choices(session: Session, actor: Actor) -> list[tuple[int, str]]:
+    """(id, "community / grid") of the grids the actor may register people in."""
+    from sqlalchemy.orm import aliased
+
+    parent = aliased(Area)
+    q = (select(Area.id, parent.name, Area.name).join(parent, parent.id == Area.parent_id)
+         .where(Area.level == "grid", grid_scope_filter(actor, Area.id)).order_by(Area.code))
+    return [(i, f"{p} / {n}") for i, p, n in session.execute(q)]
+
+
+def area_choices(session: Session, *, levels: tuple[str, ...]) -> list[tuple[int, str, str]]:
+    """(id, name, level) of areas of the given levels (administration forms)."""
+    q = select(Area.id, Area.name, Area.level).where(Area.level.in_(levels)).order_by(Area.code)
+    return [(i, n, lv) for i, n, lv in session.execute(q)]

@@ -1,0 +1,1 @@
+"""Dialogs: sign-in, resident and household forms, case view, administration forms."""

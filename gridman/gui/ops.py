@@ -1,0 +1,146 @@
+"""Background database work for the GUI (as Anki's CollectionOp): the GUI thread never waits on
+the database.
+
+``OpRunner.run(fn, ...)`` runs ``fn(session, task)`` on a thread pool with a fresh session of its
+own — a read session, or a unit of work for the signed-in user (``mode="write"``: committed, every
+change audited) — and delivers the result or the error back on the GUI thread through queued
+signals. ``task`` is a :class:`gridman.core.tasks.TaskState` (Qt-free progress and cancel).
+After a write, the caller broadcasts what changed with ``runner.changed.emit(kind, ids)`` so each
+view refreshes only what it shows.
+
+Threading: create and use the runner on the GUI thread; callbacks run on the GUI thread.
+Unexpected exceptions are logged with their traceback (the log file in the data directory);
+users see a dialog (gridman.gui.errors), never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from gridman.core.services.errors import GridmanError
+from gridman.core.tasks import Cancelled, TaskState
+from gridman.gui.qt import QObject, QRunnable, QThreadPool, Signal
+
+if TYPE_CHECKING:  # the sign-in dialog shows before SQLAlchemy is imported
+    from gridman.core.db import Database
+    from gridman.core.services.permissions import Actor
+
+log = logging.getLogger("gridman.gui.ops")
+
+
+class _Relay(QObject):
+    done = Signal(object)
+    failed = Signal(object)
+    progress = Signal(float, str)
+
+
+class Op:
+    """A running job: ``cancel()`` asks it to stop (it checks ``task.cancelled``)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.task = TaskState()
+        self.finished = False
+
+    def cancel(self) -> None:
+        self.task.cancel()
+
+
+class _Job(QRunnable):
+    def __init__(self, db: Database | None, actor: Actor | None, mode: str, fn: Callable[..., Any], op: Op,
+                 relay: _Relay) -> None:
+        super().__init__()
+        self.setAutoDelete(True)
+        self.db, self.actor, self.mode, self.fn, self.op, self.relay = db, actor, mode, fn, op, relay
+
+    def run(self) -> None:  # worker thread
+        try:
+            if self.mode != "none" and self.db is None:
+                raise RuntimeError("no database open yet")
+            if self.mode == "write":
+                if self.actor is None:
+                    raise RuntimeError("write op without a signed-in user")
+                with self.db.work(self.actor) as s:
+                    result = self.fn(s, self.op.task)
+            elif self.mode == "begin":
+                with self.db.begin() as s:
+                    result = self.fn(s, self.op.task)
+            elif self.mode == "none":
+                result = self.fn(None, self.op.task)
+            else:
+                with self.db.session() as s:
+                    result = self.fn(s, self.op.task)
+                    s.rollback()
+        except Cancelled as exc:
+            self.relay.failed.emit(exc)
+        except GridmanError as exc:
+            self.relay.failed.emit(exc)
+        except Exception as exc:  # noqa: BLE001 — delivered to the GUI as a dialog, logged here
+            log.error("op %s failed:\n%s", self.op.label, traceback.format_exc())
+            self.relay.failed.emit(exc)
+        else:
+            self.relay.done.emit(result)
+
+
+class OpRunner(QObject):
+    """Runs database jobs off the GUI thread and broadcasts changes."""
+
+    changed = Signal(str, object)  # kind ("residents", "households", "incidents", "users", "areas", "all"), ids|None
+    busy_changed = Signal(int)  # number of jobs running
+    error = Signal(object)  # an error no callback handled (the window shows it)
+
+    def __init__(self, db: Database | None, actor: Actor | None = None, *, threads: int = 3,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.db = db
+        self.actor = actor
+        self.pool = QThreadPool()
+        self.pool.setMaxThreadCount(threads)
+        self._live: set[_Relay] = set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._live)
+
+    def run(self, fn: Callable[[Any, TaskState], Any], *, on_done: Callable[[Any], None] | None = None,
+            on_error: Callable[[BaseException], None] | None = None,
+            on_progress: Callable[[float, str], None] | None = None, mode: str = "read",
+            label: str = "") -> Op:
+        op = Op(label or getattr(fn, "__name__", "op"))
+        relay = _Relay()
+        self._live.add(relay)
+
+        def finish() -> None:
+            op.finished = True
+            self._live.discard(relay)
+            self.busy_changed.emit(len(self._live))
+
+        def done(result: Any) -> None:
+            finish()
+            if on_done is not None:
+                on_done(result)
+
+        def failed(exc: BaseException) -> None:
+            finish()
+            if isinstance(exc, Cancelled):
+                return
+            if on_error is not None:
+                on_error(exc)
+            else:
+                self.error.emit(exc)
+
+        relay.done.connect(done)
+        relay.failed.connect(failed)
+        if on_progress is not None:
+            relay.progress.connect(on_progress)
+            op.task._callback = lambda f, m: relay.progress.emit(f, m)  # noqa: SLF001
+        self.busy_changed.emit(len(self._live))
+        self.pool.start(_Job(self.db, self.actor, mode, fn, op, relay))
+        return op
+
+    def wait(self, msecs: int = 30_000) -> bool:
+        """Block until the pool is idle (shutdown and tests; never call from a slot)."""
+        return bool(self.pool.waitForDone(msecs))

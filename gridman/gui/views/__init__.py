@@ -1,0 +1,1 @@
+"""The main window's views (map, registers, incidents, dashboard, administration)."""
