@@ -78,9 +78,10 @@ from gridman.core.services.time_limits import CASE, Deadlines
 S = IncidentStatus
 LEVELS: tuple[str, ...] = (MediationLevel.GRID.value, MediationLevel.COMMUNITY.value, MediationLevel.STREET.value)
 # Not closed and not merged: what the supervisor's queue shows (``due_at`` is set exactly for these).
-ACTIVE_STATUSES: tuple[str, ...] = (S.REPORTED, S.ACCEPTED, S.IN_PROGRESS, S.RESOLVED, S.FAILED, S.REFERRED)
+ACTIVE_STATUSES: tuple[str, ...] = tuple(
+    s.value for s in (S.REPORTED, S.ACCEPTED, S.IN_PROGRESS, S.RESOLVED, S.FAILED, S.REFERRED))
 # What the overdue sweep escalates (a referred case is with another body; a resolved one awaits verification).
-SWEEP_STATUSES: tuple[str, ...] = (S.REPORTED, S.ACCEPTED, S.IN_PROGRESS, S.FAILED)
+SWEEP_STATUSES: tuple[str, ...] = tuple(s.value for s in (S.REPORTED, S.ACCEPTED, S.IN_PROGRESS, S.FAILED))
 
 LEVEL_ROLE: dict[str, Role] = {"grid": Role.WARDEN, "community": Role.COMMUNITY_STAFF,
                                "street": Role.STREET_SUPERVISOR}
