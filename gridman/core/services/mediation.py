@@ -926,7 +926,7 @@ def escalate_overdue(session: Session, actor: Actor, *, now: datetime | None = N
                    t.c.handler_id, max_seq.label("max_seq"))
             .where(base, t.c.level.in_(("grid", "community"))).order_by(t.c.id))
     already = exists().where(st.c.incident_id == t.c.id, st.c.action == Action.OVERDUE.value,
-                             st.c.at >= t.c.level_entered_at)
+                             st.c.at > t.c.level_entered_at)  # a flag comes ≥ 1 day after entry
     q_flag = (select(t.c.id, t.c.uuid, t.c.level, t.c.status, t.c.version, t.c.due_at, max_seq.label("max_seq"))
               .where(base, t.c.level == "street", ~already).order_by(t.c.id))
     if session.get_bind().dialect.name == "postgresql":
