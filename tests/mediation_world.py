@@ -109,8 +109,8 @@ def world_templates(tmp_path_factory, empty_templates, pg_admin):  # type: ignor
     return out
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def w(request, world_templates, pg_admin, tmp_path):  # type: ignore[no-untyped-def]
+@pytest.fixture(name="w", params=["sqlite", "postgresql"])
+def world_fixture(request, world_templates, pg_admin, tmp_path):  # type: ignore[no-untyped-def]
     """A fresh copy of the mediation world on each backend."""
     backend = request.param
     if backend not in world_templates:

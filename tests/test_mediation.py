@@ -19,7 +19,7 @@ from gridman.core.services.errors import (
     ValidationError,
 )
 from gridman.core.services.mediation_queue import queue
-from tests.mediation_world import MON, act, audit_count, report, state, w, world_templates  # noqa: F401
+from tests.mediation_world import MON, act, audit_count, report, state, world_fixture, world_templates  # noqa: F401
 
 
 def _steps(w, iid):

@@ -192,7 +192,7 @@ def _expected_figures(incs, steps, area, date_from=None, date_to=None):
             exit_ = st["to_status"] in ("resolved", "failed", "referred", "closed", "merged")
             if entry or exit_:
                 marks.append((st, entry))
-        for (st, entry), nxt in zip(marks, marks[1:] + [None]):
+        for (st, entry), nxt in zip(marks, marks[1:] + [None], strict=True):
             if entry and nxt is not None:
                 durs[st["to_level"]].append((nxt[0]["at"] - st["at"]).total_seconds() / 3600)
 

@@ -12,7 +12,7 @@ from gridman.core.models import AuditEntry, Incident, IncidentStep
 from gridman.core.services import mediation as m
 from gridman.core.services import time_limits as tl
 from gridman.core.services.errors import ConflictError, PermissionDenied, ValidationError
-from tests.mediation_world import MON, act, report, state, w, world_templates  # noqa: F401
+from tests.mediation_world import MON, act, report, state, world_fixture, world_templates  # noqa: F401
 
 NATIONAL_DAY = [date(2026, 10, d) for d in range(1, 8)]  # Thu 1 – Wed 7 October
 MAKEUP_SAT = date(2026, 10, 10)

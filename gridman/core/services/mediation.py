@@ -71,7 +71,13 @@ from gridman.core.models import (
     utcnow,
 )
 from gridman.core.services import audit
-from gridman.core.services.errors import ConflictError, InvalidTransition, NotFound, PermissionDenied, ValidationError
+from gridman.core.services.errors import (
+    ConflictError,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from gridman.core.services.permissions import Actor, Perm, grid_scope_filter, require
 from gridman.core.services.time_limits import CASE, Deadlines
 
