@@ -265,3 +265,38 @@ def test_figures_equal_independent_counts(demo_db):
         assert empty.reported == 0 and empty.closure_rate is None and empty.level_times[0].avg_hours is None
         with pytest.raises(ValidationError):
             mq.figures(s, admin, street.id, date(2026, 5, 1), date(2026, 4, 1))
+
+
+def test_upgrading_an_older_database_fills_the_text_index(tmp_path):
+    """Incidents written before migration 0003_mediation are searchable after the upgrade."""
+    from gridman.core.db import (
+        Database,
+        current_revision,
+        head_revision,
+        make_engine,
+        resolve_url,
+        upgrade_database,
+    )
+    from tests.helpers import build_tree
+
+    path = tmp_path / "old.sqlite"
+    old = Database(make_engine(path), resolve_url(path))
+    upgrade_database(old, target="0002")
+    tree = build_tree(old)
+    with old.session() as s:
+        admin = system_actor(s)
+    with old.work(admin) as s:
+        iid = m.report(s, admin, grid_id=tree.grid1, category="hazard", title="老数据库里的燃气隐患", now=NOW).incident_id
+        assert not s.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'incidents_fts'")).scalar()
+    old.dispose()
+    from gridman.core.db import open_database
+
+    new = open_database(path)
+    try:
+        assert current_revision(new) == head_revision()
+        with new.session() as s:
+            assert [r.id for r in mq.queue(s, admin, None, text="燃气隐患", now=NOW).rows] == [iid]
+            assert mq.queue(s, admin, None, text="没有这回事", now=NOW).rows == []
+    finally:
+        new.dispose()
+    assert list(tmp_path.glob("old.backup-v0002-*.sqlite"))
