@@ -82,6 +82,15 @@ def test_queue_matches_a_direct_listing(demo_db):
             assert ids(text=q) == want, q
             assert want or q == "号："
         assert ids(text="100%") == set()
+        # city-wide, a frequent term is tested while walking the deadline index: same answer
+        whole = [i for i in incs if i["status"] in ACTIVE and "漏水影响" in i["title"] + (i["description"] or "")]
+        want = [i["id"] for i in sorted(whole, key=lambda i: (i["due_at"], i["id"]))]
+        for drive_max in (0, 10**9):
+            old_max, mq.FTS_DRIVE_MAX = mq.FTS_DRIVE_MAX, drive_max
+            try:
+                assert [r.id for r in mq.queue(s, admin, None, text="漏水影响", now=NOW, limit=1000).rows] == want
+            finally:
+                mq.FTS_DRIVE_MAX = old_max
         assert ids(text="漏水", level="grid", overdue=True) == {
             i["id"] for i in mine if "漏水" in i["title"] + (i["description"] or "") and i["level"] == "grid"
             and i["due_at"] < NOW}

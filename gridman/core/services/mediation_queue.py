@@ -36,6 +36,7 @@ S = IncidentStatus
 # Exactly the expression of the pg_trgm index in migration 0003_mediation.
 PG_TEXT_EXPR = "(coalesce(incidents.title, '') || ' ' || coalesce(incidents.description, ''))"
 FTS_MIN_CHARS = 3
+FTS_DRIVE_MAX = 2000  # see text_condition
 
 
 @dataclass(frozen=True)
@@ -119,15 +120,33 @@ def _like_pattern(q: str) -> str:
     return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def text_condition(session: Session, q: str) -> ColumnElement[bool]:
-    """Substring search in title and description (see module docstring for the indexes used)."""
+def _fts_phrase(q: str) -> str:
+    return '"' + q.replace('"', '""') + '"'
+
+
+def fts_match_count(session: Session, q: str) -> int:
+    return int(session.execute(text("SELECT count(*) FROM incidents_fts WHERE incidents_fts MATCH :q"),
+                               {"q": _fts_phrase(q)}).scalar_one())
+
+
+def text_condition(session: Session, q: str, *, wide: bool = False) -> ColumnElement[bool]:
+    """Substring search in title and description (see module docstring for the indexes used).
+
+    ``wide``: the query is not confined to one street/community/grid. Then, on SQLite, a term
+    matching many cases (> ``FTS_DRIVE_MAX``) is tested against the matches while walking the
+    deadline index (``id + 0 IN …`` keeps SQLite from driving the query by the matches' rowids):
+    the first page is found after a few hundred index entries, instead of fetching and sorting
+    tens of thousands of matches. A rare term drives the query by its matches. Within one area
+    SQLite already walks the area's (short) deadline index.
+    """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return literal_column(PG_TEXT_EXPR).ilike(_like_pattern(q), escape="\\")
     if dialect == "sqlite" and len(q) >= FTS_MIN_CHARS and _has_fts(session):
-        phrase = '"' + q.replace('"', '""') + '"'
         fts = select(literal_column("rowid")).select_from(text("incidents_fts")).where(
-            text("incidents_fts MATCH :fts_q").bindparams(fts_q=phrase))
+            text("incidents_fts MATCH :fts_q").bindparams(fts_q=_fts_phrase(q)))
+        if wide and fts_match_count(session, q) > FTS_DRIVE_MAX:
+            return (Incident.id + 0).in_(fts)
         return Incident.id.in_(fts)
     pat = _like_pattern(q)
     return or_(Incident.title.like(pat, escape="\\"), Incident.description.like(pat, escape="\\"))
@@ -179,7 +198,9 @@ def queue(session: Session, actor: Actor, area_id: int | None = None, *, level: 
         conds.append(t.handler_id == handler)
     q_text = (text or "").strip()
     if q_text:
-        conds.append(text_condition(session, q_text))
+        narrow = area.level in ("grid", "community", "street") if area is not None else actor.role in (
+            Role.WARDEN, Role.COMMUNITY_STAFF, Role.STREET_SUPERVISOR)
+        conds.append(text_condition(session, q_text, wide=not narrow))
     where = and_(*conds)
     rows = session.execute(
         select(t.id, t.version, t.title, t.category, t.subcategory, t.priority, t.level, t.status, t.grid_id,
