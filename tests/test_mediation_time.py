@@ -127,6 +127,9 @@ def test_escalate_overdue_is_idempotent(w):
     h = report(w, now=MON + timedelta(days=5))  # due MON+8d
     t4 = MON + timedelta(days=4)
 
+    with w.db.session() as s:  # active and past their deadline, per level (referred/resolved included)
+        assert m.overdue_counts(s, w.admin, now=t4) == {"grid": 5}
+        assert m.overdue_counts(s, w.warden3, now=t4) == {"grid": 1}
     # community staff sweep only their community: a and b move up; g is another community's
     with w.db.work(w.staff) as s:
         res = m.escalate_overdue(s, w.staff, now=t4)
