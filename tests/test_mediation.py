@@ -137,6 +137,11 @@ def test_refusals_write_nothing(w):
         assert state(w, res.incident_id) == before and audit_count(w) == audits
         return ei.value.message
 
+    # reporting in someone else's grid
+    with pytest.raises(PermissionDenied):
+        report(w, w.warden3, grid=w.tree.grid1)
+    with pytest.raises(PermissionDenied):
+        report(w, w.staff2, grid=w.tree.grid1)
     # transitions that do not exist from "reported"
     msg = refused(InvalidTransition, w.warden, "verify")
     assert "尚未调解成功" in msg and "不能核查结案" in msg
