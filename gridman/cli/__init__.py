@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "gridman.cli.sample_cmds",
     "gridman.cli.stats_cmds",
     "gridman.cli.geo_cmds",
+    "gridman.cli.incidents_cmds",
 ]
 
 

@@ -10,6 +10,8 @@ target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
+    from gridman.core.db import autogen_include_name
+
     engine = context.config.attributes.get("engine")
     if engine is None:
         from gridman.core.db import make_engine
@@ -19,6 +21,7 @@ def run_migrations_online() -> None:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
+            include_name=autogen_include_name,
             render_as_batch=connection.dialect.name == "sqlite",
             transaction_per_migration=True,
         )

@@ -67,6 +67,13 @@ class Incident(SyncMixin, Base):  # 事件
         Index("ix_incidents_community_status_due", "community_id", "status", "due_at"),
         Index("ix_incidents_status_due", "status", "due_at"),
         Index("ix_incidents_reported_at", "reported_at"),
+        # the supervisor's queue: an area's active cases in deadline order (migration 0003_mediation;
+        # closed/merged cases have no due_at). The FTS5 / pg_trgm text index lives in that migration only.
+        Index("ix_incidents_street_due", "street_id", "due_at"),
+        Index("ix_incidents_community_due", "community_id", "due_at"),
+        Index("ix_incidents_grid_due", "grid_id", "due_at"),
+        Index("ix_incidents_due", "due_at"),
+        Index("ix_incidents_merged_into", "merged_into_id"),
     )
 
 

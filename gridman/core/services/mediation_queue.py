@@ -1,0 +1,393 @@
+"""The supervisor's queue (待办) and the mediation figures (调处统计) for any area.
+
+The queue lists an area's *active* cases (not closed, not merged) overdue first, then by deadline —
+one ordering, since a case is overdue exactly when its ``due_at`` has passed. It relies on the
+invariant kept by :mod:`gridman.core.services.mediation`: ``due_at`` is set exactly while a case is
+active, so ``due_at IS NOT NULL`` over the (street|community|grid, due_at) indexes of migration
+0003_mediation walks an area's active cases in deadline order and the first page is an index range
+scan with LIMIT. Per-status counts use the (area, status, due_at) indexes and never touch the table.
+
+Text search: on SQLite the FTS5 trigram table ``incidents_fts`` for queries of three or more
+characters (a trigram index cannot answer fewer), a LIKE scan otherwise; on PostgreSQL ``ILIKE`` on
+the expression the pg_trgm GIN index was built on (without pg_trgm the same query scans).
+
+The figures count the cohort of cases *reported* in the period (merged duplicates excluded):
+see :class:`Figures` for each definition. Counts and averages are computed in SQL; the 90th
+percentile too (nearest rank, ``ORDER BY … LIMIT 1 OFFSET k``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, false, func, literal_column, or_, select, text, true
+from sqlalchemy.orm import Session
+
+from gridman.core.enums import IncidentStatus, MediationLevel, ReferralTarget, Role, label
+from gridman.core.models import Area, Incident, IncidentStep, User, utcnow
+from gridman.core.services.errors import NotFound, ValidationError
+from gridman.core.services.mediation import ACTIVE_STATUSES, LEVELS
+from gridman.core.services.permissions import Actor, Perm, require
+
+S = IncidentStatus
+# Exactly the expression of the pg_trgm index in migration 0003_mediation.
+PG_TEXT_EXPR = "(coalesce(incidents.title, '') || ' ' || coalesce(incidents.description, ''))"
+FTS_MIN_CHARS = 3
+FTS_DRIVE_MAX = 5000  # see text_condition
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    version: int
+    title: str
+    category: str
+    subcategory: str | None
+    priority: str
+    level: str
+    status: str
+    status_label: str
+    grid_id: int
+    grid_name: str
+    reported_at: datetime
+    due_at: datetime | None
+    case_due_at: datetime | None
+    overdue: bool
+    handler_id: int | None
+    handler_name: str | None
+
+
+@dataclass(frozen=True)
+class QueueResult:
+    """A page of the queue; ``total`` matches all filters (None if not asked for); ``counts`` are the
+    area's (and level's) active cases per status, whatever the other filters."""
+
+    now: datetime
+    rows: list[QueueRow]
+    total: int | None
+    counts: dict[str, int] | None
+    limit: int
+    offset: int
+
+
+# --- scope --------------------------------------------------------------------------------------
+
+
+def _area(session: Session, actor: Actor, area_id: int | None) -> Area | None:
+    if area_id is None:
+        return None
+    area = session.get(Area, area_id)
+    if area is None:
+        raise NotFound(f"区划 {area_id} 不存在", en=f"No area {area_id}")
+    require(actor, Perm.READ, area)
+    return area
+
+
+def area_condition(session: Session, actor: Actor, area: Area | None) -> ColumnElement[bool]:
+    """Incidents of ``area`` (any level) — or of the actor's whole scope when ``area`` is None.
+    Grids, communities and streets use the denormalised columns (one index range each)."""
+    t = Incident
+    if area is None:
+        if actor.is_admin or (actor.role == Role.CLERK and actor.area_path is None):
+            return true()
+        if actor.role == Role.WARDEN:
+            return t.grid_id.in_(sorted(actor.grid_ids)) if actor.grid_ids else false()
+        if actor.area_id is None:
+            return false()
+        area = session.get(Area, actor.area_id)
+        if area is None:
+            return false()
+    if area.level == "grid":
+        return t.grid_id == area.id
+    if area.level == "community":
+        return t.community_id == area.id
+    if area.level == "street":
+        return t.street_id == area.id
+    grids = select(Area.id).where(Area.path.like(area.path + "%"), Area.level == "grid")
+    return t.grid_id.in_(grids)
+
+
+def _has_fts(session: Session) -> bool:
+    return bool(session.execute(
+        text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'incidents_fts'")
+    ).scalar())
+
+
+def _like_pattern(q: str) -> str:
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _fts_phrase(q: str) -> str:
+    return '"' + q.replace('"', '""') + '"'
+
+
+def fts_match_count(session: Session, q: str, *, cap: int | None = None) -> int:
+    """Cases whose title or description contains ``q`` (SQLite FTS5), counting at most ``cap``."""
+    sql = "SELECT rowid FROM incidents_fts WHERE incidents_fts MATCH :q"
+    if cap is not None:
+        sql += f" LIMIT {int(cap)}"
+    return int(session.execute(text(f"SELECT count(*) FROM ({sql})"), {"q": _fts_phrase(q)}).scalar_one())
+
+
+def text_condition(session: Session, q: str) -> ColumnElement[bool]:
+    """Substring search in title and description (see module docstring for the indexes used).
+
+    On SQLite a term with at most ``FTS_DRIVE_MAX`` matches drives the query through FTS5 (fetch the
+    matches by rowid, keep the active ones, sort: cost grows with the matches). A more frequent term
+    is tested with LIKE while walking the deadline index instead: the first page is complete after
+    a few thousand index entries at most, rather than after fetching and sorting tens of thousands
+    of matches. (The capped FTS count that decides costs well under a millisecond to ~10 ms.)
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return literal_column(PG_TEXT_EXPR).ilike(_like_pattern(q), escape="\\")
+    if dialect == "sqlite" and len(q) >= FTS_MIN_CHARS and _has_fts(session) \
+            and fts_match_count(session, q, cap=FTS_DRIVE_MAX + 1) <= FTS_DRIVE_MAX:
+        fts = select(literal_column("rowid")).select_from(text("incidents_fts")).where(
+            text("incidents_fts MATCH :fts_q").bindparams(fts_q=_fts_phrase(q)))
+        return Incident.id.in_(fts)
+    pat = _like_pattern(q)
+    return or_(Incident.title.like(pat, escape="\\"), Incident.description.like(pat, escape="\\"))
+
+
+# --- the queue ----------------------------------------------------------------------------------
+
+
+def _one_of(values: str | list[str] | tuple[str, ...] | None, allowed: tuple[str, ...], what: str) -> list[str] | None:
+    if values is None or values == "" or values == []:
+        return None
+    vals = [values] if isinstance(values, str) else list(values)
+    bad = [v for v in vals if v not in allowed]
+    if bad:
+        raise ValidationError(f"{what} {bad[0]!r} 无效，可选：{', '.join(allowed)}", field=what,
+                              en=f"Invalid {what} {bad[0]!r}; one of {', '.join(allowed)}")
+    return vals
+
+
+def queue(session: Session, actor: Actor, area_id: int | None = None, *, level: str | list[str] | None = None,
+          status: str | list[str] | None = None, category: str | list[str] | None = None,
+          overdue: bool | None = None, handler: int | None = None, text: str | None = None,
+          limit: int = 50, offset: int = 0, now: datetime | None = None, with_counts: bool = True,
+          with_total: bool = True) -> QueueResult:
+    """Active cases of an area (default: the actor's scope), overdue first then by deadline."""
+    require(actor, Perm.READ)
+    now = now or utcnow()
+    area = _area(session, actor, area_id)
+    levels = _one_of(level, LEVELS, "level")
+    statuses = _one_of(status, ACTIVE_STATUSES, "status")
+    if limit < 1 or limit > 1000 or offset < 0:
+        raise ValidationError("每页条数应在 1–1000 之间，偏移不能为负", field="limit", en="limit 1–1000, offset ≥ 0")
+    t = Incident
+    conds: list[ColumnElement[bool]] = [area_condition(session, actor, area), t.due_at.is_not(None)]
+    not_closed = t.status.not_in((S.CLOSED.value, S.MERGED.value))
+    if statuses:
+        conds.append(t.status.in_(statuses))
+    else:
+        # NOT IN cannot drive an index: the planner walks (area, due_at) in order.
+        conds.append(not_closed)
+    if levels:
+        conds.append(t.level.in_(levels))
+    if category:
+        conds.append(t.category.in_([category] if isinstance(category, str) else list(category)))
+    if overdue is True:
+        conds.append(t.due_at < now)
+    elif overdue is False:
+        conds.append(t.due_at >= now)
+    if handler is not None:
+        conds.append(t.handler_id == handler)
+    q_text = (text or "").strip()
+    if q_text:
+        conds.append(text_condition(session, q_text))
+    where = and_(*conds)
+    # the same set for counting: status IN (…) lets SQLite count in the (area, status, due_at) index
+    count_where = and_(*[c for c in conds if c is not not_closed], t.status.in_(statuses or ACTIVE_STATUSES))
+    rows = session.execute(
+        select(t.id, t.version, t.title, t.category, t.subcategory, t.priority, t.level, t.status, t.grid_id,
+               t.reported_at, t.due_at, t.case_due_at, t.handler_id)
+        .where(where).order_by(t.due_at, t.id).limit(limit).offset(offset)
+    ).all()
+    grid_names: dict[int, str] = {}
+    handler_names: dict[int, str] = {}
+    if rows:
+        gids = sorted({r.grid_id for r in rows})
+        grid_names = dict(session.execute(select(Area.id, Area.name).where(Area.id.in_(gids))).all())
+        hids = sorted({r.handler_id for r in rows if r.handler_id})
+        if hids:
+            handler_names = dict(session.execute(select(User.id, User.display_name).where(User.id.in_(hids))).all())
+    out = [QueueRow(r.id, r.version, r.title, r.category, r.subcategory, r.priority, r.level, r.status,
+                    label(r.status, enum=IncidentStatus), r.grid_id, grid_names.get(r.grid_id, ""), r.reported_at,
+                    r.due_at, r.case_due_at, r.due_at is not None and r.due_at < now, r.handler_id,
+                    handler_names.get(r.handler_id) if r.handler_id else None) for r in rows]
+    total = None
+    if with_total:
+        total = session.execute(select(func.count()).select_from(t).where(count_where)).scalar_one()
+    counts = status_counts(session, actor, area_id, level=level, _area_obj=area) if with_counts else None
+    return QueueResult(now, out, total, counts, limit, offset)
+
+
+def status_counts(session: Session, actor: Actor, area_id: int | None = None, *,
+                  level: str | list[str] | None = None, _area_obj: Area | None = None) -> dict[str, int]:
+    """Active cases per status in an area (every active status present, zeros included)."""
+    require(actor, Perm.READ)
+    area = _area_obj if _area_obj is not None else _area(session, actor, area_id)
+    levels = _one_of(level, LEVELS, "level")
+    t = Incident
+    conds = [area_condition(session, actor, area), t.status.in_(ACTIVE_STATUSES)]
+    if levels:
+        conds.append(t.level.in_(levels))
+    rows = session.execute(select(t.status, func.count()).where(*conds).group_by(t.status)).all()
+    out = {s: 0 for s in ACTIVE_STATUSES}
+    out.update({s: n for s, n in rows})
+    return out
+
+
+# --- the figures --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LevelTime:
+    """Hours a case spent at a level, per stay: from entering the level (report, escalation,
+    hand-down, reopening) to the first step that ended the stay there (resolved, failed, referred,
+    closed, merged) or to the next level change; stays still running are not counted."""
+
+    level: str
+    stays: int
+    avg_hours: float | None
+    p90_hours: float | None
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Mediation figures for the cases reported in ``[date_from, date_to]`` in an area.
+
+    - ``reported``: cases reported (merged duplicates excluded; ``merged`` counts those);
+    - ``closed``: of those, closed (verified); ``closure_rate`` = closed ÷ reported;
+    - ``on_time_rate`` = closed within the case deadline ÷ closed;
+    - ``mediation_success_rate`` (调解成功率) = resolved or closed ÷ (resolved or closed + failed);
+    - ``satisfaction_rate`` = 满意 + 基本满意 ÷ evaluated;
+    - ``grid_share`` (矛盾不上交) = closed cases settled at grid level ÷ closed;
+    - ``referrals``: cases referred, per committee/department;
+    - ``level_times``: see :class:`LevelTime`.
+    Rates are fractions 0–1, None when the denominator is 0.
+    """
+
+    area_id: int | None
+    date_from: date | None
+    date_to: date | None
+    reported: int
+    merged: int
+    closed: int
+    closure_rate: float | None
+    closed_on_time: int
+    on_time_rate: float | None
+    resolved: int
+    failed: int
+    mediation_success_rate: float | None
+    evaluated: int
+    satisfied: int
+    satisfaction_rate: float | None
+    settled_at_grid: int
+    grid_share: float | None
+    referred: int
+    referrals: dict[str, int] = field(default_factory=dict)
+    level_times: list[LevelTime] = field(default_factory=list)
+
+
+def _rate(n: int, d: int) -> float | None:
+    return n / d if d else None
+
+
+ENTRY_ACTIONS = ("report", "escalate", "hand_down", "reopen", "verify_fail")
+EXIT_STATUSES = (S.RESOLVED.value, S.FAILED.value, S.REFERRED.value, S.CLOSED.value, S.MERGED.value)
+
+
+def _period(t: Any, date_from: date | None, date_to: date | None) -> list[ColumnElement[bool]]:
+    out = []
+    if date_from is not None:
+        out.append(t.reported_at >= datetime.combine(date_from, datetime.min.time()))
+    if date_to is not None:
+        out.append(t.reported_at < datetime.combine(date_to + timedelta(days=1), datetime.min.time()))
+    return out
+
+
+def figures(session: Session, actor: Actor, area_id: int | None = None, date_from: date | None = None,
+            date_to: date | None = None) -> Figures:
+    """The figures supervisors report for an area and period (see :class:`Figures`)."""
+    require(actor, Perm.READ)
+    area = _area(session, actor, area_id)
+    if date_from and date_to and date_from > date_to:
+        raise ValidationError(f"起始日期 {date_from} 晚于截止日期 {date_to}", field="date_from",
+                              en=f"From {date_from} is after to {date_to}")
+    t = Incident
+    cohort = [area_condition(session, actor, area), *_period(t, date_from, date_to)]
+
+    def n(cond: ColumnElement[bool]) -> Any:
+        return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+    row = session.execute(select(
+        n(t.status != S.MERGED.value).label("reported"),
+        n(t.status == S.MERGED.value).label("merged"),
+        n(t.status == S.CLOSED.value).label("closed"),
+        n(and_(t.status == S.CLOSED.value, t.closed_on_time.is_(True))).label("on_time"),
+        n(and_(t.status != S.MERGED.value, t.resolved_at.is_not(None))).label("resolved"),
+        n(t.status == S.FAILED.value).label("failed"),
+        n(and_(t.status != S.MERGED.value, t.satisfaction.is_not(None))).label("evaluated"),
+        n(and_(t.status != S.MERGED.value, t.satisfaction.in_(("satisfied", "basic")))).label("satisfied"),
+        n(and_(t.status == S.CLOSED.value, t.handled_level == "grid")).label("grid"),
+        n(and_(t.status != S.MERGED.value, t.referral_target.is_not(None))).label("referred"),
+    ).where(*cohort)).one()
+    refs = dict(session.execute(
+        select(t.referral_target, func.count()).where(*cohort, t.status != S.MERGED.value,
+                                                      t.referral_target.is_not(None))
+        .group_by(t.referral_target)
+    ).all())
+    referrals = {r.value: refs.get(r.value, 0) for r in ReferralTarget}
+    return Figures(
+        area_id=area.id if area else None, date_from=date_from, date_to=date_to,
+        reported=row.reported, merged=row.merged, closed=row.closed, closure_rate=_rate(row.closed, row.reported),
+        closed_on_time=row.on_time, on_time_rate=_rate(row.on_time, row.closed), resolved=row.resolved,
+        failed=row.failed, mediation_success_rate=_rate(row.resolved, row.resolved + row.failed),
+        evaluated=row.evaluated, satisfied=row.satisfied, satisfaction_rate=_rate(row.satisfied, row.evaluated),
+        settled_at_grid=row.grid, grid_share=_rate(row.grid, row.closed), referred=row.referred,
+        referrals=referrals, level_times=_level_times(session, cohort),
+    )
+
+
+def _level_times(session: Session, cohort: list[ColumnElement[bool]]) -> list[LevelTime]:
+    st = IncidentStep.__table__
+    t = Incident
+    is_entry = or_(st.c.action.in_(ENTRY_ACTIONS), and_(st.c.action == "evaluate", st.c.to_status != "closed"))
+    is_exit = st.c.to_status.in_(EXIT_STATUSES)
+    marks = (select(st.c.incident_id, st.c.seq, st.c.at, st.c.to_level, case((is_entry, 1), else_=0).label("is_entry"))
+             .join(t.__table__, t.__table__.c.id == st.c.incident_id)
+             .where(*cohort, or_(is_entry, is_exit))).subquery("marks")
+    seg = select(
+        marks.c.to_level.label("level"), marks.c.at.label("at"), marks.c.is_entry.label("is_entry"),
+        func.lead(marks.c.at).over(partition_by=marks.c.incident_id, order_by=marks.c.seq).label("next_at"),
+    ).subquery("seg")
+    if session.get_bind().dialect.name == "postgresql":
+        hours = func.extract("epoch", seg.c.next_at - seg.c.at) / 3600.0
+    else:
+        hours = (func.julianday(seg.c.next_at) - func.julianday(seg.c.at)) * 24.0
+    durs = (select(seg.c.level.label("level"), hours.label("hours"))
+            .where(seg.c.is_entry == 1, seg.c.next_at.is_not(None))).cte("durs")
+    agg = {lv: (cnt, avg) for lv, cnt, avg in session.execute(
+        select(durs.c.level, func.count(), func.avg(durs.c.hours)).group_by(durs.c.level)).all()}
+    out = []
+    for lv in LEVELS:
+        cnt, avg = agg.get(lv, (0, None))
+        p90 = None
+        if cnt:
+            k = math.ceil(0.9 * cnt) - 1  # nearest rank
+            p90 = session.execute(select(durs.c.hours).where(durs.c.level == lv)
+                                  .order_by(durs.c.hours).limit(1).offset(k)).scalar_one()
+            p90 = float(p90)
+        out.append(LevelTime(lv, int(cnt), float(avg) if avg is not None else None, p90))
+    return out
+
+
+def level_label(level: str) -> str:
+    return label(level, enum=MediationLevel)
