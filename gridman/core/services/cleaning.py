@@ -22,7 +22,21 @@ from enum import StrEnum
 from typing import Any
 
 from gridman.core import idcard
-from gridman.core.enums import LABELS, PopulationType, Relation, ResidentStatus, Sex
+from gridman.core.enums import (
+    LABELS,
+    DisputeKind,
+    FacilityKind,
+    IncidentCategory,
+    PopulationType,
+    PremiseKind,
+    ReferralTarget,
+    Relation,
+    ResidentStatus,
+    Sex,
+    SocialOrgRegistration,
+    TagCategory,
+    VisitKind,
+)
 
 # --- results ---------------------------------------------------------------------------------
 
@@ -244,6 +258,52 @@ ETHNICITIES: tuple[str, ...] = (
 assert len(ETHNICITIES) == 56
 
 
+# enums.LABELS is keyed by StrEnum members, which hash like their string values: members of
+# different enumerations with the same value ("other", "registered", "care", "labour"…) overwrite
+# each other there (PopulationType.REGISTERED shows as 登记). Until that is fixed in enums.py,
+# imports and exports use these corrected labels for the colliding values.
+_LABEL_FIX: dict[tuple[type, str], tuple[str, str]] = {
+    (PopulationType, "registered"): ("户籍人口", "Registered"),
+    (SocialOrgRegistration, "registered"): ("登记", "Registered"),
+    (Relation, "other"): ("其他", "Other"),
+    (PremiseKind, "other"): ("其他", "Other"),
+    (FacilityKind, "other"): ("其他", "Other"),
+    (IncidentCategory, "other"): ("其他", "Other"),
+    (DisputeKind, "other"): ("其他纠纷", "Other"),
+    (TagCategory, "care"): ("关爱对象", "Care group"),
+    (TagCategory, "watch"): ("重点人群", "Watch group"),
+    (VisitKind, "care"): ("关爱走访", "Care visit"),
+    (VisitKind, "watch"): ("重点走访", "Watch visit"),
+    (DisputeKind, "labour"): ("劳动争议", "Labour"),
+    (DisputeKind, "medical"): ("医疗纠纷", "Medical"),
+    (DisputeKind, "traffic"): ("交通事故纠纷", "Traffic"),
+    (ReferralTarget, "labour"): ("劳动争议调委会", "Labour mediation committee"),
+    (ReferralTarget, "medical"): ("医疗纠纷调委会", "Medical mediation committee"),
+    (ReferralTarget, "traffic"): ("交通事故调委会", "Traffic mediation committee"),
+}
+
+
+def enum_label_pair(member: StrEnum) -> tuple[str, str]:
+    """(Chinese, English) label of an enumeration member, right even where values collide."""
+    fix = _LABEL_FIX.get((type(member), member.value))
+    return fix if fix is not None else LABELS.get(member, (member.value, member.value))
+
+
+def enum_label(member: StrEnum, lang: str = "zh_CN") -> str:
+    zh, en = enum_label_pair(member)
+    return en if lang.startswith("en") else zh
+
+
+def parse_enum(enum: type[StrEnum], text: Any) -> StrEnum:
+    """A code or a Chinese/English label → the member (ValueError otherwise)."""
+    t = _key(text)
+    for m in enum:
+        zh, en = enum_label_pair(m)
+        if t in (m.value.lower(), _key(zh), _key(en)):
+            return m
+    raise ValueError(f"{text!r} is not a valid {enum.__name__}")
+
+
 def _key(s: Any) -> str:
     return "".join(to_halfwidth(str(s)).split()).lower()
 
@@ -277,7 +337,7 @@ def _enum_map(enum: type[StrEnum], synonyms: dict[str, str]) -> dict[str, str]:
     m: dict[str, str] = {}
     for member in enum:
         m[member.value] = member.value
-        zh, en = LABELS.get(member, ("", ""))
+        zh, en = enum_label_pair(member)
         if zh:
             m[zh] = member.value
         if en:
@@ -287,7 +347,7 @@ def _enum_map(enum: type[StrEnum], synonyms: dict[str, str]) -> dict[str, str]:
 
 
 def _labels(enum: type[StrEnum]) -> list[str]:
-    return [LABELS[m][0] for m in enum if m in LABELS]
+    return [enum_label_pair(m)[0] for m in enum]
 
 
 clean_sex = EnumCleaner("性别", "sex", _enum_map(Sex, {
@@ -300,7 +360,7 @@ _eth_map.update({"汉": "汉族", "han": "汉族", "蒙古": "蒙古族", "维�
 clean_ethnicity = EnumCleaner("民族", "ethnicity", _eth_map, ["汉族", "回族", "……（56 个民族）"])
 
 clean_population_type = EnumCleaner("人口类型", "population type", _enum_map(PopulationType, {
-    "户籍": "registered", "常住户籍": "registered", "户籍人员": "registered",
+    "户籍": "registered", "户籍人口": "registered", "常住户籍": "registered", "户籍人员": "registered",
     "流动": "floating", "流动人员": "floating", "外来人口": "floating", "暂住人口": "floating",
     "人户分离人员": "separated", "人户分离人口": "separated",
     "境外": "foreign", "境外人口": "foreign", "外籍人员": "foreign", "外国人": "foreign",
