@@ -23,12 +23,20 @@ def make_id(born: date, sex: str, seq: int = 1, area: str = "340104", want_x: bo
 
 
 def write_xlsx(path: Path, rows: list[list[Any]], *, sheet: str = "人口", merge: str | None = None,
-               extra: dict[str, list[list[Any]]] | None = None, text_cols: tuple[int, ...] = ()) -> Path:
+               extra: dict[str, list[list[Any]]] | None = None, text_cols: tuple[int, ...] = (),
+               literal: bool = False) -> Path:
+    """``literal``: strings starting with '=' are stored as text, not formulas (as Excel does for
+    a cell formatted as text)."""
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = sheet
     for r in rows:
         ws.append(r)
+    if literal:
+        for row in ws.iter_rows():
+            for c in row:
+                if isinstance(c.value, str) and c.value.startswith("="):
+                    c.data_type = "s"
     if merge:
         ws.merge_cells(merge)
     for col in text_cols:

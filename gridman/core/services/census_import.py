@@ -735,6 +735,30 @@ def _resolve(session: Session, actor: Actor, area: Area | None, rows: list[_Row]
                 if b.name != b.code:
                     buildings.setdefault(b.name, []).append(b)
 
+    def finish(r: _Row, g_id: int | None) -> None:
+        v = r.values
+        if g_id is None:
+            r.err("grid" if "grid" in fields_present else "household_no", "grid_required",
+                  "新户须填写网格（编码或名称）", "A new household needs a grid (code or name)")
+            return
+        if g_id not in allowed:
+            r.err("grid", "out_of_scope", f"网格不在{where}或您的管辖范围内", "Grid outside the import area or your scope")
+            return
+        r.grid_id = g_id
+        b = v.get("building")
+        if b:
+            cands = [x for x in buildings.get(b, []) if x.grid_id == g_id] or buildings.get(b, [])
+            if len({x.id for x in cands}) != 1:
+                r.err("building", "building_unknown" if not cands else "building_ambiguous",
+                      f"找不到楼栋“{b}”" if not cands else f"楼栋“{b}”不唯一，请填写楼栋编码",
+                      f"No building {b!r}" if not cands else f"Building {b!r} is ambiguous; use its code")
+            else:
+                v["building_id"] = cands[0].id
+        hno = v.get("household_no")
+        if hno and hno in existing_hh:
+            v["household_id"] = existing_hh[hno].id
+
+    pending: list[_Row] = []
     for r in rows:
         v = r.values
         g_id: int | None = None
@@ -768,27 +792,19 @@ def _resolve(session: Session, actor: Actor, area: Area | None, rows: list[_Row]
                     r.err("household_no", "out_of_scope", f"户号 {hno} 不在{where}或您的管辖范围内",
                           f"Household {hno} is outside the import area or your scope")
                     continue
-        if g_id is None:
-            g_id = default_grid
-        if g_id is None:
-            r.err("grid" if "grid" in fields_present else "household_no", "grid_required",
-                  "新户须填写网格（编码或名称）", "A new household needs a grid (code or name)")
+        if g_id is None and hno:
+            pending.append(r)  # a new household's grid may be on another of its rows
             continue
-        if g_id not in allowed:
-            r.err("grid", "out_of_scope", f"网格不在{where}或您的管辖范围内", "Grid outside the import area or your scope")
-            continue
-        r.grid_id = g_id
-        b = v.get("building")
-        if b:
-            cands = [x for x in buildings.get(b, []) if x.grid_id == g_id] or buildings.get(b, [])
-            if len({x.id for x in cands}) != 1:
-                r.err("building", "building_unknown" if not cands else "building_ambiguous",
-                      f"找不到楼栋“{b}”" if not cands else f"楼栋“{b}”不唯一，请填写楼栋编码",
-                      f"No building {b!r}" if not cands else f"Building {b!r} is ambiguous; use its code")
-            else:
-                v["building_id"] = cands[0].id
-        if hno and hno in existing_hh:
-            v["household_id"] = existing_hh[hno].id
+        finish(r, g_id if g_id is not None else default_grid)
+    hh_grid: dict[str, int] = {}
+    for r in rows:
+        if r.hh_key and r.grid_id is not None:
+            hh_grid.setdefault(r.hh_key, r.grid_id)
+    for r in pending:
+        finish(r, hh_grid.get(r.hh_key, default_grid))  # type: ignore[arg-type]
+    for r in rows:
+        if r.hh_key and r.grid_id is not None and r.grid_id != hh_grid.get(r.hh_key, r.grid_id):
+            r.err("grid", "grid_mismatch", f"同一户（{r.hh_key}）的各行网格不一致", f"Rows of household {r.hh_key} name different grids")
 
 
 def _covers(actor: Actor, grid: Any) -> bool:

@@ -397,7 +397,7 @@ def _getters(cols: Iterable[Col], show_id: bool, tags: dict[int, list[str]]) -> 
 # --- blank import templates ----------------------------------------------------------------------
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "resources" / "templates"
-TEMPLATE_ROWS = 2000  # rows prepared with validation and text formats
+TEMPLATE_ROWS = 1000  # rows prepared with validation and text formats
 
 
 def template_path(list_name: str) -> Path:
