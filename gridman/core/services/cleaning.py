@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from gridman.core import idcard
 from gridman.core.enums import (
@@ -51,8 +51,10 @@ class Issue:
     severity: str = "error"
 
 
-@dataclass(frozen=True, slots=True)
-class Clean:
+class Clean(NamedTuple):
+    """A cleaned cell: ``value`` (None when blank or refused) and the ``issue``, if any. A named
+    tuple because the census import makes two million of these."""
+
     value: Any = None
     issue: Issue | None = None
 
@@ -82,15 +84,22 @@ def is_blank(raw: Any) -> bool:
 
 def clean_text(raw: Any, *, max_len: int | None = None, field: str = "") -> Clean:
     """Strip a free-text cell; numbers that are whole become '12' not '12.0'."""
-    if is_blank(raw):
+    if type(raw) is str:
+        s = raw.strip()
+        if not s:
+            return EMPTY
+        if "\u3000" in s:
+            s = s.replace("\u3000", " ").strip()
+    elif raw is None:
         return EMPTY
-    if isinstance(raw, float) and raw.is_integer():
+    elif isinstance(raw, float) and raw.is_integer():
         s = str(int(raw))
     elif isinstance(raw, datetime | date):
         s = raw.isoformat()
     else:
-        s = str(raw).strip()
-    s = s.replace("\u3000", " ").strip()
+        s = str(raw).replace("\u3000", " ").strip()
+        if not s:
+            return EMPTY
     if max_len is not None and len(s) > max_len:
         return _err("too_long", f"内容过长（{len(s)} 字，最多 {max_len} 字）", f"Too long ({len(s)} > {max_len})")
     return Clean(s)
