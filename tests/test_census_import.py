@@ -87,9 +87,13 @@ def test_title_rows_notes_row_every_date_form_exact_db_content(db, tmp_path):
         batch = s.get(ImportBatch, res.batch_id)
         assert (batch.kind, batch.file_name, batch.status, len(batch.file_sha256)) == ("census", "采集表.xlsx", "done", 64)
         assert batch.counts["inserted"] == 7
-        acts = sorted((a.table_name, a.action) for a in s.scalars(select(AuditEntry).where(AuditEntry.batch_id == res.batch_id)))
-        assert acts == sorted([("households", "insert")] * 2 + [("residents", "insert")] * 7
-                              + [("resident_tags", "insert")] * 3)
+        entries = list(s.scalars(select(AuditEntry).where(AuditEntry.batch_id == res.batch_id)))
+        acts = sorted((a.table_name, a.action) for a in entries)
+        assert acts == sorted([("households", "insert")] * 2 + [("residents", "insert")] * 7)
+        zs = next(a.changes for a in entries if a.changes.get("name") == [None, "张三"])
+        assert zs["tags"] == [None, ["low_income", "disabled"]]
+        assert zs["citizen_id"] == [None, ID_A] and zs["birth_date"] == [None, "1980-01-02"]
+        assert zs["relation_to_head"] == [None, "head"]
     # the same file again: nothing changes
     again = run(db, admin, path)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 7)
@@ -242,6 +246,12 @@ def test_dry_run_reports_exactly_and_writes_nothing(db, tmp_path):
     assert counts(db) == before
     real = run(db, admin_of(db), path)
     assert (real.inserted, real.households_created, real.tags_added) == (7, 2, 3)
+    with db.work(admin_of(db)) as s:
+        u = ci.undo_import(s, admin_of(db), batch_id=real.batch_id)
+    assert (u.residents_deleted, u.households_deleted, u.tags_removed) == (7, 2, 3)
+    after = counts(db)
+    assert {k: after[k] for k in ("residents", "households", "resident_tags")} == {
+        k: before[k] for k in ("residents", "households", "resident_tags")}
 
 
 def test_sheets_explicit_and_remembered_mapping(db, tmp_path):

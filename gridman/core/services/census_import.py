@@ -27,6 +27,7 @@ from any thread (it only sets a flag the import checks).
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -487,7 +488,7 @@ _TEXT_LIMITS = {"name": 60, "registered_address": 200, "current_address": 200, "
 
 def _cleaners(tags: cleaning.TagIndex, today: date) -> dict[str, Callable[[Any], Clean]]:
     c: dict[str, Callable[[Any], Clean]] = {
-        f: (lambda raw, n=n: cleaning.clean_text(raw, max_len=n)) for f, n in _TEXT_LIMITS.items()
+        f: functools.partial(cleaning.clean_text, max_len=n) for f, n in _TEXT_LIMITS.items()
     }
     c.update({
         "name": lambda raw: cleaning.clean_required_text(raw, max_len=60, label_zh="姓名", label_en="name"),
@@ -517,7 +518,7 @@ class _Row:
 
     @property
     def bad(self) -> bool:
-        return any(i.severity == "error" for _, i in self.issues)
+        return bool(self.issues) and any(i.severity == "error" for _, i in self.issues)
 
     def err(self, f: str | None, code: str, zh: str, en: str, severity: str = "error") -> None:
         self.issues.append((f, Issue(code, zh, en, severity)))
@@ -637,14 +638,14 @@ def import_census(session: Session, actor: Actor, *, path: str | Path, sheet: st
             vals["citizen_id"] = info.number
             bd = vals.get("birth_date")
             if bd is None:
-                if not any(f == "birth_date" for f, _ in r.issues):
+                if not r.issues or not any(f == "birth_date" for f, _ in r.issues):
                     vals["birth_date"] = info.birth_date
             elif bd != info.birth_date:
                 r.err("birth_date", "birth_mismatch", f"出生日期 {bd} 与身份证号中的 {info.birth_date} 不一致",
                       f"Birth date {bd} does not match the citizen ID ({info.birth_date})")
             sx = vals.get("sex")
             if sx is None:
-                if not any(f == "sex" for f, _ in r.issues):
+                if not r.issues or not any(f == "sex" for f, _ in r.issues):
                     vals["sex"] = info.sex
             elif sx != info.sex:
                 r.err("sex", "sex_mismatch", "性别与身份证号不一致（第 17 位奇数为男、偶数为女）",
@@ -708,7 +709,14 @@ def import_census(session: Session, actor: Actor, *, path: str | Path, sheet: st
         result.status = "dry_run"
         progress.report(1.0, "试运行完成，未写入")
         return result
-    _write(session, actor, area, result, good, rows, progress)
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":  # a bigger page cache keeps random index inserts (uuid, ID) in memory
+        conn.exec_driver_sql("PRAGMA cache_size=-262144")
+    try:
+        _write(session, actor, area, result, good, rows, progress)
+    finally:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA cache_size=-2000")
     _remember_mapping(session, table)
     result.status = "imported"
     progress.report(1.0, "导入完成")
@@ -976,7 +984,7 @@ class _BulkInserter:
         for k, c in enumerate(self.columns):
             t = table.c[c].type
             if isinstance(t, DateTime) and sqlite:
-                conv.append((k, lambda v: v.strftime("%Y-%m-%d %H:%M:%S.%f")))
+                conv.append((k, _DtText().__call__))
             elif isinstance(t, Date) and sqlite:
                 conv.append((k, lambda v: v.isoformat()))
             elif isinstance(t, JSON):
@@ -1003,6 +1011,20 @@ class _BulkInserter:
                 out.append(r)
             rows = out
         self.conn.exec_driver_sql(self.sql, [tuple(r) for r in rows])
+
+
+class _DtText:
+    """datetime → SQLAlchemy's SQLite text form; memoised (a bulk write stamps every row alike)."""
+
+    def __init__(self) -> None:
+        self.last: tuple[Any, str] | None = None
+
+    def __call__(self, v: Any) -> str:
+        if self.last is not None and self.last[0] == v:
+            return self.last[1]
+        s = v.strftime("%Y-%m-%d %H:%M:%S.%f")
+        self.last = (v, s)
+        return s
 
 
 _AUDIT_COLS = ("at", "user_id", "username", "action", "table_name", "row_id", "row_uuid", "changes", "batch_id", "note")
@@ -1062,9 +1084,12 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
     rt = Resident.__table__
     res_cols = (*RESIDENT_FIELDS, "household_id", "grid_id", "uuid", "version", "created_at", "updated_at")
     ins_res = _BulkInserter(conn, rt, res_cols)
-    tag_rows: list[tuple[int, int]] = []
+    tag_rows: list[tuple[int, int]] = []  # tags added to existing residents: one audit row each
+    new_tags: list[tuple[int, int]] = []  # tags of new residents
+    tag_code = dict(session.execute(select(Tag.id, Tag.code)).all())
     inserts = [p for p in plans if p.action == "insert"]
     n_fields = len(RESIDENT_FIELDS)
+    audit_keys = res_cols[:n_fields + 2]
     for ch in _chunks(inserts):
         batch_rows = []
         for p in ch:
@@ -1082,10 +1107,14 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
         audits = []
         for p, r in zip(ch, batch_rows, strict=True):
             rid = ids[r[n_fields + 2]]
-            audits.append(audit_row("insert", "residents", rid, r[n_fields + 2], {
-                k: [None, _jsonable(r[i])] for i, k in enumerate(res_cols[:n_fields + 2]) if r[i] is not None}))
-            for tid in p.add_tags:
-                tag_rows.append((rid, tid))
+            changes = {k: [None, v] for k, v in zip(audit_keys, r) if v is not None}
+            for k in ("birth_date", "residence_permit_expiry"):
+                if k in changes:
+                    changes[k][1] = changes[k][1].isoformat()
+            if p.add_tags:  # tags of a new resident are audited with it (undo deletes them with it)
+                changes["tags"] = [None, [tag_code[t] for t in p.add_tags]]
+                new_tags.extend((rid, tid) for tid in p.add_tags)
+            audits.append(audit_row("insert", "residents", rid, r[n_fields + 2], changes))
         write_audit(audits)
         tick(len(ch), f"写入新增人员 {done:,}")
 
@@ -1126,10 +1155,12 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
             tick(len(ch), f"更新已有人员 {done:,}")
 
     # tags (标签)
+    tt = ResidentTag.__table__
+    tag_cols = ("resident_id", "tag_id", "since", "uuid", "version", "created_at", "updated_at")
+    ins_tag = _BulkInserter(conn, tt, tag_cols)
+    for ch in _chunks(new_tags):
+        ins_tag([(rid, tid, now.date(), new_uuid(), 1, now, now) for rid, tid in ch])
     if tag_rows:
-        tt = ResidentTag.__table__
-        tag_cols = ("resident_id", "tag_id", "since", "uuid", "version", "created_at", "updated_at")
-        ins_tag = _BulkInserter(conn, tt, tag_cols)
         for ch in _chunks(tag_rows):
             full = [(rid, tid, now.date(), new_uuid(), 1, now, now) for rid, tid in ch]
             ins_tag(full)
@@ -1275,7 +1306,8 @@ def undo_import(session: Session, actor: Actor, *, batch_id: int) -> UndoResult:
     for ch in _chunks(audit_rows):
         conn.execute(insert(AuditEntry), list(ch))
     conn.execute(update(ImportBatch).where(ImportBatch.id == batch_id).values(status="undone", undone_at=now))
-    return UndoResult(batch_id, len(ins_res), len(upd_res), len(ins_hh), len(ins_tag))
+    n_tags = len(ins_tag) + sum(len((_changes(e).get("tags") or [None, []])[1]) for e in ins_res)
+    return UndoResult(batch_id, len(ins_res), len(upd_res), len(ins_hh), n_tags)
 
 
 def _from_json(key: str, v: Any) -> Any:

@@ -13,6 +13,7 @@ import calls them two million times for a 100,000-row file — so hot paths use 
 
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -127,6 +128,10 @@ def clean_code(raw: Any, *, max_len: int = 40) -> Clean:
     return Clean(s)
 
 
+def _today() -> date:
+    return date.today()
+
+
 # --- citizen ID (公民身份号码) --------------------------------------------------------------------
 
 _ID_MESSAGES_EN = {
@@ -142,6 +147,17 @@ _ID_MESSAGES_EN = {
 def clean_citizen_id(raw: Any) -> Clean:
     """GB 11643 ID: full-width digits and a lower-case x are normalised; a float or a string in
     scientific notation is corrupted (Excel keeps 15 significant digits) and never repaired."""
+    if type(raw) is str and len(raw) == 18 and raw.isascii() and raw[:17].isdigit():
+        # fast path for the common, well-formed case (the import checks 100,000 of these)
+        last = raw[17] if raw[17] != "x" else "X"
+        total = sum(map(operator.mul, map(int, raw[:17]), idcard.WEIGHTS))
+        if idcard.CHECK_CHARS[total % 11] == last:
+            try:
+                born = date(int(raw[6:10]), int(raw[10:12]), int(raw[12:14]))
+            except ValueError:
+                born = None
+            if born is not None and born.year >= 1880 and born <= _today():
+                return Clean(idcard.IdInfo(raw[:17] + last, raw[:6], born, "M" if int(raw[16]) % 2 else "F"))
     if is_blank(raw):
         return EMPTY
     if isinstance(raw, bool):
