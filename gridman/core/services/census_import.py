@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -711,7 +711,7 @@ def import_census(session: Session, actor: Actor, *, path: str | Path, sheet: st
         return result
     conn = session.connection()
     if conn.dialect.name == "sqlite":  # a bigger page cache keeps random index inserts (uuid, ID) in memory
-        conn.exec_driver_sql("PRAGMA cache_size=-262144")
+        conn.exec_driver_sql("PRAGMA cache_size=-65536")
     try:
         _write(session, actor, area, result, good, rows, progress)
     finally:
@@ -1107,7 +1107,7 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
         audits = []
         for p, r in zip(ch, batch_rows, strict=True):
             rid = ids[r[n_fields + 2]]
-            changes = {k: [None, v] for k, v in zip(audit_keys, r) if v is not None}
+            changes = {k: [None, v] for k, v in zip(audit_keys, r, strict=False) if v is not None}
             for k in ("birth_date", "residence_permit_expiry"):
                 if k in changes:
                     changes[k][1] = changes[k][1].isoformat()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from gridman.core.models import (
 from gridman.core.services import audit, cleaning
 from gridman.core.services.errors import NotFound, ValidationError
 from gridman.core.services.permissions import Actor, Perm, grid_scope_filter, require
+
 
 @dataclass(frozen=True)
 class Col:
@@ -360,7 +361,7 @@ def export_list(session: Session, actor: Actor, *, list_name: str, out: str | Pa
     n = 0
     with xs.StreamWriter(out, sheet_name=spec.title, widths=[c.width for c in cols], col_styles=styles) as w:
         w.write_row([c.header for c in cols], [xs.HEADER] * len(cols))
-        for n, rec in enumerate(session.execute(q.execution_options(yield_per=5000)), start=1):
+        for n, rec in enumerate(session.execute(q.execution_options(yield_per=5000)), start=1):  # noqa: B007
             w.write_row([g(rec) for g in getters], styles)
     audit.record(session, actor, "export", table=spec.name,
                  note=f"导出{spec.title} {n} 行（{area.code if area else '全部'}）→ {out.name}",
@@ -552,7 +553,6 @@ def monthly_report(session: Session, actor: Actor, *, area_code: str, month: str
     grid_ids = [g.id for g in grids]
     comms = {c.id: c for c in session.execute(select(Area.id, Area.code, Area.name).where(
         Area.id.in_({g.parent_id for g in grids})))}
-    comm_of = {g.id: g.parent_id for g in grids}
     r = Resident.__table__
     pop: dict[tuple[int, str], int] = {}
     for gid, pt, n in session.execute(select(r.c.grid_id, r.c.population_type, func.count())
@@ -595,12 +595,10 @@ def monthly_report(session: Session, actor: Actor, *, area_code: str, month: str
     ws["A1"].font = Font(bold=True, size=14)
     pts = list(PopulationType)
     header(ws, ["社区", "网格编码", "网格", *[cleaning.enum_label(p) for p in pts], "合计", *tag_names])
-    first = ws.max_row + 1
     for g in grids:
         vals = [pop.get((g.id, p.value), 0) for p in pts]
         ws.append([comms[g.parent_id].name if g.parent_id in comms else "", g.code, g.name, *vals, sum(vals),
                    *[tag_counts.get((g.id, tn), 0) for tn in tag_names]])
-    last = ws.max_row
     ws.append([])
     header(ws, ["社区", "", "", *[cleaning.enum_label(p) for p in pts], "合计", *tag_names])
     c_first = ws.max_row + 1
@@ -625,7 +623,6 @@ def monthly_report(session: Session, actor: Actor, *, area_code: str, month: str
         ch.set_categories(Reference(ws, min_col=1, min_row=c_first, max_row=c_last))
         ch.width, ch.height = 18, 9
         ws.add_chart(ch, f"A{ws.max_row + 3}")
-    _ = (first, last)
 
     # sheet 2: incidents by category / level / status
     ws2 = wb.create_sheet("事件")
