@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import csv
 import functools
+import gc
 import hashlib
 import io
 import json
+import os
 import re
 import threading
 import time
@@ -228,7 +230,7 @@ def _scan_sheet_xml(zf: zipfile.ZipFile, member: str) -> tuple[int, list[str]]:
             if not chunk:
                 break
             buf = tail + chunk
-            if len(formulas) < 5:
+            if len(formulas) < 5 and (b"<f>" in buf or b"<f " in buf):
                 for m in _FORMULA.finditer(buf):
                     ref = m.group(1).decode()
                     if ref not in formulas:
@@ -557,8 +559,22 @@ def import_census(session: Session, actor: Actor, *, path: str | Path, sheet: st
     and reports the rest. ``dry_run`` computes exactly the same plan and writes nothing. Runs in
     the caller's transaction (``with db.work(actor) as s``): the caller's commit makes it durable.
     """
-    progress = progress or Progress()
-    path = Path(path)
+    # The import holds millions of small objects (cells, cleaned values, rows); the cyclic garbage
+    # collector would re-scan all of them again and again while more are allocated (measured: a
+    # third of the run time). Nothing here makes reference cycles, so it is paused meanwhile.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _import_census(session, actor, path=Path(path), sheet=sheet, mapping=mapping, area_code=area_code,
+                              dry_run=dry_run, policy=policy, progress=progress or Progress(), today=today)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _import_census(session: Session, actor: Actor, *, path: Path, sheet: str | None, mapping: dict[str, str] | None,
+                   area_code: str | None, dry_run: bool, policy: str, progress: Progress, today: date | None,
+                   ) -> ImportResult:
     if policy not in ("reject", "quarantine"):
         raise ValidationError(f"未知的处理方式“{policy}”（reject 或 quarantine）", field="policy",
                               en=f"Unknown policy {policy!r} (reject or quarantine)")
@@ -1013,6 +1029,14 @@ class _BulkInserter:
         self.conn.exec_driver_sql(self.sql, [tuple(r) for r in rows])
 
 
+def _uuid4s(n: int) -> Iterator[str]:
+    """``n`` random (version 4) UUID strings, like ``str(uuid.uuid4())`` but 5× cheaper in bulk."""
+    raw = os.urandom(16 * n).hex()
+    for i in range(0, 32 * n, 32):
+        h = raw[i:i + 32]
+        yield f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
 class _DtText:
     """datetime → SQLAlchemy's SQLite text form; memoised (a bulk write stamps every row alike)."""
 
@@ -1092,11 +1116,11 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
     audit_keys = res_cols[:n_fields + 2]
     for ch in _chunks(inserts):
         batch_rows = []
-        for p in ch:
+        for p, uu in zip(ch, _uuid4s(len(ch)), strict=True):
             v = p.row.values
             vals = [v.get(f) for f in RESIDENT_FIELDS]
             batch_rows.append((*vals, v.get("household_id") or (hh_id.get(p.row.hh_key) if p.row.hh_key else None),
-                               p.row.grid_id, new_uuid(), 1, now, now))
+                               p.row.grid_id, uu, 1, now, now))
         ptype, status = RESIDENT_FIELDS.index("population_type"), RESIDENT_FIELDS.index("status")
         batch_rows = [r if r[ptype] and r[status] else
                       (*r[:ptype], r[ptype] or "registered", *r[ptype + 1:status], r[status] or "active", *r[status + 1:])
@@ -1159,7 +1183,7 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
     tag_cols = ("resident_id", "tag_id", "since", "uuid", "version", "created_at", "updated_at")
     ins_tag = _BulkInserter(conn, tt, tag_cols)
     for ch in _chunks(new_tags):
-        ins_tag([(rid, tid, now.date(), new_uuid(), 1, now, now) for rid, tid in ch])
+        ins_tag([(rid, tid, now.date(), uu, 1, now, now) for (rid, tid), uu in zip(ch, _uuid4s(len(ch)), strict=True)])
     if tag_rows:
         for ch in _chunks(tag_rows):
             full = [(rid, tid, now.date(), new_uuid(), 1, now, now) for rid, tid in ch]
