@@ -1005,7 +1005,7 @@ class _BulkInserter:
                 conv.append((k, lambda v: v.isoformat()))
             elif isinstance(t, JSON):
                 if sqlite:
-                    conv.append((k, json.dumps))
+                    conv.append((k, _JSON_ENCODE))
                 else:
                     from psycopg.types.json import Json
 
@@ -1027,6 +1027,9 @@ class _BulkInserter:
                 out.append(r)
             rows = out
         self.conn.exec_driver_sql(self.sql, [tuple(r) for r in rows])
+
+
+_JSON_ENCODE = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
 
 
 def _uuid4s(n: int) -> Iterator[str]:
