@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "gridman.cli.stats_cmds",
     "gridman.cli.geo_cmds",
     "gridman.cli.incidents_cmds",
+    "gridman.cli.census_cmds",
 ]
 
 

@@ -1,0 +1,205 @@
+"""Census import/export benchmark: prints figures next to the pandas peer measured in the same run.
+
+    python bench/bench_census.py [--rows 100000] [--keep]
+
+1. builds a 100,000-row × 20-column census workbook (bench/out/census_100k.xlsx, reused if present);
+2. gridman end-to-end import into a fresh SQLite database (read with calamine, clean and
+   validate every cell, household checks, write residents/households/tags/audit in one
+   transaction) — time and peak RSS;
+3. the peer: ``pandas.read_excel(engine="openpyxl")`` + ``DataFrame.to_sql`` of the same file
+   (no validation at all) — time and peak RSS;
+4. export of the 100,000 imported residents to .xlsx — time and peak RSS.
+
+Each measurement runs in its own process so peak memory (ru_maxrss) is its own.
+Targets (issue 4): import ≥ 4× faster than the peer and ≤ 8 s, peak < 600 MB; export < 15 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "bench" / "out"
+
+HEADERS = ["户号", "网格编码", "姓名", "性别", "民族", "公民身份号码", "出生日期", "联系电话", "户籍地址", "现住址",
+           "与户主关系", "人口类型", "居住证号", "居住证有效期", "文化程度", "婚姻状况", "政治面貌", "工作单位", "标签", "备注"]
+N_GRIDS = 40
+
+
+def grid_code(i: int) -> str:
+    return f"340104001001{i + 1:03d}"
+
+
+def build_workbook(path: Path, rows: int) -> None:
+    from gridman.core import idcard
+    from gridman.core.xlsxstream import StreamWriter
+
+    rng = random.Random(4)
+    surnames = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+    given = "伟芳娜敏静丽强磊洋艳勇军杰娟涛明超秀霞平刚桂英华"
+    eth = ["汉族"] * 20 + ["回族", "满族", "壮族"]
+    rel = ["配偶", "子女", "父母", "孙子女", "兄弟姐妹", "其他"]
+    seq: dict[tuple[str, date, str], int] = {}
+    with StreamWriter(path, sheet_name="实有人口", widths=[12] * len(HEADERS)) as w:
+        w.write_row(HEADERS)
+        i = 0
+        hh = 0
+        while i < rows:
+            hh += 1
+            size = min(rng.randint(1, 5), rows - i)
+            g = grid_code(hh % N_GRIDS)
+            floating = rng.random() < 0.2
+            for k in range(size):
+                sex = rng.choice("MF")
+                born = date(1940, 1, 1) + timedelta(days=rng.randint(0, 30000))
+                key = ("340104", born, sex)
+                s = seq.get(key, 0)
+                seq[key] = s + 1
+                cid = idcard.make("340104", born, s, sex)
+                form = i % 5
+                bd = (born.isoformat() if form == 0 else f"{born.year}/{born.month}/{born.day}" if form == 1
+                      else born.strftime("%Y%m%d") if form == 2 else f"{born.year}年{born.month}月{born.day}日"
+                      if form == 3 else born)
+                w.write_row([
+                    f"B{hh:07d}", g, rng.choice(surnames) + rng.choice(given) + rng.choice(given), "男" if sex == "M" else "女",
+                    rng.choice(eth), cid, bd, f"1{rng.randint(3, 9)}{rng.randint(0, 999999999):09d}",
+                    "安徽省合肥市蜀山区", f"马鞍山路{rng.randint(1, 99)}号{rng.randint(1, 30)}栋{rng.randint(101, 2404)}室",
+                    "户主" if k == 0 else rng.choice(rel), "流动人口" if floating else "户籍人口",
+                    f"JZ{rng.randint(10**9, 10**10 - 1)}" if floating else None,
+                    (date(2027, 1, 1) + timedelta(days=rng.randint(0, 700))) if floating else None,
+                    rng.choice(["小学", "初中", "高中", "大专", "本科", None]), rng.choice(["已婚", "未婚", None]),
+                    rng.choice(["群众", "中共党员", "共青团员"]), rng.choice(["", "合肥某某公司", "个体"]) or None,
+                    rng.choice(["", "", "", "低保", "残疾人", "独居老人、寿星卡"]) or None,
+                    None if rng.random() < 0.9 else "备注" + str(i),
+                ])
+                i += 1
+
+
+def fresh_db(path: Path):  # type: ignore[no-untyped-def]
+    from gridman.core.db import open_database
+    from gridman.core.services import areas
+    from gridman.core.services.permissions import system_actor
+
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        p.unlink(missing_ok=True)
+    db = open_database(path)
+    with db.session() as s:
+        admin = system_actor(s)
+    with db.work(admin) as s:
+        city = areas.create_area(s, admin, code="340100", name="合肥市", level="city")
+        dist = areas.create_area(s, admin, code="340104", name="蜀山区", level="district", parent=city)
+        st = areas.create_area(s, admin, code="340104001", name="笔架山街道", level="street", parent=dist)
+        com = areas.create_area(s, admin, code="340104001001", name="西园社区", level="community", parent=st)
+        for i in range(N_GRIDS):
+            areas.create_area(s, admin, code=grid_code(i), name=f"第{i + 1}网格", level="grid", parent=com)
+    return db, admin
+
+
+def maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def one_import(wb: Path, dbpath: Path) -> dict:
+    db, admin = fresh_db(dbpath)
+    from gridman.core.services import census_import as ci
+
+    base = maxrss_mb()
+    t, c = time.perf_counter(), time.process_time()
+    with db.work(admin) as s:
+        res = ci.import_census(s, admin, path=wb)
+    dt, cpu = time.perf_counter() - t, time.process_time() - c
+    assert res.status == "imported", res.issues[:5]
+    return {"seconds": dt, "cpu": cpu, "peak_mb": maxrss_mb(), "base_mb": base, "inserted": res.inserted,
+            "households": res.households_created, "tags": res.tags_added, "errors": len(res.issues)}
+
+
+def one_pandas(wb: Path, dbpath: Path) -> dict:
+    import pandas as pd
+    from sqlalchemy import create_engine
+
+    dbpath.unlink(missing_ok=True)
+    base = maxrss_mb()
+    t, c = time.perf_counter(), time.process_time()
+    df = pd.read_excel(wb, engine="openpyxl", dtype=str)
+    t_read = time.perf_counter() - t
+    eng = create_engine(f"sqlite:///{dbpath}")
+    df.to_sql("residents_raw", eng, index=False, chunksize=10_000)
+    dt, cpu = time.perf_counter() - t, time.process_time() - c
+    return {"seconds": dt, "cpu": cpu, "read_seconds": t_read, "peak_mb": maxrss_mb(), "base_mb": base, "rows": len(df)}
+
+
+def one_export(dbpath: Path, out: Path) -> dict:
+    from gridman.core.db import open_database
+    from gridman.core.services import export as ex
+    from gridman.core.services.permissions import system_actor
+
+    db = open_database(dbpath)
+    with db.session() as s:
+        admin = system_actor(s)
+    base = maxrss_mb()
+    t, c = time.perf_counter(), time.process_time()
+    with db.work(admin) as s:
+        res = ex.export_list(s, admin, list_name="residents", out=out)
+    dt, cpu = time.perf_counter() - t, time.process_time() - c
+    return {"seconds": dt, "cpu": cpu, "peak_mb": maxrss_mb(), "base_mb": base, "rows": res.rows,
+            "size_mb": out.stat().st_size / 1e6}
+
+
+def sub(*args: str) -> dict:
+    r = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, cwd=ROOT)
+    if r.returncode != 0:
+        raise SystemExit(r.stderr)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--one", choices=["import", "pandas", "export"])
+    ap.add_argument("--wb")
+    ap.add_argument("--dbpath")
+    a = ap.parse_args()
+    if a.one == "import":
+        print(json.dumps(one_import(Path(a.wb), Path(a.dbpath))))
+        return
+    if a.one == "pandas":
+        print(json.dumps(one_pandas(Path(a.wb), Path(a.dbpath))))
+        return
+    if a.one == "export":
+        print(json.dumps(one_export(Path(a.dbpath), Path(a.wb))))
+        return
+    OUT.mkdir(parents=True, exist_ok=True)
+    wb = OUT / f"census_{a.rows // 1000}k.xlsx"
+    if not wb.exists():
+        t = time.perf_counter()
+        build_workbook(wb, a.rows)
+        print(f"built {wb.name} ({a.rows:,} rows × {len(HEADERS)} columns, {wb.stat().st_size / 1e6:.1f} MB) "
+              f"in {time.perf_counter() - t:.1f} s")
+    print(f"workbook: {wb} ({wb.stat().st_size / 1e6:.1f} MB); load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores (wall times suffer when the machine is shared; CPU times shown too)")
+    g = sub("--one", "import", "--wb", str(wb), "--dbpath", str(OUT / "census_import.sqlite"))
+    print(f"gridman import (calamine + validate + executemany, SQLite): {g['seconds']:6.2f} s (CPU {g['cpu']:.2f} s), "
+          f"peak RSS {g['peak_mb']:.0f} MB (process baseline {g['base_mb']:.0f} MB); inserted {g['inserted']:,} "
+          f"residents, {g['households']:,} households, {g['tags']:,} tags")
+    p = sub("--one", "pandas", "--wb", str(wb), "--dbpath", str(OUT / "census_pandas.sqlite"))
+    print(f"peer pandas.read_excel(openpyxl) + to_sql:           {p['seconds']:6.2f} s (CPU {p['cpu']:.2f} s) "
+          f"(read {p['read_seconds']:.2f} s), peak RSS {p['peak_mb']:.0f} MB — no validation")
+    print(f"→ gridman is {p['seconds'] / g['seconds']:.1f}× faster than the peer in wall time, "
+          f"{p['cpu'] / g['cpu']:.1f}× in CPU time (target ≥ 4×, ≤ 8 s, < 600 MB)")
+    e = sub("--one", "export", "--wb", str(OUT / "export_100k.xlsx"), "--dbpath", str(OUT / "census_import.sqlite"))
+    print(f"export of {e['rows']:,} residents to .xlsx: {e['seconds']:6.2f} s (CPU {e['cpu']:.2f} s), peak RSS {e['peak_mb']:.0f} MB, "
+          f"{e['size_mb']:.1f} MB (target < 15 s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""A minimal streaming .xlsx writer for big lists (100,000 rows × 20 columns in a few seconds).
+
+Why not a library: on this class of machine xlsxwriter's ``constant_memory`` mode measured
+~11 µs per string cell (≈ 22 s for 100,000 × 20) and openpyxl's write-only mode is slower still;
+the export target is < 15 s. What a ledger needs is small — typed cells (inline strings, numbers,
+dates), a bold frozen header, column widths, a text format for ID columns, an autofilter — so this
+module writes that SpreadsheetML directly into a deflate stream, row by row, in constant memory.
+
+Strings are always written as inline strings (``t="inlineStr"``), never as formulas, whatever
+they start with (``=``, ``+``, ``-``, ``@``): a spreadsheet cannot execute them.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+# cell styles (indexes into cellXfs below)
+DEFAULT, HEADER, DATE, DATETIME, TEXT = 0, 1, 2, 3, 4
+
+_EPOCH = datetime(1899, 12, 30)
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_RNS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+
+_STYLES = f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<styleSheet xmlns="{_NS}">
+<numFmts count="2"><numFmt numFmtId="164" formatCode="yyyy\\-mm\\-dd"/><numFmt numFmtId="165" formatCode="yyyy\\-mm\\-dd\\ hh:mm"/></numFmts>
+<fonts count="2"><font><sz val="11"/><name val="等线"/><family val="2"/><charset val="134"/></font><font><b/><sz val="11"/><name val="等线"/><family val="2"/><charset val="134"/></font></fonts>
+<fills count="3"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill><fill><patternFill patternType="solid"><fgColor rgb="FFDDEBF7"/><bgColor indexed="64"/></patternFill></fill></fills>
+<borders count="2"><border><left/><right/><top/><bottom/><diagonal/></border><border><left style="thin"><color auto="1"/></left><right style="thin"><color auto="1"/></right><top style="thin"><color auto="1"/></top><bottom style="thin"><color auto="1"/></bottom><diagonal/></border></borders>
+<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>
+<cellXfs count="5">
+<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>
+<xf numFmtId="0" fontId="1" fillId="2" borderId="1" xfId="0" applyFont="1" applyFill="1" applyBorder="1" applyAlignment="1"><alignment horizontal="center" vertical="center" wrapText="1"/></xf>
+<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>
+<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>
+<xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>
+</cellXfs>
+<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>
+</styleSheet>"""
+
+
+def col_letter(n: int) -> str:
+    """0 → A, 25 → Z, 26 → AA."""
+    s = ""
+    n += 1
+    while n:
+        n, r = divmod(n - 1, 26)
+        s = chr(65 + r) + s
+    return s
+
+
+def _text(s: str) -> str:
+    if _ILLEGAL.search(s):
+        s = _ILLEGAL.sub("", s)
+    return escape(s)
+
+
+class StreamWriter:
+    """One workbook with one sheet, written row by row. Use as a context manager."""
+
+    def __init__(self, path: str | Path, *, sheet_name: str = "Sheet1", widths: Sequence[float] = (),
+                 col_styles: Sequence[int] = (), freeze_header: bool = True, compresslevel: int = 1) -> None:
+        self.path = Path(path)
+        self.sheet_name = sheet_name[:31]
+        self._zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel)
+        self._sheet = self._zip.open("xl/worksheets/sheet1.xml", "w", force_zip64=True)
+        self._buf: list[str] = []
+        self.rows = 0
+        self.ncols = len(widths)
+        self._letters = [col_letter(i) for i in range(max(len(widths), 1))]
+        head = [f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{_NS}" xmlns:r="{_RNS}">',
+                "<sheetViews><sheetView workbookViewId=\"0\">"]
+        if freeze_header:
+            head.append('<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+                        '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/>')
+        head.append("</sheetView></sheetViews><sheetFormatPr defaultRowHeight=\"15\"/>")
+        if widths:
+            head.append("<cols>")
+            for i, w in enumerate(widths):
+                st = col_styles[i] if i < len(col_styles) else DEFAULT
+                head.append(f'<col min="{i + 1}" max="{i + 1}" width="{w}" customWidth="1"'
+                            + (f' style="{st}"' if st else "") + "/>")
+            head.append("</cols>")
+        head.append("<sheetData>")
+        self._sheet.write("".join(head).encode())
+
+    def __enter__(self) -> StreamWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._zip.close()
+
+    def write_row(self, values: Sequence[Any], styles: Sequence[int] | None = None) -> None:
+        """Write the next row. ``str`` → text, ``int``/``float`` → number, ``date``/``datetime`` →
+        a date cell (styled DATE/DATETIME unless ``styles`` says otherwise), ``bool`` → TRUE/FALSE,
+        ``None``/"" → nothing."""
+        self.rows += 1
+        n = self.rows
+        letters = self._letters
+        if len(values) > len(letters):
+            letters = self._letters = [col_letter(i) for i in range(len(values))]
+        parts = [f'<row r="{n}">']
+        ap = parts.append
+        for j, v in enumerate(values):
+            if v is None or v == "":
+                continue
+            st = styles[j] if styles is not None else 0
+            sa = f' s="{st}"' if st else ""
+            t = type(v)
+            if t is str:
+                ap(f'<c r="{letters[j]}{n}"{sa} t="inlineStr"><is><t xml:space="preserve">{_text(v)}</t></is></c>')
+            elif t is bool:
+                ap(f'<c r="{letters[j]}{n}"{sa} t="b"><v>{int(v)}</v></c>')
+            elif t is int or t is float:
+                ap(f'<c r="{letters[j]}{n}"{sa}><v>{v!r}</v></c>')
+            elif t is datetime:
+                d = (v - _EPOCH).total_seconds() / 86400
+                ap(f'<c r="{letters[j]}{n}" s="{st or DATETIME}"><v>{d!r}</v></c>')
+            elif t is date:
+                d = (v - _EPOCH.date()).days
+                ap(f'<c r="{letters[j]}{n}" s="{st or DATE}"><v>{d}</v></c>')
+            else:
+                ap(f'<c r="{letters[j]}{n}"{sa} t="inlineStr"><is><t xml:space="preserve">{_text(str(v))}</t></is></c>')
+        ap("</row>")
+        self._buf.append("".join(parts))
+        if len(self._buf) >= 2000:
+            self._sheet.write("".join(self._buf).encode())
+            self._buf.clear()
+
+    def close(self, *, autofilter: bool = True) -> None:
+        tail = "".join(self._buf)
+        self._buf.clear()
+        if autofilter and self.rows > 1 and self.ncols:
+            ref = f"A1:{col_letter(self.ncols - 1)}{self.rows}"
+            tail += f'</sheetData><autoFilter ref="{ref}"/>'
+            defined = (f'<definedNames><definedName name="_xlnm._FilterDatabase" localSheetId="0" hidden="1">'
+                       f"'{escape(self.sheet_name)}'!$A$1:${col_letter(self.ncols - 1)}${self.rows}</definedName></definedNames>")
+        else:
+            tail += "</sheetData>"
+            defined = ""
+        tail += '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/></worksheet>'
+        self._sheet.write(tail.encode())
+        self._sheet.close()
+        z = self._zip
+        z.writestr("[Content_Types].xml", (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+            '<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
+            "</Types>"))
+        z.writestr("_rels/.rels", (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/>'
+            "</Relationships>"))
+        z.writestr("xl/workbook.xml", (
+            f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook xmlns="{_NS}" xmlns:r="{_RNS}">'
+            f'<sheets><sheet name="{escape(self.sheet_name, {chr(34): "&quot;"})}" sheetId="1" r:id="rId1"/></sheets>'
+            f"{defined}</workbook>"))
+        z.writestr("xl/_rels/workbook.xml.rels", (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/>'
+            '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" Target="styles.xml"/>'
+            "</Relationships>"))
+        z.writestr("xl/styles.xml", _STYLES)
+        z.close()

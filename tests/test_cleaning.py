@@ -1,0 +1,128 @@
+"""Cell cleaners: what a clerk's spreadsheet really contains, normalised or refused (never guessed)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+
+from gridman.core import idcard
+from gridman.core.enums import PopulationType, Relation
+from gridman.core.reference import TAGS
+from gridman.core.services import cleaning as c
+
+GOOD_ID = idcard.make("340104", date(1990, 1, 1), 123, "M")
+GOOD_ID_X = next(idcard.make("340104", date(1985, 6, 7), s, "F") for s in range(500)
+                 if idcard.make("340104", date(1985, 6, 7), s, "F").endswith("X"))
+
+
+def test_citizen_id_normalised_and_checked():
+    fw = GOOD_ID.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    assert c.clean_citizen_id(fw).value.number == GOOD_ID
+    assert c.clean_citizen_id(" " + GOOD_ID_X.lower() + " ").value.number == GOOD_ID_X
+    info = c.clean_citizen_id(GOOD_ID).value
+    assert (info.birth_date, info.sex) == (date(1990, 1, 1), "M")
+    bad_check = GOOD_ID[:17] + ("0" if GOOD_ID[17] != "0" else "1")
+    assert c.clean_citizen_id(bad_check).issue.code == "id_check_digit"
+    assert c.clean_citizen_id(GOOD_ID[:17]).issue.code == "id_length"
+    assert c.clean_citizen_id("34010419901301123X").issue.code == "id_birth_date"
+    assert c.clean_citizen_id(None) == c.EMPTY and c.clean_citizen_id("  ") == c.EMPTY
+
+
+@pytest.mark.parametrize("raw", [3.40104199001011e17, float(GOOD_ID[:15]), "3.40104199001011E+17", "3.40104199001011e17"])
+def test_float_id_is_corrupted_never_repaired(raw):
+    res = c.clean_citizen_id(raw)
+    assert res.value is None
+    assert res.issue.code == "id_corrupted"
+    assert "科学计数法" in res.issue.message and "Excel" in res.issue.en
+
+
+@pytest.mark.parametrize("raw", ["1990-01-01", "1990/1/1", "19900101", 19900101, 19900101.0, "1990年1月1日",
+                                 "1990.1.1", "1990-1-1 00:00:00", 32874, 32874.0, "32874", "１９９０－０１－０１",
+                                 date(1990, 1, 1), datetime(1990, 1, 1, 8, 30), " 1990 年 1 月 1 日 "])
+def test_dates_in_every_form(raw):
+    assert c.clean_date(raw) == c.Clean(date(1990, 1, 1))
+
+
+@pytest.mark.parametrize("raw,code", [("1990-02-30", "date_invalid"), ("abc", "date"), ("01/02/1990", "date"),
+                                      ("1800-01-01", "date_range"), (True, "date")])
+def test_bad_dates_reported(raw, code):
+    assert c.clean_date(raw).issue.code == code
+
+
+def test_future_birth_date_refused():
+    assert c.clean_date("2999-01-01", not_future=True).issue.code == "date_future"
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("13800138000", "13800138000"), (13800138000.0, "13800138000"), ("+86 138 0013 8000", "13800138000"),
+    ("0086-13800138000", "13800138000"), ("0551-62345678", "0551-62345678"), ("（0551）62345678", "055162345678"),
+    ("010-12345678", "010-12345678"), ("13800138000、0551-62345678", "13800138000,0551-62345678"),
+    ("12345", "12345"), ("4008123123", "4008123123"),
+])
+def test_phones(raw, expected):
+    assert c.clean_phone(raw).value == expected
+
+
+@pytest.mark.parametrize("raw", ["1380013800", "23800138000", "62345678", "phone", 1.5])
+def test_bad_phones(raw):
+    assert c.clean_phone(raw).issue.code == "phone"
+
+
+def test_enumerations_with_synonyms():
+    assert c.clean_sex("女").value == "F" and c.clean_sex("男性").value == "M" and c.clean_sex("F").value == "F"
+    assert c.clean_relation("妻").value == Relation.SPOUSE
+    assert c.clean_relation("户主").value == "head" and c.clean_relation("本人").value == "head"
+    assert c.clean_relation("其他").value == "other"
+    assert c.clean_population_type("户籍人口").value == PopulationType.REGISTERED
+    assert c.clean_population_type("流动").value == "floating"
+    assert c.clean_population_type("Floating").value == "floating"
+    assert c.clean_ethnicity("回").value == "回族" and c.clean_ethnicity("维吾尔族").value == "维吾尔族"
+    assert len(c.ETHNICITIES) == 56 and len(set(c.ETHNICITIES)) == 56
+    bad = c.clean_relation("邻居")
+    assert bad.issue.code == "enum" and "与户主关系" in bad.issue.message and "户主" in bad.issue.message
+
+
+def test_enum_labels_where_values_collide():
+    # enums.LABELS is keyed by str-equal members; the cleaners must still get these right
+    assert c.enum_label(PopulationType.REGISTERED) == "户籍人口"
+    assert c.enum_label(Relation.OTHER) == "其他"
+    assert c.parse_enum(PopulationType, "户籍人口") is PopulationType.REGISTERED
+
+
+class _T:
+    def __init__(self, i, code, name, name_en, sensitive, synonyms):
+        self.id, self.code, self.name, self.name_en, self.sensitive, self.synonyms = (
+            i, code, name, name_en, sensitive, synonyms)
+
+
+def test_tags_by_code_name_and_synonym():
+    idx = c.TagIndex(_T(i, code, n, e, s, syn) for i, (code, n, e, cat, s, syn) in enumerate(TAGS, start=1))
+    got = idx.clean("低保户、残疾, elderly_alone；寿星")
+    assert [t.code for t in got.value] == ["low_income", "disabled", "elderly_alone", "card_shouxing"]
+    assert idx.clean("社区矫正").value[0].sensitive is True
+    assert idx.clean("").value == ()
+    assert idx.clean("低保、火星人").issue.code == "tag"
+
+
+@pytest.mark.parametrize("header,field", [
+    ("公民身份号码", "citizen_id"), ("身份证号", "citizen_id"), ("身份证号码", "citizen_id"), ("证件号码", "citizen_id"),
+    ("id_card", "citizen_id"), ("ID Number", "citizen_id"), ("*公民身份号码", "citizen_id"),
+    ("姓　名", "name"), ("Name", "name"), ("与户主关系", "relation_to_head"), ("Relationship", "relation_to_head"),
+    ("出生日期（yyyy-mm-dd）", "birth_date"), ("ＰＨＯＮＥ", "phone"), ("户 号", "household_no"),
+])
+def test_header_synonyms(header, field):
+    assert c.field_for_header(header) == field
+
+
+def test_unknown_and_ignored_headers():
+    assert c.field_for_header("鞋码") is None
+    assert c.is_ignored_header("序号") and c.is_ignored_header("错误原因")
+
+
+def test_required_and_text():
+    assert c.clean_required_text("", label_zh="姓名", label_en="name").issue.code == "required"
+    assert c.clean_text(12.0).value == "12"
+    assert c.clean_text("x" * 10, max_len=5).issue.code == "too_long"
+    assert c.clean_code(1001.0).value == "1001" and c.clean_code("Ｈ ００１").value == "H001"
+    assert c.clean_code(3.4e17).issue.code == "code_number"
