@@ -6,19 +6,20 @@ from gridman.core import enums
 
 
 def test_every_member_has_its_own_label_even_when_codes_collide():
-    import ast
-    from pathlib import Path
-
-    src = Path(enums.__file__).read_text(encoding="utf-8")
-    table = next(n for n in ast.parse(src).body
-                 if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "LABELS").value
-    for k, v in zip(table.keys, table.values, strict=True):
-        member = getattr(getattr(enums, k.value.id), k.attr)
-        zh, en = (e.value for e in v.elts)
+    for member, zh, en in enums._LABEL_ROWS:
         assert enums.label(member) == zh, member
         assert enums.label(member, "en") == en, member
         assert enums.label(member.value, "zh_CN", type(member)) == zh
         assert enums.parse(type(member), zh) is member
+
+
+def test_every_member_of_every_enumeration_has_a_label():
+    from enum import StrEnum
+
+    for obj in vars(enums).values():
+        if isinstance(obj, type) and issubclass(obj, StrEnum) and obj is not StrEnum:
+            for member in obj:
+                assert enums.label_pair(member) is not None, member
 
 
 def test_population_type_and_incident_category_examples():

@@ -24,19 +24,11 @@ from typing import Any, NamedTuple
 
 from gridman.core import idcard
 from gridman.core.enums import (
-    LABELS,
-    DisputeKind,
-    FacilityKind,
-    IncidentCategory,
     PopulationType,
-    PremiseKind,
-    ReferralTarget,
     Relation,
     ResidentStatus,
     Sex,
-    SocialOrgRegistration,
-    TagCategory,
-    VisitKind,
+    label_pair,
 )
 
 # --- results ---------------------------------------------------------------------------------
@@ -283,35 +275,9 @@ ETHNICITIES: tuple[str, ...] = (
 assert len(ETHNICITIES) == 56
 
 
-# enums.LABELS is keyed by StrEnum members, which hash like their string values: members of
-# different enumerations with the same value ("other", "registered", "care", "labour"…) overwrite
-# each other there (PopulationType.REGISTERED shows as 登记). Until that is fixed in enums.py,
-# imports and exports use these corrected labels for the colliding values.
-_LABEL_FIX: dict[tuple[type, str], tuple[str, str]] = {
-    (PopulationType, "registered"): ("户籍人口", "Registered"),
-    (SocialOrgRegistration, "registered"): ("登记", "Registered"),
-    (Relation, "other"): ("其他", "Other"),
-    (PremiseKind, "other"): ("其他", "Other"),
-    (FacilityKind, "other"): ("其他", "Other"),
-    (IncidentCategory, "other"): ("其他", "Other"),
-    (DisputeKind, "other"): ("其他纠纷", "Other"),
-    (TagCategory, "care"): ("关爱对象", "Care group"),
-    (TagCategory, "watch"): ("重点人群", "Watch group"),
-    (VisitKind, "care"): ("关爱走访", "Care visit"),
-    (VisitKind, "watch"): ("重点走访", "Watch visit"),
-    (DisputeKind, "labour"): ("劳动争议", "Labour"),
-    (DisputeKind, "medical"): ("医疗纠纷", "Medical"),
-    (DisputeKind, "traffic"): ("交通事故纠纷", "Traffic"),
-    (ReferralTarget, "labour"): ("劳动争议调委会", "Labour mediation committee"),
-    (ReferralTarget, "medical"): ("医疗纠纷调委会", "Medical mediation committee"),
-    (ReferralTarget, "traffic"): ("交通事故调委会", "Traffic mediation committee"),
-}
-
-
 def enum_label_pair(member: StrEnum) -> tuple[str, str]:
-    """(Chinese, English) label of an enumeration member, right even where values collide."""
-    fix = _LABEL_FIX.get((type(member), member.value))
-    return fix if fix is not None else LABELS.get(member, (member.value, member.value))
+    """(Chinese, English) label of an enumeration member (the code itself if it has none)."""
+    return label_pair(member) or (member.value, member.value)
 
 
 def enum_label(member: StrEnum, lang: str = "zh_CN") -> str:
