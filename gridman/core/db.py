@@ -69,7 +69,7 @@ def make_engine(db: str | os.PathLike[str] | None = None, **kw: Any) -> Engine:
     url = resolve_url(db)
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
+        if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kw)
         event.listen(engine, "connect", _sqlite_on_connect)

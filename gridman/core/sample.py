@@ -364,7 +364,8 @@ class _Generator:
                 n_here = per_street[street_index]
                 street_index += 1
                 for c_no, crect in enumerate(_tile(srect, n_here), 1):
-                    cname = rng.choice(ESTATE_WORDS) + ("社区" if rng.random() < 0.5 else "园社区")
+                    word = rng.choice(ESTATE_WORDS)
+                    cname = word + ("社区" if rng.random() < 0.5 or word.endswith("园") else "园社区")
                     comm = self.area(f"{street['code']}{c_no:03d}", f"{sname[:-2]}{cname}", "community", street, crect)
                     staff = self.user("community" if comm_index == 0 else f"sq{comm['code']}",
                                       rng.name(rng.choice("MF")), "community_staff", comm["id"])
