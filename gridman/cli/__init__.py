@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "gridman.cli.db_cmds",
     "gridman.cli.sample_cmds",
     "gridman.cli.stats_cmds",
+    "gridman.cli.exchange_cmds",
 ]
 
 

@@ -70,6 +70,7 @@ from gridman.core.services.exchange_book import (
     checksum,
     clean_cell,
     display,
+    enum_label,
     file_sha256,
     iter_chunks,
     to_db,
@@ -381,9 +382,7 @@ def _sheet_for(reg: Register) -> SheetRows:
         locked.append(col.hidden or col.readonly or col.kind == "info")
         widths.append(col.width)
         if col.kind == "enum" and col.enum is not None and not col.readonly:
-            from gridman.core.enums import label
-
-            lists[len(kinds) - 1] = [label(m) for m in col.enum]
+            lists[len(kinds) - 1] = [enum_label(col.enum, m) for m in col.enum]
         elif col.kind == "choice" and col.choices:
             lists[len(kinds) - 1] = list(col.choices.values())
     kinds.append("text"), hidden.append(False), locked.append(False), widths.append(10)
@@ -768,7 +767,9 @@ def _resolve_refs(ctx: _Ctx, plan: _Plan, *, strict: bool = True) -> None:
                         if u and cur == n:
                             pass
                         elif n is None:
-                            u = None
+                            # an empty key detaches, except from a row this workbook does not hold
+                            # (outside the package, or deleted offline: deletions are only reported)
+                            u = u if u and u not in live[col.ref] and u in ctx.ids[col.ref] else None
                         else:
                             u = nk_wb.get(col.ref, {}).get(n) or ctx.natkey_db[col.ref].get(n)
                             if u is None and strict:
@@ -845,11 +846,11 @@ def _plan(ctx: _Ctx, *, resolve: str, choices: dict[str, dict[str, str]] | None,
                 plan.notices.append(f"{reg.sheet} 第 {w.row} 行（{_label(reg, w.vals)}）已在中心删除，离线修改未导入")
                 c["central_deleted"] += 1
                 continue
-            if d.version == over:
+            cen = [f for f in fields if d.canon.get(f) != o.get(f)] if d.version != over else []
+            if not cen:  # unchanged centrally (or only columns the package does not carry)
                 plan.updates[reg.key].append((w, off))
                 c["updated"] += 1
                 continue
-            cen = [f for f in fields if d.canon.get(f) != o.get(f)]
             if all(w.vals.get(f) == d.canon.get(f) for f in off):
                 c["unchanged"] += 1  # the same change was made on both sides
                 continue

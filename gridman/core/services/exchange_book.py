@@ -35,6 +35,7 @@ from typing import Any
 from gridman.core import enums, idcard
 from gridman.core.enums import (
     DisputeKind,
+    FacilityKind,
     IncidentCategory,
     IncidentStatus,
     MediationLevel,
@@ -49,6 +50,7 @@ from gridman.core.enums import (
     Sex,
     SocialOrgField,
     SocialOrgRegistration,
+    TagCategory,
     VisitKind,
 )
 
@@ -68,6 +70,47 @@ STEP_ACTIONS = {
     "fail": "调解不成", "refer": "分流", "return": "退回", "verify": "核查结案", "evaluate": "评价",
     "reopen": "重新办理", "merge": "合并", "note": "备注",
 }
+
+
+# enums.LABELS is keyed by StrEnum members, which hash like their values, so members of different
+# enumerations with the same value ("other", "registered", "care", "labour"…) overwrite each other's
+# labels there (PopulationType.REGISTERED shows as 登记). The census import (issue 4) carries the
+# same correction table in services/cleaning.py; once enums.py is fixed both can go.
+_LABEL_FIX: dict[tuple[type, str], tuple[str, str]] = {
+    (PopulationType, "registered"): ("户籍人口", "Registered"),
+    (SocialOrgRegistration, "registered"): ("登记", "Registered"),
+    (Relation, "other"): ("其他", "Other"),
+    (PremiseKind, "other"): ("其他", "Other"),
+    (FacilityKind, "other"): ("其他", "Other"),
+    (IncidentCategory, "other"): ("其他", "Other"),
+    (DisputeKind, "other"): ("其他纠纷", "Other"),
+    (TagCategory, "care"): ("关爱对象", "Care group"),
+    (TagCategory, "watch"): ("重点人群", "Watch group"),
+    (VisitKind, "care"): ("关爱走访", "Care visit"),
+    (VisitKind, "watch"): ("重点走访", "Watch visit"),
+    (DisputeKind, "labour"): ("劳动争议", "Labour"),
+    (DisputeKind, "medical"): ("医疗纠纷", "Medical"),
+    (DisputeKind, "traffic"): ("交通事故纠纷", "Traffic"),
+    (ReferralTarget, "labour"): ("劳动争议调委会", "Labour mediation committee"),
+    (ReferralTarget, "medical"): ("医疗纠纷调委会", "Medical mediation committee"),
+    (ReferralTarget, "traffic"): ("交通事故调委会", "Traffic mediation committee"),
+}
+
+
+def enum_label(enum: type[StrEnum], value: str) -> str:
+    """Chinese label of a member of ``enum`` (right even where values collide across enumerations)."""
+    fix = _LABEL_FIX.get((enum, str(value)))
+    return fix[0] if fix else enums.label(value, enum=enum)
+
+
+def parse_enum(enum: type[StrEnum], text: str) -> StrEnum:
+    """A code or a Chinese/English label of ``enum`` → the member (ValueError otherwise)."""
+    t = "".join(str(text).split()).lower()
+    for m in enum:
+        zh, en = _LABEL_FIX.get((enum, m.value)) or (enums.label(m), enums.label(m, "en"))
+        if t in (m.value.lower(), zh.lower(), "".join(en.split()).lower()):
+            return m
+    raise ValueError(f"{text!r} is not a valid {enum.__name__}")
 
 
 class CellError(ValueError):
@@ -326,9 +369,9 @@ def clean_cell(col: Col, raw: Any) -> Any:
     if k == "enum":
         assert col.enum is not None
         try:
-            return enums.parse(col.enum, str(raw)).value
+            return parse_enum(col.enum, str(raw)).value
         except ValueError:
-            allowed = "、".join(enums.label(m) for m in col.enum)
+            allowed = "、".join(enum_label(col.enum, m) for m in col.enum)
             raise CellError(f"“{raw}”不是有效取值（可选：{allowed}）") from None
     if k == "choice":
         assert col.choices is not None
@@ -346,7 +389,8 @@ def display(col: Col, v: Any) -> Any:
         return None
     k = col.kind
     if k == "enum":
-        return enums.label(v, enum=col.enum)
+        assert col.enum is not None
+        return enum_label(col.enum, v)
     if k == "choice":
         return (col.choices or {}).get(v, v)
     if k == "date":
