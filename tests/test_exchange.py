@@ -501,9 +501,13 @@ def test_cli_exchange_commands(sqlite_demo: Database, tmp_path: Path, capsys: py
     sqlite_demo.dispose()
     book = tmp_path / "g.xlsx"
 
+    err: list[str] = []
+
     def run(*args: str) -> tuple[int, Any]:
         rc = main(["--db", dbp, "exchange", *args])
-        out = capsys.readouterr().out.strip()
+        cap = capsys.readouterr()
+        err.append(cap.err)
+        out = cap.out.strip()
         return rc, (json.loads(out) if out.startswith("{") else out)
 
     rc, out = run("checkout", "--area", G1, "--out", str(book), "--json")
@@ -532,7 +536,7 @@ def test_cli_exchange_commands(sqlite_demo: Database, tmp_path: Path, capsys: py
     rc, _ = run("checkin", str(book), "--json")
     assert rc == 0
     rc, _ = run("checkin", str(book), "--json")
-    assert rc == 2 and "已" in capsys.readouterr().err
+    assert rc == 2 and "不能重复导入" in err[-1]
 
 
 def test_checkin_is_set_based_on_an_unchanged_street(demo_db: Database, tmp_path: Path) -> None:
