@@ -114,7 +114,7 @@ def run_phase(name: str, args: list[str]) -> None:
     elif name == "peer_openpyxl":
         from openpyxl import Workbook
 
-        from gridman.core.services.exchange import BY_REG, _canon_row, _display_row, _register_select, _Ctx  # noqa: F401
+        from gridman.core.services.exchange import BY_REG, _canon_row, _Ctx, _display_row, _register_select  # noqa: F401
 
         db = open_database(args[0])
         reg = BY_REG["residents"]

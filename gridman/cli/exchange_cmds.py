@@ -92,8 +92,9 @@ def cmd_checkin(ctx: Context) -> int:
             res = exchange.checkin(s, ctx.actor, path=a.file, dry_run=a.dry_run, resolve=a.resolve, choices=choices,
                                    confirm_deletes=a.confirm_deletes, expect_area=a.area)
     except exchange.ConflictsPending as exc:
-        obj = {"error": "conflicts", "message": exc.text(ctx.lang), "conflicts": to_jsonable(exc.conflicts)}
-        ctx.out(obj, lambda: exc.message + "\n" + _conflict_text(exc.conflicts))
+        pending = exc
+        obj = {"error": "conflicts", "message": pending.text(ctx.lang), "conflicts": to_jsonable(pending.conflicts)}
+        ctx.out(obj, lambda: pending.message + "\n" + _conflict_text(pending.conflicts))
         return 4
     except exchange.ExchangeInvalid as exc:
         if ctx.json:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Date, DateTime, Table, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from gridman.core import idcard
 from gridman.core.enums import AreaLevel
@@ -63,7 +63,6 @@ from gridman.core.services.exchange_book import (
     VERSION_HEADER,
     Book,
     CellError,
-    Col,
     Register,
     SheetRows,
     canon_db,
@@ -215,17 +214,15 @@ class PackageInfo:
 
 @dataclass
 class Scope:
+    """What a package covers: its area, the grids whose rows it carries, the areas organisations
+    may hang on, and (for a package of chosen grids) their codes."""
+
     area: Area
     grid_ids: list[int]
     area_ids: list[int]  # organisations may hang on any of these
     grid_codes: list[str] | None  # a set of grids, else None
-
-    @property
-    def grid_code_set(self) -> set[str]:
-        return set(self._codes)
-
-    _codes: list[str] = field(default_factory=list)
-    _all_codes: list[str] = field(default_factory=list)
+    _codes: list[str] = field(default_factory=list)  # grid codes in scope
+    _all_codes: list[str] = field(default_factory=list)  # area codes in scope
 
 
 def database_id(session: Session) -> str:

@@ -582,8 +582,7 @@ def _stream_rows(skeleton: io.BytesIO, out: Path, sheets: list[SheetRows], title
 def _write_rows(fh: Any, sh: SheetRows, styles: dict[str, str]) -> None:
     n = len(sh.headers)
     letters = [_col_letter(i) for i in range(n)]
-    kinds = sh.kinds or ["text"] * n
-    sattr = [f' s="{styles[l]}"' if l in styles else "" for l in letters]
+    sattr = [f' s="{styles[x]}"' if x in styles else "" for x in letters]
     buf: list[str] = []
     r = 1
     epoch = _EXCEL_EPOCH
@@ -613,7 +612,6 @@ def _write_rows(fh: Any, sh: SheetRows, styles: dict[str, str]) -> None:
             buf.clear()
     if buf:
         fh.write("".join(buf).encode())
-    del kinds
 
 
 # --- reading ---------------------------------------------------------------------------------
