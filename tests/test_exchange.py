@@ -564,3 +564,29 @@ def test_workbook_survives_excel_style_rewrites(tmp_path: Path) -> None:
         clean_cell(cols["出生日期"], "明天")
     inc = {c.header: c for c in BY_KEY["incidents"].cols}
     assert clean_cell(inc["上报时间"], datetime(2026, 1, 2, 3, 4, 5, 999_999)) == "2026-01-02 03:04:06"
+
+
+def test_confirmed_deletions_and_their_undo(demo_db: Database, tmp_path: Path) -> None:
+    book = tmp_path / "g.xlsx"
+    checkout(demo_db, book, grid_codes=[G1])
+    wb = load_workbook(book)
+    visits, prem, hh = Sheet(wb, "走访记录"), Sheet(wb, "场所"), Sheet(wb, "户")
+    v_uuid, p_uuid, h_uuid = visits.ws.cell(2, 1).value, prem.ws.cell(2, 1).value, hh.ws.cell(2, 1).value
+    visits.set(v_uuid, "删除（填“是”）", "是")  # marked in the sheet
+    prem.delete(p_uuid)  # or the row removed
+    hh.set(h_uuid, "删除（填“是”）", "是")  # residents still live there: must not go
+    wb.save(book)
+    before = snapshot(demo_db)
+    dry = checkin(demo_db, book, dry_run=True)
+    assert {d["uuid"]: d["action"] for d in dry.deletions} == {v_uuid: "reported", p_uuid: "reported", h_uuid: "reported"}
+    res = checkin(demo_db, book, confirm_deletes=True)
+    acts = {d["uuid"]: d["action"] for d in res.deletions}
+    assert acts == {v_uuid: "deleted", p_uuid: "deleted", h_uuid: "kept_referenced"}
+    after = snapshot(demo_db)
+    assert changed(before, after) == {**{k: set() for k in before}, "visit_logs": {v_uuid}, "premises": {p_uuid}}
+    assert v_uuid not in after["visit_logs"] and h_uuid in after["households"]
+    a = admin_of(demo_db)
+    with demo_db.work(a) as s:
+        undone = exchange.undo_checkin(s, a, res.batch_id)
+    assert undone.reverted == {"visit_logs": 1, "premises": 1}
+    assert snapshot(demo_db) == before
