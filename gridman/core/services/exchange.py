@@ -66,9 +66,10 @@ from gridman.core.services.exchange_book import (
     Register,
     SheetRows,
     canon_db,
+    canon_fn,
     checksum,
     clean_cell,
-    display,
+    display_fn,
     enum_label,
     file_sha256,
     iter_chunks,
@@ -309,12 +310,56 @@ def _register_select(reg: Register, where_fn: Any) -> Any:
 BY_REG: dict[str, Register] = {r.key: r for r in REGISTERS}
 
 
+class _Codec:
+    """A register's rows (plain tuples of :func:`_register_select`) → canonical values and cells,
+    with the per-column conversions looked up once, not per cell."""
+
+    def __init__(self, reg: Register, keys: list[str], mask_ids: bool) -> None:
+        idx = {k: i for i, k in enumerate(keys)}
+        self.reg = reg
+        self.i_uuid, self.i_id = idx["uuid"], idx["id"]
+        self.i_ver = idx.get("version")
+        self.canon_ops = [(idx[f"m__{f}" if c.kind in ("area", "ref", "user") else f], canon_fn(c, mask_ids=mask_ids))
+                          for f, c in reg.field_cols.items()]
+        fpos = {f: i for i, f in enumerate(reg.fields)}
+        self.disp_ops: list[tuple[bool, int | None, Any]] = []
+        for col in reg.cols:
+            if col.kind in ("refkey", "info"):
+                self.disp_ops.append((False, idx.get(f"k__{col.field}"), None))
+            else:
+                self.disp_ops.append((True, fpos[col.field], display_fn(col)))
+
+    def canon(self, row: Any) -> list[Any]:
+        return [fn(row[i]) for i, fn in self.canon_ops]
+
+    def cells(self, row: Any, canon: list[Any], version: int | None) -> list[Any]:
+        out: list[Any] = [row[self.i_uuid]]
+        if self.reg.versioned:
+            out.append(version)
+        for from_canon, i, fn in self.disp_ops:
+            if from_canon:
+                v = canon[i]  # type: ignore[index]
+                out.append(fn(v) if fn is not None and v is not None else v)
+            else:
+                out.append(row[i] if i is not None else None)
+        out.append(None)
+        return out
+
+
+_CODECS: dict[tuple[str, tuple[str, ...], bool], _Codec] = {}
+
+
+def _codec(reg: Register, keys: Iterable[str], mask_ids: bool) -> _Codec:
+    k = (reg.key, tuple(keys), mask_ids)
+    c = _CODECS.get(k)
+    if c is None:
+        c = _CODECS[k] = _Codec(reg, list(k[1]), mask_ids)
+    return c
+
+
 def _canon_row(reg: Register, m: Any, mask_ids: bool) -> list[Any]:
-    out = []
-    for f, col in reg.field_cols.items():
-        v = m[f"m__{f}"] if col.kind in ("area", "ref", "user") else m[f]
-        out.append(canon_db(col, v, mask_ids=mask_ids))
-    return out
+    """Canonical values of one row mapping (convenience; bulk paths use :class:`_Codec`)."""
+    return _codec(reg, m.keys(), mask_ids).canon(tuple(m.values()))
 
 
 def _scope_where(reg: Register, sc: Scope) -> Any:
@@ -330,19 +375,7 @@ def _scope_where(reg: Register, sc: Scope) -> Any:
 
 
 def _display_row(reg: Register, m: Any, canon: list[Any], version: int | None) -> list[Any]:
-    vals = dict(zip(reg.fields, canon, strict=True))
-    row: list[Any] = [m["uuid"]]
-    if reg.versioned:
-        row.append(version)
-    for col in reg.cols:
-        if col.kind == "refkey":
-            row.append(m[f"k__{col.field}"])
-        elif col.kind == "info":
-            row.append(m.get(f"k__{col.field}"))
-        else:
-            row.append(display(col, vals[col.field]))
-    row.append(None)
-    return row
+    return _codec(reg, m.keys(), False).cells(tuple(m.values()), canon, version)
 
 
 def _dumps(vals: list[Any]) -> str:
@@ -428,16 +461,22 @@ def checkout(session: Session, actor: Actor, *, out: str | Path, area_code: str 
         def gen(reg: Register = reg, user_fields: list[str] = user_fields) -> Iterator[list[Any]]:
             n = 0
             q = _register_select(reg, _scope_where(reg, sc)).execution_options(yield_per=5000)
-            for row in session.execute(q):
-                m = row._mapping
-                canon = _canon_row(reg, m, mask_ids)
-                ver = m["version"] if reg.versioned else 0
-                originals.append((reg.key, m["uuid"], ver, _dumps(canon)))
-                for f in user_fields:
-                    if m[f"m__{f}"]:
-                        usernames.add(m[f"m__{f}"])
+            result = session.execute(q)
+            keys = list(result.keys())
+            codec = _codec(reg, keys, mask_ids)
+            upos = [keys.index(f"m__{f}") for f in user_fields]
+            iu, iv = codec.i_uuid, codec.i_ver
+            add = originals.append
+            dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+            for row in result:
+                canon = codec.canon(row)
+                ver = row[iv] if iv is not None else 0
+                add((reg.key, row[iu], ver, dumps(canon)))
+                for i in upos:
+                    if row[i]:
+                        usernames.add(row[i])
                 n += 1
-                yield _display_row(reg, m, canon, ver if reg.versioned else None)
+                yield codec.cells(row, canon, ver if reg.versioned else None)
             counts[reg.key] = n
 
         sh.rows = gen()
