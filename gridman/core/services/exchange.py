@@ -68,7 +68,7 @@ from gridman.core.services.exchange_book import (
     canon_db,
     canon_fn,
     checksum,
-    clean_cell,
+    cleaner_for,
     display_fn,
     enum_label,
     file_sha256,
@@ -612,7 +612,7 @@ def _read_sheet(book: Book, reg: Register, pkg: Package) -> list[WbRow]:
     iu = idx[UUID_HEADER]
     iv = idx.get(VERSION_HEADER)
     idel = idx.get(DELETE_HEADER)
-    plan = [(c, idx[c.header]) for c in reg.cols if c.header in idx and c.kind != "info"]
+    plan = [(c, idx[c.header], cleaner_for(c)) for c in reg.cols if c.header in idx and c.kind != "info"]
     out: list[WbRow] = []
     keyless: list[int] = []
     forged: list[int] = []
@@ -626,12 +626,12 @@ def _read_sheet(book: Book, reg: Register, pkg: Package) -> list[WbRow]:
         vals: dict[str, Any] = {}
         keys: dict[str, Any] = {}
         empty = True
-        for col, i in plan:
+        for col, i, clean in plan:
             raw = r[i]
-            if raw not in (None, ""):
+            if empty and raw is not None and raw != "":
                 empty = False
             try:
-                v = clean_cell(col, raw)
+                v = clean(raw)
             except CellError as exc:
                 pkg.issues.append(CellIssue(reg.sheet, n, col.header, str(exc)))
                 v = None
@@ -677,12 +677,26 @@ def _read_sheet(book: Book, reg: Register, pkg: Package) -> list[WbRow]:
 # --- planning a check-in ------------------------------------------------------------------------
 
 
-@dataclass
 class _DbRow:
-    id: int
-    version: int
-    canon: dict[str, Any]
-    raw: dict[str, Any]
+    """A database row as loaded for a check-in; canonical values and the raw column dict are
+    only built for the few rows that need them (changed, conflicting, deleted)."""
+
+    __slots__ = ("id", "version", "_row", "_codec", "_canon")
+
+    def __init__(self, id_: int, version: int, row: Any, codec: _Codec) -> None:
+        self.id, self.version, self._row, self._codec = id_, version, row, codec
+        self._canon: dict[str, Any] | None = None
+
+    @property
+    def canon(self) -> dict[str, Any]:
+        if self._canon is None:
+            self._canon = dict(zip(self._codec.reg.fields, self._codec.canon(self._row), strict=True))
+        return self._canon
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        t = TABLES[self._codec.reg.key]
+        return {c.name: self._row[i] for i, c in enumerate(t.c)}  # the select starts with t.c in order
 
 
 @dataclass
@@ -717,16 +731,30 @@ class _Ctx:
         for reg in REGISTERS:
             want = set(self.pkg.originals.get(reg.key, {})) | {w.uuid for w in self.pkg.rows.get(reg.key, [])}
             rows: dict[str, _DbRow] = {}
-            for chunk in iter_chunks(sorted(want)):
-                q = _register_select(reg, lambda t, chunk=chunk: t.c.uuid.in_(chunk))
-                for row in s.execute(q):
-                    m = row._mapping
-                    canon = dict(zip(reg.fields, _canon_row(reg, m, self.mask), strict=True))
-                    rows[m["uuid"]] = _DbRow(m["id"], m["version"] if reg.versioned else 0, canon,
-                                             {c.name: m[c.name] for c in TABLES[reg.key].c})
-                    self.ids[reg.key][m["uuid"]] = m["id"]
-                    if reg.natkey:
-                        self.uuid_natkey_db[reg.key][m["uuid"]] = m[reg.natkey]
+            ids = self.ids[reg.key]
+            nkmap = self.uuid_natkey_db[reg.key]
+
+            def take(q: Any, reg: Register = reg, rows: dict[str, _DbRow] = rows, ids: dict[str, int] = ids,
+                     nkmap: dict[str, Any] = nkmap, want: set[str] = want) -> None:
+                result = s.execute(q)
+                keys = list(result.keys())
+                codec = _codec(reg, keys, self.mask)
+                iu, ii, iv = codec.i_uuid, codec.i_id, codec.i_ver
+                ink = keys.index(reg.natkey) if reg.natkey else None
+                for row in result:
+                    u = row[iu]
+                    if u not in want:
+                        continue
+                    rows[u] = _DbRow(row[ii], row[iv] if iv is not None else 0, row, codec)
+                    ids[u] = row[ii]
+                    if ink is not None:
+                        nkmap[u] = row[ink]
+
+            # the package's area in one pass, then whatever moved out of it since
+            take(_register_select(reg, _scope_where(reg, self.sc)).execution_options(yield_per=5000))
+            rest = sorted(want - rows.keys())
+            for chunk in iter_chunks(rest):
+                take(_register_select(reg, lambda t, chunk=chunk: t.c.uuid.in_(chunk)))
             self.db[reg.key] = rows
         for a in s.execute(select(AREAS.c.id, AREAS.c.code).where(AREAS.c.id.in_(self.sc.area_ids))):
             self.area_ids[a.code] = a.id
@@ -848,6 +876,7 @@ def _plan(ctx: _Ctx, *, resolve: str, choices: dict[str, dict[str, str]] | None,
         fields = reg.fields
         fcols = reg.field_cols
         writable = [f for f in fields if not fcols[f].readonly]
+        same_cols = pkg.meta["columns"][reg.key] == fields
         seen: set[str] = set()
         for w in pkg.rows[reg.key]:
             seen.add(w.uuid)
@@ -864,11 +893,14 @@ def _plan(ctx: _Ctx, *, resolve: str, choices: dict[str, dict[str, str]] | None,
                 plan.inserts[reg.key].append(w)
                 continue
             over, ovals = orig[w.uuid]
-            o = dict(zip(pkg.meta["columns"][reg.key], ovals, strict=False))
-            d = db.get(w.uuid)
             if w.deleted:
                 seen.discard(w.uuid)
                 continue
+            if same_cols and list(w.vals.values()) == ovals:
+                c["unchanged"] += 1
+                continue
+            o = dict(zip(pkg.meta["columns"][reg.key], ovals, strict=False))
+            d = db.get(w.uuid)
             off = [f for f in writable if w.vals.get(f) != o.get(f)]
             if reg.key == "incident_steps":
                 if off:

@@ -103,14 +103,28 @@ def enum_label(enum: type[StrEnum], value: str) -> str:
     return fix[0] if fix else enums.label(value, enum=enum)
 
 
+_ENUM_LOOKUP: dict[type, dict[str, str]] = {}
+
+
+def _enum_lookup(enum: type[StrEnum]) -> dict[str, str]:
+    """Normalised code / Chinese label / English label → code, built once per enumeration."""
+    table = _ENUM_LOOKUP.get(enum)
+    if table is None:
+        table = {}
+        for m in enum:
+            zh, en = _LABEL_FIX.get((enum, m.value)) or (enums.label(m), enums.label(m, "en"))
+            for t in (en, zh, m.value):
+                table["".join(t.split()).lower()] = m.value
+        _ENUM_LOOKUP[enum] = table
+    return table
+
+
 def parse_enum(enum: type[StrEnum], text: str) -> StrEnum:
     """A code or a Chinese/English label of ``enum`` → the member (ValueError otherwise)."""
-    t = "".join(str(text).split()).lower()
-    for m in enum:
-        zh, en = _LABEL_FIX.get((enum, m.value)) or (enums.label(m), enums.label(m, "en"))
-        if t in (m.value.lower(), zh.lower(), "".join(en.split()).lower()):
-            return m
-    raise ValueError(f"{text!r} is not a valid {enum.__name__}")
+    v = _enum_lookup(enum).get("".join(str(text).split()).lower())
+    if v is None:
+        raise ValueError(f"{text!r} is not a valid {enum.__name__}")
+    return enum(v)
 
 
 class CellError(ValueError):
@@ -427,6 +441,55 @@ def clean_cell(col: Col, raw: Any) -> Any:
                 return code
         raise CellError(f"“{raw}”不是有效取值（可选：{'、'.join(col.choices.values())}）")
     return raw
+
+
+def cleaner_for(col: Col) -> Callable[[Any], Any]:
+    """THE entry point for reading a column's cells: a function raw cell → canonical value that
+    raises :class:`CellError`. It takes the common shapes (text, labels, real dates) directly and
+    hands everything else to :func:`clean_cell` — point this at the census cleaners to share them."""
+    k = col.kind
+    slow = clean_cell
+
+    if k in ("text", "user", "area", "ref", "refkey"):
+        def text(v: Any) -> Any:
+            if v.__class__ is str:
+                return v.strip() or None
+            return None if v is None else slow(col, v)
+        return text
+    if k in ("enum", "choice"):
+        table = dict(_enum_lookup(col.enum)) if col.enum else {}
+        for code, lab in (col.choices or {}).items():
+            table[code] = table[lab] = code
+        exact = {**{c: c for c in table.values()}, **{lab: c for lab, c in table.items()}}
+
+        def choice(v: Any) -> Any:
+            if v.__class__ is str:
+                hit = exact.get(v)
+                if hit is not None:
+                    return hit
+            return None if v is None or v == "" else slow(col, v)
+        return choice
+    if k == "datetime":
+        def dt(v: Any) -> Any:
+            if v.__class__ is datetime:
+                if v.microsecond:
+                    v = (v + timedelta(microseconds=500_000)).replace(microsecond=0)
+                return v.strftime("%Y-%m-%d %H:%M:%S")
+            return None if v is None or v == "" else slow(col, v)
+        return dt
+    if k == "date":
+        def d(v: Any) -> Any:
+            if v.__class__ is date:
+                return v.isoformat()
+            return None if v is None or v == "" else slow(col, v)
+        return d
+    if k == "int":
+        def i(v: Any) -> Any:
+            if v.__class__ is float and v.is_integer():
+                return int(v)
+            return None if v is None or v == "" else slow(col, v)
+        return i
+    return lambda v: None if v is None or v == "" else slow(col, v)
 
 
 def display(col: Col, v: Any) -> Any:
