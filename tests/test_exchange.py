@@ -590,3 +590,29 @@ def test_confirmed_deletions_and_their_undo(demo_db: Database, tmp_path: Path) -
         undone = exchange.undo_checkin(s, a, res.batch_id)
     assert undone.reverted == {"visit_logs": 1, "premises": 1}
     assert snapshot(demo_db) == before
+
+
+def test_clerk_gets_masked_ids_and_they_survive_the_round_trip(demo_db: Database, tmp_path: Path) -> None:
+    from gridman.core.enums import Role
+    from tests.helpers import make_user
+
+    clerk = make_user(demo_db, "clerk_x", Role.CLERK)
+    rows = pick_rows(demo_db)
+    book = tmp_path / "g.xlsx"
+    with demo_db.work(clerk) as s:
+        exchange.checkout(s, clerk, out=book, grid_codes=[G1])
+    wb = load_workbook(book)
+    sh = Sheet(wb, "实有人口")
+    ruuid = rows["r"][0][1]
+    shown = sh.get(ruuid, "公民身份号码")
+    assert "*" in shown and len(shown) == 18
+    sh.set(ruuid, "联系电话", "13955556666")
+    wb.save(book)
+    before = snapshot(demo_db)
+    with demo_db.work(clerk) as s:
+        res = exchange.checkin(s, clerk, path=book)
+    assert sum(v.get("updated", 0) for v in res.counts.values()) == 1
+    assert changed(before, snapshot(demo_db))["residents"] == {ruuid}
+    with demo_db.session() as s:
+        r = s.get(Resident, rows["r"][0][0])
+        assert r.phone == "13955556666" and "*" not in r.citizen_id
