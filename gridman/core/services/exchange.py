@@ -526,16 +526,26 @@ class WbRow:
     deleted: bool
     vals: dict[str, Any]
     keys: dict[str, Any]  # natural keys typed in refkey columns
+    same: bool = False  # provably as exported (no database look-up needed)
 
 
 @dataclass
 class Package:
     meta: dict[str, Any]
-    originals: dict[str, dict[str, tuple[int, list[Any]]]]
+    originals: dict[str, dict[str, tuple[int, str]]]  # register -> uuid -> (version, values as JSON)
     raw_originals: list[tuple[str, str, int, str]]
     rows: dict[str, list[WbRow]]
     issues: list[CellIssue]
     file: Path
+    _decoded: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+
+    def orig(self, reg: str, uuid: str) -> list[Any]:
+        """Export-time canonical values of a row (decoded on demand: most rows are compared as text)."""
+        k = (reg, uuid)
+        v = self._decoded.get(k)
+        if v is None:
+            v = self._decoded[k] = json.loads(self.originals[reg][uuid][1])
+        return v
 
 
 def _refuse(reason: str, zh: str, en: str) -> ExchangeRefused:
@@ -568,14 +578,14 @@ def read_package(path: str | Path, *, data: bool = True) -> Package:
         if meta.get("format") != FORMAT:
             raise _refuse("not_package", f"{path.name} 不是本版本的离线交换工作簿", f"{path.name}: unknown exchange format")
         raw: list[tuple[str, str, int, str]] = []
-        originals: dict[str, dict[str, tuple[int, list[Any]]]] = defaultdict(dict)
+        originals: dict[str, dict[str, tuple[int, str]]] = defaultdict(dict)
         for r in book.rows(ORIG_SHEET)[1:]:
             if not r or r[0] in ("", None):
                 continue
             try:
                 reg, u, ver, vals = str(r[0]), str(r[1]), int(float(r[2] or 0)), str(r[3])
                 raw.append((reg, u, ver, vals))
-                originals[reg][u] = (ver, json.loads(vals))
+                originals[reg][u] = (ver, vals)
             except (ValueError, IndexError, TypeError):
                 raise _refuse("tampered", "隐藏的原始值表已被改动", "The hidden originals sheet was altered") from None
         stated = meta.get("checksum")
@@ -726,10 +736,11 @@ class _Ctx:
         self.area_ids: dict[str, int] = {}
         self.user_ids: dict[str, int] = {}
 
-    def load(self) -> None:
+    def load(self, want_by_reg: dict[str, set[str]]) -> None:
+        """Database rows of the given uuids (those the plan must look at), areas, users."""
         s = self.s
         for reg in REGISTERS:
-            want = set(self.pkg.originals.get(reg.key, {})) | {w.uuid for w in self.pkg.rows.get(reg.key, [])}
+            want = want_by_reg.get(reg.key, set())
             rows: dict[str, _DbRow] = {}
             ids = self.ids[reg.key]
             nkmap = self.uuid_natkey_db[reg.key]
@@ -750,10 +761,9 @@ class _Ctx:
                     if ink is not None:
                         nkmap[u] = row[ink]
 
-            # the package's area in one pass, then whatever moved out of it since
-            take(_register_select(reg, _scope_where(reg, self.sc)).execution_options(yield_per=5000))
-            rest = sorted(want - rows.keys())
-            for chunk in iter_chunks(rest):
+            if len(want) > 20_000:  # most of the area: one pass over it, then what moved out since
+                take(_register_select(reg, _scope_where(reg, self.sc)).execution_options(yield_per=5000))
+            for chunk in iter_chunks(sorted(want - rows.keys())):
                 take(_register_select(reg, lambda t, chunk=chunk: t.c.uuid.in_(chunk)))
             self.db[reg.key] = rows
         for a in s.execute(select(AREAS.c.id, AREAS.c.code).where(AREAS.c.id.in_(self.sc.area_ids))):
@@ -806,6 +816,8 @@ def _resolve_refs(ctx: _Ctx, plan: _Plan, *, strict: bool = True) -> None:
             if col.kind not in ("ref", "refkey"):
                 continue
             for w in pkg.rows[reg.key]:
+                if w.same:
+                    continue
                 if col.kind == "ref" and w.vals.get(col.field) and w.vals[col.field] not in live[col.ref]:
                     want_u[col.ref].add(w.vals[col.field])
                 if col.kind == "refkey" and w.keys.get(col.field) is not None \
@@ -818,7 +830,7 @@ def _resolve_refs(ctx: _Ctx, plan: _Plan, *, strict: bool = True) -> None:
     for reg in REGISTERS:
         refkeyed = {c.field for c in reg.cols if c.kind == "refkey"}
         for w in pkg.rows[reg.key]:
-            if w.deleted:
+            if w.deleted or w.same:
                 continue
             for col in reg.cols:
                 f = col.field
@@ -864,6 +876,37 @@ def _label(reg: Register, vals: dict[str, Any]) -> str:
     return reg.sheet
 
 
+def _classify(pkg: Package) -> dict[str, set[str]]:
+    """Mark the rows that are provably as exported — same values (compared as the JSON text the
+    package keeps) and natural keys that still name the referenced workbook row — and return, per
+    register, the uuids the plan must look up in the database (everything else)."""
+    live = {k: {w.uuid: w for w in rows if not w.deleted} for k, rows in pkg.rows.items()}
+    enc = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    want: dict[str, set[str]] = {}
+    for reg in REGISTERS:
+        orig = pkg.originals.get(reg.key, {})
+        same_cols = pkg.meta["columns"][reg.key] == reg.fields
+        refkeys = [(c.field, c.ref, BY_REG[c.ref].natkey) for c in reg.cols if c.kind == "refkey"]
+        need: set[str] = set()
+        for w in pkg.rows[reg.key]:
+            if not w.new and not w.deleted and same_cols and enc(list(w.vals.values())) == orig[w.uuid][1]:
+                ok = True
+                for f, target, nk in refkeys:
+                    u, n = w.vals.get(f), w.keys.get(f)
+                    t = live[target].get(u) if u else None
+                    if (u is None and n is not None) or (u is not None and (t is None or t.vals.get(nk) != n)):
+                        ok = False
+                        break
+                if ok:
+                    w.same = True
+                    continue
+            need.add(w.uuid)
+        seen = {w.uuid for w in pkg.rows[reg.key] if not w.deleted}
+        need |= set(orig) - seen
+        want[reg.key] = need
+    return want
+
+
 def _plan(ctx: _Ctx, *, resolve: str, choices: dict[str, dict[str, str]] | None, confirm_deletes: bool) -> _Plan:
     plan = _Plan()
     pkg = ctx.pkg
@@ -880,6 +923,9 @@ def _plan(ctx: _Ctx, *, resolve: str, choices: dict[str, dict[str, str]] | None,
         seen: set[str] = set()
         for w in pkg.rows[reg.key]:
             seen.add(w.uuid)
+            if w.same:
+                c["unchanged"] += 1
+                continue
             if w.new:
                 if w.uuid in db or w.uuid in ctx.ids[reg.key] and w.uuid not in orig:
                     plan.issues.append(CellIssue(reg.sheet, w.row, UUID_HEADER, "该 UUID 属于本交换包以外的记录"))
@@ -892,7 +938,7 @@ def _plan(ctx: _Ctx, *, resolve: str, choices: dict[str, dict[str, str]] | None,
                     c["inserted"] += 1
                 plan.inserts[reg.key].append(w)
                 continue
-            over, ovals = orig[w.uuid]
+            over, ovals = orig[w.uuid][0], pkg.orig(reg.key, w.uuid)
             if w.deleted:
                 seen.discard(w.uuid)
                 continue
@@ -942,7 +988,7 @@ def _plan(ctx: _Ctx, *, resolve: str, choices: dict[str, dict[str, str]] | None,
             if u in seen:
                 continue
             d = db.get(u)
-            over, ovals = orig[u]
+            over, ovals = orig[u][0], pkg.orig(reg.key, u)
             label = _label(reg, dict(zip(pkg.meta["columns"][reg.key], ovals, strict=False)))
             c["deleted_offline"] += 1
             entry = {"register": reg.key, "sheet": reg.sheet, "uuid": u, "label": label, "action": "reported"}
@@ -975,7 +1021,7 @@ def _validate(ctx: _Ctx, plan: _Plan) -> None:
     for w in touched["residents"]:
         fields = {k: to_db(BY_REG["residents"].field_cols[k], v) for k, v in w.vals.items() if k in EDITABLE_FIELDS}
         if w.uuid in res_orig:
-            o = dict(zip(cols, res_orig[w.uuid][1], strict=False))
+            o = dict(zip(cols, pkg.orig("residents", w.uuid), strict=False))
             if ctx.mask and w.vals.get("citizen_id") == o.get("citizen_id"):
                 fields.pop("citizen_id", None)
         if fields.get("citizen_id") and "*" in str(fields["citizen_id"]):
@@ -1243,9 +1289,25 @@ def _delete_rows(ctx: _Ctx, plan: _Plan, actor: Actor, batch_id: int | None, not
         plan.counts[key]["deleted"] += len(ok)
 
 
+def _fetch_ref_ids(ctx: _Ctx, plan: _Plan) -> None:
+    """Ids of the rows the written rows refer to (rows unchanged offline were never loaded)."""
+    want: dict[str, set[str]] = defaultdict(set)
+    for reg in REGISTERS:
+        refs = [(c.field, c.ref) for c in reg.cols if c.kind == "ref"]
+        rows = plan.inserts[reg.key] + [w for w, _ in plan.updates[reg.key]]
+        for w in rows:
+            for f, target in refs:
+                u = w.vals.get(f)
+                if u and u not in ctx.ids[target]:
+                    want[target].add(u)
+    for target, uuids in want.items():
+        ctx.lookup_refs(target, uuids, set())
+
+
 def _write(ctx: _Ctx, plan: _Plan, actor: Actor, batch_id: int | None, note: str) -> None:
     now = utcnow()
     notes: list[str] = []
+    _fetch_ref_ids(ctx, plan)
     for reg in REGISTERS:
         _insert_rows(ctx, reg, plan.inserts[reg.key], actor, batch_id, note, notes, now)
         _update_rows(ctx, reg, plan.updates[reg.key], actor, batch_id, note, notes, now)
@@ -1323,7 +1385,7 @@ def checkin(session: Session, actor: Actor, *, path: str | Path, dry_run: bool =
     rec = _check_package(session, actor, pkg, expect_area)
     sc = _scope_from_meta(session, pkg.meta)
     ctx = _Ctx(session, pkg, sc)
-    ctx.load()
+    ctx.load(_classify(pkg))
     plan = _plan(ctx, resolve=resolve, choices=choices, confirm_deletes=confirm_deletes)
     _validate(ctx, plan)
     if plan.issues:
@@ -1622,8 +1684,8 @@ def _wipe_local(session: Session, actor: Actor) -> None:
 
 def _load_areas(session: Session, actor: Actor, pkg: Package) -> None:
     rows = []
-    for u, (ver, vals) in pkg.originals.get("_areas", {}).items():
-        rows.append((u, ver, dict(zip(AREA_FIELDS, vals, strict=False))))
+    for u, (ver, _) in pkg.originals.get("_areas", {}).items():
+        rows.append((u, ver, dict(zip(AREA_FIELDS, pkg.orig("_areas", u), strict=False))))
     rows.sort(key=lambda r: len(r[2]["code"]))
     existing = {r.code: r for r in session.execute(select(AREAS.c.id, AREAS.c.code, AREAS.c.path, AREAS.c.depth))}
     now = utcnow()
@@ -1651,8 +1713,8 @@ def _load_users(session: Session, pkg: Package) -> None:
     have = set(session.scalars(select(USERS.c.username)))
     now = utcnow()
     rows = []
-    for u, (_ver, vals) in pkg.originals.get("_users", {}).items():
-        username, display_name, role = vals
+    for u in pkg.originals.get("_users", {}):
+        username, display_name, role = pkg.orig("_users", u)
         if username in have:
             continue
         rows.append({"uuid": u, "version": 1, "created_at": now, "updated_at": now, "username": username,
