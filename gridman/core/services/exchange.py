@@ -735,6 +735,7 @@ class _Ctx:
         self.uuid_natkey_db: dict[str, dict[str, Any]] = defaultdict(dict)
         self.area_ids: dict[str, int] = {}
         self.user_ids: dict[str, int] = {}
+        self.extras: dict[int, dict[str, Any]] = {}
 
     def load(self, want_by_reg: dict[str, set[str]]) -> None:
         """Database rows of the given uuids (those the plan must look at), areas, users."""
@@ -1091,13 +1092,17 @@ def _db_values(ctx: _Ctx, reg: Register, vals: dict[str, Any], fields: Iterable[
 
 
 def _incident_extras(ctx: _Ctx, grid_id: int | None) -> dict[str, Any]:
+    """The community and street an incident's grid lies in (copied onto the incident for queues)."""
     if grid_id is None:
         return {}
-    path = ctx.s.scalar(select(AREAS.c.path).where(AREAS.c.id == grid_id)) or ""
-    ids = [int(x) for x in path.strip("/").split("/") if x]
-    lv = dict(ctx.s.execute(select(AREAS.c.id, AREAS.c.level).where(AREAS.c.id.in_(ids))).all())
-    return {"community_id": next((i for i in ids if lv.get(i) == "community"), None),
-            "street_id": next((i for i in ids if lv.get(i) == "street"), None)}
+    hit = ctx.extras.get(grid_id)
+    if hit is None:
+        path = ctx.s.scalar(select(AREAS.c.path).where(AREAS.c.id == grid_id)) or ""
+        ids = [int(x) for x in path.strip("/").split("/") if x]
+        lv = dict(ctx.s.execute(select(AREAS.c.id, AREAS.c.level).where(AREAS.c.id.in_(ids))).all())
+        hit = ctx.extras[grid_id] = {"community_id": next((i for i in ids if lv.get(i) == "community"), None),
+                                     "street_id": next((i for i in ids if lv.get(i) == "street"), None)}
+    return dict(hit)
 
 
 def apply_timeline(session: Session, actor: Actor, incident_ids: Iterable[int], *, batch_id: int | None = None,
@@ -1734,44 +1739,49 @@ def export_local(session: Session, actor: Actor, *, out: str | Path) -> Checkout
         raise _refuse("not_local", "此数据库不是由离线交换包打开的本地库", "This database was not opened from a package")
     meta = dict(rec.meta["metadata"])
     raw: list[list[Any]] = _unpack(rec.meta["originals"])
-    originals: dict[str, dict[str, tuple[int, list[Any]]]] = defaultdict(dict)
+    originals: dict[str, dict[str, tuple[int, str]]] = defaultdict(dict)
     for reg_key, u, ver, vals in raw:
-        originals[reg_key][u] = (ver, json.loads(vals))
+        originals[reg_key][u] = (ver, vals)
     sc = _scope_from_meta(session, meta)
     mask = bool(meta.get("ids_masked"))
     counts: dict[str, int] = {}
     sheets: list[SheetRows] = [SheetRows(HELP_SHEET, ["说明"], HELP_TEXT, widths=[120])]
-    for reg in REGISTERS:
-        sh = _sheet_for(reg)
+    local_uuids: dict[str, set[str]] = {}
+
+    def is_local(target: str, u: str) -> bool:
+        if target not in local_uuids:
+            local_uuids[target] = set(session.scalars(select(TABLES[target].c.uuid)))
+        return u in local_uuids[target]
+
+    def gen(reg: Register) -> Iterator[list[Any]]:
         orig = originals.get(reg.key, {})
         cols = meta["columns"][reg.key]
-        ref_fields = [c.field for c in reg.cols if c.kind == "ref"]
-        rows = []
-        local_uuids: dict[str, set[str]] = {}
-        for row in session.execute(_register_select(reg, _scope_where(reg, sc))):
-            m = dict(row._mapping)
-            canon = _canon_row(reg, m, False)
-            if m["uuid"] in orig:
-                ov = dict(zip(cols, orig[m["uuid"]][1], strict=False))
-                if mask and reg.key == "residents":
-                    i = reg.fields.index("citizen_id")
-                    if canon[i] is None and ov.get("citizen_id"):
-                        canon[i] = ov["citizen_id"]  # masked IDs are not stored locally
-                for f in ref_fields:
-                    i = reg.fields.index(f)
-                    if canon[i] is None and ov.get(f):
-                        target = BY_REG[next(c.ref for c in reg.cols if c.field == f and c.kind == "ref")].key
-                        local_uuids.setdefault(target, set())
-                        if not local_uuids[target]:
-                            local_uuids[target] = set(session.scalars(select(TABLES[target].c.uuid)))
-                        if ov[f] not in local_uuids[target]:
-                            canon[i] = ov[f]  # refers to a row outside the package: keep it
-                ver = orig[m["uuid"]][0]
-            else:
-                ver = None
-            rows.append(_display_row(reg, m, canon, ver))
-        sh.rows = rows
-        counts[reg.key] = len(rows)
+        # fields a local row may hold empty although the package had a value: references to rows
+        # outside the package (nothing to point at locally) and masked IDs (not stored locally)
+        nullable = [(reg.fields.index(c.field), c.field, c.ref) for c in reg.cols if c.kind == "ref"]
+        if mask and reg.key == "residents":
+            nullable.append((reg.fields.index("citizen_id"), "citizen_id", None))
+        n = 0
+        result = session.execute(_register_select(reg, _scope_where(reg, sc)).execution_options(yield_per=5000))
+        codec = _codec(reg, list(result.keys()), False)
+        for row in result:
+            canon = codec.canon(row)
+            u = row[codec.i_uuid]
+            ver = None
+            if u in orig:
+                ver = orig[u][0]
+                if any(canon[i] is None for i, _, _ in nullable):
+                    ov = dict(zip(cols, json.loads(orig[u][1]), strict=False))
+                    for i, f, target in nullable:
+                        if canon[i] is None and ov.get(f) and (target is None or not is_local(target, ov[f])):
+                            canon[i] = ov[f]
+            n += 1
+            yield codec.cells(row, canon, ver)
+        counts[reg.key] = n
+
+    for reg in REGISTERS:
+        sh = _sheet_for(reg)
+        sh.rows = gen(reg)
         sheets.append(sh)
     full = {**meta, "kind": "return", "returned_at": utcnow().replace(microsecond=0).isoformat(sep=" "),
             "returned_by": actor.username, "returned_from_database_id": database_id(session)}
