@@ -537,6 +537,15 @@ def test_cli_exchange_commands(sqlite_demo: Database, tmp_path: Path, capsys: py
     assert rc == 0
     rc, _ = run("checkin", str(book), "--json")
     assert rc == 2 and "不能重复导入" in err[-1]
+    # the offline side: a local database from a fresh package, and the returned workbook
+    local, back = tmp_path / "local.sqlite", tmp_path / "back.xlsx"
+    rc, _ = run("checkout", "--area", G1, "--out", str(book), "--json")
+    rc, out = run("open", str(book), "--db", str(local), "--json")
+    assert rc == 0 and out["counts"]["households"] > 0 and out["refreshed"] is False
+    rc, out = run("export", "--db", str(local), "--out", str(back), "--json")
+    assert rc == 0 and back.exists()
+    rc, out = run("checkin", str(back), "--json")
+    assert rc == 0 and out["conflicts"] == [] and sum(v.get("updated", 0) for v in out["counts"].values()) == 0
 
 
 def test_checkin_is_set_based_on_an_unchanged_street(demo_db: Database, tmp_path: Path) -> None:
