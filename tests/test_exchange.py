@@ -625,3 +625,19 @@ def test_clerk_gets_masked_ids_and_they_survive_the_round_trip(demo_db: Database
     with demo_db.session() as s:
         r = s.get(Resident, rows["r"][0][0])
         assert r.phone == "13955556666" and "*" not in r.citizen_id
+
+
+def test_streamed_cells_read_back_exactly(tmp_path: Path) -> None:
+    """Text with line breaks and XML specials, numbers, dates and date-times survive the writer."""
+    from gridman.core.services.exchange_book import Book, SheetRows, write_workbook
+
+    rows = [["a\r\nb <&> \"c\"", 13912345678.0, 117.2345678, date(2001, 2, 3), datetime(2026, 1, 2, 3, 4, 5), 7]]
+    write_workbook(tmp_path / "t.xlsx", [SheetRows("表", ["文本", "电话", "经度", "日期", "时间", "整数"], rows,
+                                                   kinds=["text", "float", "float", "date", "datetime", "int"])])
+    back = Book(tmp_path / "t.xlsx").rows("表")
+    assert back[0] == ["文本", "电话", "经度", "日期", "时间", "整数"]
+    text, phone, lon, d, dt, n = back[1]
+    assert (text, phone, lon, n) == ("a\r\nb <&> \"c\"", 13912345678.0, 117.2345678, 7)
+    assert str(d)[:10] == "2001-02-03" and str(dt)[:19] == "2026-01-02 03:04:05"
+    wb = load_workbook(tmp_path / "t.xlsx")  # and openpyxl reads the streamed sheet too
+    assert wb["表"].cell(2, 1).value == "a\r\nb <&> \"c\""

@@ -547,8 +547,8 @@ _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 def _esc(s: str) -> str:
     if "&" in s or "<" in s or ">" in s:
         s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    if not s.isprintable():  # control characters are not allowed in XML 1.0
-        s = _ILLEGAL.sub("", s)
+    if not s.isprintable():  # control characters are not allowed in XML 1.0; CR would be normalised away
+        s = _ILLEGAL.sub("", s).replace("\r", "&#13;")
     return s
 
 
