@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "gridman.cli.geo_cmds",
     "gridman.cli.incidents_cmds",
     "gridman.cli.census_cmds",
+    "gridman.cli.exchange_cmds",
 ]
 
 
