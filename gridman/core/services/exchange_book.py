@@ -35,7 +35,6 @@ from typing import Any
 from gridman.core import enums, idcard
 from gridman.core.enums import (
     DisputeKind,
-    FacilityKind,
     IncidentCategory,
     IncidentStatus,
     MediationLevel,
@@ -50,9 +49,9 @@ from gridman.core.enums import (
     Sex,
     SocialOrgField,
     SocialOrgRegistration,
-    TagCategory,
     VisitKind,
 )
+from gridman.core.services import cleaning
 
 FORMAT = "gridman-exchange/1"
 META_SHEET = "_元数据"
@@ -72,35 +71,18 @@ STEP_ACTIONS = {
 }
 
 
-# enums.LABELS is keyed by StrEnum members, which hash like their values, so members of different
-# enumerations with the same value ("other", "registered", "care", "labour"…) overwrite each other's
-# labels there (PopulationType.REGISTERED shows as 登记). The census import (issue 4) carries the
-# same correction table in services/cleaning.py; once enums.py is fixed both can go.
-_LABEL_FIX: dict[tuple[type, str], tuple[str, str]] = {
-    (PopulationType, "registered"): ("户籍人口", "Registered"),
-    (SocialOrgRegistration, "registered"): ("登记", "Registered"),
-    (Relation, "other"): ("其他", "Other"),
-    (PremiseKind, "other"): ("其他", "Other"),
-    (FacilityKind, "other"): ("其他", "Other"),
-    (IncidentCategory, "other"): ("其他", "Other"),
-    (DisputeKind, "other"): ("其他纠纷", "Other"),
-    (TagCategory, "care"): ("关爱对象", "Care group"),
-    (TagCategory, "watch"): ("重点人群", "Watch group"),
-    (VisitKind, "care"): ("关爱走访", "Care visit"),
-    (VisitKind, "watch"): ("重点走访", "Watch visit"),
-    (DisputeKind, "labour"): ("劳动争议", "Labour"),
-    (DisputeKind, "medical"): ("医疗纠纷", "Medical"),
-    (DisputeKind, "traffic"): ("交通事故纠纷", "Traffic"),
-    (ReferralTarget, "labour"): ("劳动争议调委会", "Labour mediation committee"),
-    (ReferralTarget, "medical"): ("医疗纠纷调委会", "Medical mediation committee"),
-    (ReferralTarget, "traffic"): ("交通事故调委会", "Traffic mediation committee"),
-}
-
-
 def enum_label(enum: type[StrEnum], value: str) -> str:
-    """Chinese label of a member of ``enum`` (right even where values collide across enumerations)."""
-    fix = _LABEL_FIX.get((enum, str(value)))
-    return fix[0] if fix else enums.label(value, enum=enum)
+    """Chinese label of a member of ``enum``."""
+    return enums.label(value, enum=enum)
+
+
+# The census import's enumeration cleaners know the synonyms clerks type (男性, 户籍, 妻…).
+_CENSUS_ENUM_CLEANERS = {
+    enums.Sex: cleaning.clean_sex,
+    enums.PopulationType: cleaning.clean_population_type,
+    enums.Relation: cleaning.clean_relation,
+    enums.ResidentStatus: cleaning.clean_status,
+}
 
 
 _ENUM_LOOKUP: dict[type, dict[str, str]] = {}
@@ -112,7 +94,7 @@ def _enum_lookup(enum: type[StrEnum]) -> dict[str, str]:
     if table is None:
         table = {}
         for m in enum:
-            zh, en = _LABEL_FIX.get((enum, m.value)) or (enums.label(m), enums.label(m, "en"))
+            zh, en = enums.label_pair(m) or (m.value, m.value)
             for t in (en, zh, m.value):
                 table["".join(t.split()).lower()] = m.value
         _ENUM_LOOKUP[enum] = table
@@ -386,8 +368,12 @@ def clean_cell(col: Col, raw: Any) -> Any:
             return raw.isoformat()
         return str(raw)
     if k == "idno":
-        s = idcard.normalize(_num_to_text(raw) if isinstance(raw, float) else raw)
-        return s or None
+        if isinstance(raw, str) and "*" in raw:
+            return idcard.normalize(raw) or None  # a masked ID from a clerk's package: kept as text
+        c = cleaning.clean_citizen_id(raw)
+        if not c.ok:
+            raise CellError(c.issue.message if c.issue else "身份证号无效")
+        return c.value.number if c.value is not None else None
     if k == "int":
         try:
             f = float(raw)
@@ -402,16 +388,10 @@ def clean_cell(col: Col, raw: Any) -> Any:
         except (TypeError, ValueError):
             raise CellError(f"“{raw}”不是数字") from None
     if k == "date":
-        if isinstance(raw, datetime):
-            return raw.date().isoformat()
-        if isinstance(raw, date):
-            return raw.isoformat()
-        if isinstance(raw, float | int):
-            return (_EXCEL_EPOCH + timedelta(days=float(raw))).date().isoformat()
-        try:
-            return _parse_date_text(str(raw)).isoformat()
-        except ValueError:
-            raise CellError(f"“{raw}”不是有效日期（如 2024-05-01）") from None
+        c = cleaning.clean_date(raw)
+        if not c.ok:
+            raise CellError(c.issue.message if c.issue else f"“{raw}”不是有效日期（如 2024-05-01）")
+        return c.value.isoformat() if c.value is not None else None
     if k == "datetime":
         if isinstance(raw, datetime):
             return canon_datetime(raw)
@@ -428,6 +408,11 @@ def clean_cell(col: Col, raw: Any) -> Any:
                 raise CellError(f"“{raw}”不是有效时间（如 2024-05-01 09:30）") from None
     if k == "enum":
         assert col.enum is not None
+        census = _CENSUS_ENUM_CLEANERS.get(col.enum)
+        if census is not None:
+            c = census(raw)
+            if c.ok and c.value is not None:
+                return c.value
         try:
             return parse_enum(col.enum, str(raw)).value
         except ValueError:
