@@ -371,6 +371,29 @@ def require_level(session: Session, actor: Actor, inc: Incident, level: str, act
         )
 
 
+def allowed_actions(session: Session, actor: Actor, incident: Incident | int) -> list[str]:
+    """The actions ``actor`` may take on the case now, in the state machine's order — what a front
+    offers as buttons. The same checks the actions make (status, level above/below, evaluated
+    once, the acting level's role and area), without writing anything; an action listed here can
+    still fail on its inputs (a missing reason) or a concurrent change (ConflictError)."""
+    inc = incident if isinstance(incident, Incident) else _load(session, actor, int(incident), lock=False)
+    if not actor.is_admin and not actor.can(Perm.HANDLE_INCIDENT):
+        return []
+    out: list[str] = []
+    for action in ACTIONS:
+        if inc.status not in ALLOWED_FROM[action]:
+            continue
+        if action == Action.ESCALATE and level_above(inc.level) is None:
+            continue
+        if action == Action.HAND_DOWN and level_below(inc.level) is None:
+            continue
+        if action == Action.EVALUATE and inc.satisfaction is not None:
+            continue
+        if may_act(session, actor, inc, acting_level(session, inc, action)):
+            out.append(action.value)
+    return out
+
+
 # --- plumbing -------------------------------------------------------------------------------
 
 
