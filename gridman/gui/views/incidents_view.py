@@ -83,8 +83,10 @@ class IncidentsView(RegisterView):
             b.setEnabled(a.enabled)
             self._action_buttons.append(b)
 
-    def open_case(self, incident_id: int) -> CaseDialog:
-        d = CaseDialog(self.runner, self.actor, incident_id, self)
+    def open_case(self, incident_id: int):  # type: ignore[no-untyped-def]
+        from gridman.gui.views.mediation_gui import CaseView
+
+        d = CaseView(self.runner, self.actor, incident_id, self)
         d.open()
         return d
 
