@@ -42,6 +42,7 @@ from gridman.gui.settings import app_settings
 from gridman.gui.views.admin_view import AdminView
 from gridman.gui.views.incidents_view import IncidentsView
 from gridman.gui.views.lazy import LazyView
+from gridman.gui.views.mediation_gui import OverdueSweeper, QueueView
 from gridman.gui.views.register_view import RegisterView, kind_title
 
 AREA_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -98,8 +99,6 @@ class MainWindow(QMainWindow):
         self.registers["incidents"] = self.incidents
         self.dashboard = LazyView(self._make_dashboard)
         self.admin = AdminView(self.runner, actor)
-        from gridman.gui.views.mediation_gui import OverdueSweeper, QueueView
-
         self.queue = QueueView(self.runner, actor)
         self.queue.setObjectName("queue")
         self.queue.open_case.connect(self.open_case)
@@ -323,7 +322,7 @@ class MainWindow(QMainWindow):
         self.area_id = int(area_id)
         self.area_label.setText(tr("当前区域：{name}").format(name=idx.data()))
         # an area outside the actor's own scope (an ancestor shown for context) narrows to the scope
-        for v in (self.residents, *self.registers.values(), self.dashboard, self.queue):
+        for v in (self.residents, *self.registers.values(), self.dashboard, self.queue, self.admin):
             v.set_area(self.area_id)
         # the map keeps a selected grid in its community's context, highlighted
         is_grid = self._is_grid(self.area_id)
