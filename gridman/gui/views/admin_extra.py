@@ -257,7 +257,7 @@ class BoundaryImportDialog(QDialog):
                         label="boundary-import")
 
     def _done(self, r: geometry.ImportResult) -> None:
-        self.result = r
+        self.import_result = r
         head = tr("预览（未写入）：") if r.dry_run else tr("已导入：")
         text = head + tr("要素 {n} 个，新建 {c}，更新 {u}，无变化 {s}，跳过 {k}，问题 {p} 个。").format(
             n=r.features, c=len(r.created), u=len(r.updated), s=len(r.unchanged), k=len(r.skipped), p=len(r.problems))

@@ -107,7 +107,7 @@ class ImportWizard(QDialog):
         self.path: Path | None = None
         self.preview: SheetPreview | None = None
         self.check: census_import.ImportResult | None = None
-        self.result: census_import.ImportResult | None = None
+        self.import_result: census_import.ImportResult | None = None
         self.error_report: Path | None = None
         self.progress_obj: census_import.Progress | None = None
         lay = QVBoxLayout(self)
@@ -265,17 +265,18 @@ class ImportWizard(QDialog):
         self.file_edit.setText(path)
         self._busy(True)
         p = self.path
-        self.runner.run(lambda s, _t: _preview(p, None, s), on_done=self._file_read, on_error=self._failed,
-                        label="import-read")
+        self.runner.run(lambda _s, _t: census_import.read_workbook(p)[0], mode="none", on_done=self._file_read,
+                        on_error=self._failed, label="import-read")
 
-    def _file_read(self, pv: SheetPreview) -> None:
+    def _file_read(self, names: list[str]) -> None:
         self._busy(False)
         self.sheets.clear()
-        self.sheets.addItems(pv.sheets)
-        self.sheets.setCurrentRow(pv.sheets.index(pv.sheet))
-        self.preview = pv
-        if len(pv.sheets) == 1:  # nothing to choose
-            self._show_mapping(pv)
+        self.sheets.addItems(names)
+        # the sheet that looks most like a census table is pre-selected: the last one named like it, else the first
+        pick_row = next((i for i, n in enumerate(names) if any(k in n for k in ("人口", "户", "居民", "census"))), 0)
+        self.sheets.setCurrentRow(pick_row)
+        if len(names) == 1:  # nothing to choose
+            self.load_sheet(names[0])
         else:
             self.go(1)
 
@@ -371,14 +372,14 @@ class ImportWizard(QDialog):
             self.progress_label.setText(tr("正在取消…"))
 
     def _import_failed(self, exc: BaseException) -> None:
-        self.result = None
+        self.import_result = None
         self.error_report = None
         self.open_report.setVisible(False)
         self.result_label.setText(describe(exc)[0])
         self.go(5)
 
     def _imported(self, r: census_import.ImportResult) -> None:
-        self.result = r
+        self.import_result = r
         self.runner.changed.emit("residents", None)
         self.runner.changed.emit("households", None)
         errors = sum(1 for i in r.issues if i.severity == "error")
@@ -511,7 +512,7 @@ class ExportDialog(QDialog):
                         label="export")
 
     def _done(self, r: export.ExportResult) -> None:
-        self.result = r
+        self.export_result = r
         self.message.setText(tr("已导出 {n} 行到 {path}").format(n=r.rows, path=r.path))
         self.exported.emit(r)
 
@@ -571,7 +572,7 @@ class MonthlyReportDialog(QDialog):
                         label="monthly")
 
     def _done(self, r: Any) -> None:
-        self.result = r
+        self.report_result = r
         self.message.setText(tr("已生成：{path}").format(path=self.out.text()))
 
 

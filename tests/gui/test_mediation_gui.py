@@ -1,0 +1,164 @@
+"""Journeys of the mediation GUI through the real window (offscreen, the demo database): report a
+dispute with a party from the register; the supervisor finds it in the queue, escalates and
+resolves it and the right level verifies it; only the allowed actions are offered; a concurrent
+change shows the conflict message and reloads; the overdue sweep runs in the background."""
+
+from __future__ import annotations
+
+from gridman.core.services import mediation
+from gridman.gui.main_window import MainWindow
+from gridman.gui.ops import OpRunner
+from gridman.gui.qt import QDialogButtonBox, Qt
+from tests.gui.conftest import raw, type_text, wait_runner
+from tests.gui.test_journeys import open_window
+
+
+def window(qtbot, db, actor) -> MainWindow:  # type: ignore[no-untyped-def]
+    win = MainWindow(db, actor, runner=OpRunner(db, actor))
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.tree_loaded, timeout=15_000):
+        win.show()
+    wait_runner(qtbot, win.runner)
+    return win
+
+
+def report_dispute(qtbot, win: MainWindow, title: str) -> int:  # type: ignore[no-untyped-def]
+    """The warden fills the report form: a party found in the register, one by free text."""
+    form = win.report_incident()
+    qtbot.waitUntil(lambda: form.grid.count() > 0 and form.building.count() > 1, timeout=10_000)
+    grid = form.grid.currentData()
+    name = raw(win.db, "SELECT r.name FROM residents r JOIN households h ON h.id = r.household_id "
+                       "WHERE h.grid_id = ? AND r.status = 'active' ORDER BY r.id LIMIT 1", grid)[0][0]
+    type_text(qtbot, form.title, title)
+    type_text(qtbot, form.party_search, name)
+    qtbot.waitUntil(lambda: form.party_results.count() > 0, timeout=10_000)
+    qtbot.mouseClick(form.add_resident, Qt.MouseButton.LeftButton)
+    type_text(qtbot, form.party_free, "王某某")
+    qtbot.mouseClick(form.add_free, Qt.MouseButton.LeftButton)
+    form.building.setCurrentIndex(1)
+    form.set_point(117.25, 31.85)
+    assert form.party_list.count() == 2
+    with qtbot.waitSignal(form.reported, timeout=15_000) as sig:
+        qtbot.mouseClick(form.save_button, Qt.MouseButton.LeftButton)
+    iid = int(sig.args[0])
+    rows = raw(win.db, "SELECT grid_id, category, level, status, building_id, lon FROM incidents WHERE id = ?", iid)
+    assert rows == [(grid, "dispute", "grid", "reported", form.building.currentData(), 117.25)]
+    parties = raw(win.db, "SELECT name, resident_id IS NOT NULL FROM incident_parties WHERE incident_id = ? "
+                          "ORDER BY id", iid)
+    assert parties == [(name, 1), ("王某某", 0)]
+    return iid
+
+
+def act_in_view(qtbot, view, action: str, *, note: str = "", agreement: str = "") -> None:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(lambda: action in view.action_buttons, timeout=10_000)
+    version = view.view.version
+    qtbot.mouseClick(view.action_buttons[action], Qt.MouseButton.LeftButton)
+    d = view.action_dialog
+    if action != "accept":
+        assert d is not None and d.isVisible()
+        if note:
+            type_text(qtbot, d.note, note)
+        if agreement:
+            type_text(qtbot, d.agreement, agreement)
+        qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.view is not None and view.view.version > version, timeout=15_000)
+    wait_runner(qtbot, view.runner)
+
+
+def test_supervisor_finds_escalates_and_resolves_a_wardens_dispute(qtbot, sqlite_demo, signed_in):
+    warden = window(qtbot, sqlite_demo, signed_in("warden"))
+    iid = report_dispute(qtbot, warden, "GUI测试：楼道堆物纠纷")
+    # the warden cannot settle it and escalates it from the case view
+    view = warden.open_case(iid)
+    act_in_view(qtbot, view, "escalate", note="网格无法调处")
+    assert raw(sqlite_demo, "SELECT level, status FROM incidents WHERE id = ?", iid) == [("community", "reported")]
+    assert "escalate" not in view.action_buttons  # the case left the warden's level
+    view.close()
+    warden.close()
+    # the community escalates it from its queue (bulk escalate of the selected case)
+    community = window(qtbot, sqlite_demo, signed_in("community"))
+    community.show_view(6)
+    qtbot.waitUntil(lambda: community.queue.row_of(iid) >= 0, timeout=10_000)
+    community.queue.table.selectRow(community.queue.row_of(iid))
+    community.queue.bulk("escalate", note="涉及多个社区，请街道协调")
+    qtbot.waitUntil(lambda: hasattr(community.queue, "last_bulk"), timeout=15_000)
+    assert community.queue.last_bulk == ([iid], [])
+    community.close()
+    # the supervisor signs in, finds it by text in the queue, accepts and resolves it
+    street = open_window(qtbot, sqlite_demo, "street")
+    street.show_view(6)
+    q = street.queue
+    type_text(qtbot, q.search, "楼道堆物")
+    qtbot.waitUntil(lambda: [r.id for r in q.rows] == [iid], timeout=10_000)
+    assert q.rows[0].level == "street"
+    with qtbot.waitSignal(q.open_case, timeout=5_000) as sig:
+        q._open(0)  # noqa: SLF001 — as a double-click on the row
+    view = street.open_case(int(sig.args[0]))
+    act_in_view(qtbot, view, "accept")
+    act_in_view(qtbot, view, "resolve", agreement="双方同意三日内清理楼道杂物")
+    # resolved at street level: the street itself verifies (there is no level above)
+    assert raw(sqlite_demo, "SELECT status, handled_level FROM incidents WHERE id = ?", iid) == [("resolved", "street")]
+    act_in_view(qtbot, view, "verify", note="现场核实已清理")
+    rows = raw(sqlite_demo, "SELECT status, closed_at IS NOT NULL, agreement_text FROM incidents WHERE id = ?", iid)
+    assert rows == [("closed", 1, "双方同意三日内清理楼道杂物")]
+    steps = raw(sqlite_demo, "SELECT action FROM incident_steps WHERE incident_id = ? ORDER BY seq", iid)
+    assert [s[0] for s in steps] == ["report", "escalate", "escalate", "accept", "resolve", "verify"]
+    assert view.steps.rowCount() == 6  # the whole timeline shown
+    # the queue no longer lists the closed case (the broadcast refreshed it)
+    qtbot.waitUntil(lambda: q.row_of(iid) < 0, timeout=10_000)
+
+
+def test_only_allowed_actions_are_offered(qtbot, sqlite_demo, signed_in):
+    w_actor, c_actor = signed_in("warden"), signed_in("community")
+    grid = min(w_actor.grid_ids)
+    with sqlite_demo.work(w_actor) as s:
+        r = mediation.report(s, w_actor, grid_id=grid, category="dispute", title="GUI测试：邻里噪音")
+        r = mediation.accept(s, w_actor, r.incident_id, expected_version=r.version)
+        r = mediation.resolve(s, w_actor, r.incident_id, expected_version=r.version, agreement_text="晚十点后不再施工")
+    iid = r.incident_id
+    win = window(qtbot, sqlite_demo, w_actor)
+    view = win.open_case(iid)
+    qtbot.waitUntil(lambda: view.view is not None, timeout=10_000)
+    wait_runner(qtbot, win.runner)
+    # resolved at grid level: the community verifies; the warden sees no verify
+    assert "verify" not in view.action_buttons and "verify_fail" not in view.action_buttons
+    assert list(view.action_buttons) == ["attach"]
+    with sqlite_demo.session() as s:
+        assert view.allowed == mediation.allowed_actions(s, w_actor, iid)
+    view.close()
+    win.close()
+    win2 = window(qtbot, sqlite_demo, c_actor)
+    view2 = win2.open_case(iid)
+    qtbot.waitUntil(lambda: view2.view is not None, timeout=10_000)
+    assert set(view2.action_buttons) == {"verify", "verify_fail"}
+    # someone else verifies meanwhile: the click meets a conflict, the message says so, the view reloads
+    with sqlite_demo.work(c_actor) as s:
+        mediation.verify(s, c_actor, iid, expected_version=r.version)
+    qtbot.mouseClick(view2.action_buttons["verify"], Qt.MouseButton.LeftButton)
+    d = view2.action_dialog
+    qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: hasattr(view2, "conflict_box"), timeout=10_000)
+    assert view2.conflict_box.text() == "该案件已被他人修改，请重新加载"
+    qtbot.waitUntil(lambda: view2.view.status == "closed", timeout=10_000)
+    assert set(view2.action_buttons) == {"evaluate", "reopen"}
+    # evaluate with 基本满意
+    qtbot.mouseClick(view2.action_buttons["evaluate"], Qt.MouseButton.LeftButton)
+    d = view2.action_dialog
+    d.satisfaction.setCurrentIndex(d.satisfaction.findData("basic"))
+    qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view2.view.satisfaction == "basic", timeout=10_000)
+    assert "evaluate" not in view2.action_buttons
+    assert raw(sqlite_demo, "SELECT satisfaction FROM incidents WHERE id = ?", iid) == [("basic",)]
+
+
+def test_overdue_sweep_runs_in_the_background_at_start(qtbot, sqlite_demo, signed_in):
+    actor = signed_in("street")
+    before = raw(sqlite_demo, "SELECT count(*) FROM incident_steps WHERE action IN ('escalate', 'overdue') "
+                              "AND note LIKE '超期%'")[0][0]
+    win = window(qtbot, sqlite_demo, actor)
+    qtbot.waitUntil(lambda: win.sweeper.last is not None, timeout=15_000)
+    res = win.sweeper.last
+    after = raw(sqlite_demo, "SELECT count(*) FROM incident_steps WHERE action IN ('escalate', 'overdue') "
+                             "AND note LIKE '超期%'")[0][0]
+    assert after - before == res.escalated + res.flagged > 0
+    assert win.sweeper.timer.isActive() and win.sweeper.timer.interval() == 600_000
