@@ -76,7 +76,7 @@ def _preview(path: Path, sheet: str | None, s: Any) -> SheetPreview:
     sd = load(chosen)
     table = census_import.find_table(sd, remembered=census_import._remembered_loader(s))  # noqa: SLF001
     if table is None:
-        raise census_import.ImportFileError(f"工作表“{chosen}”中找不到表头行", en=f"No header row in sheet {chosen!r}")
+        raise census_import.ImportFileError(f"工作表“{chosen}”中找不到表头行", en=f"No header row in sheet {chosen!r}")  # i18n-exempt: the error carries both languages
     mapping = {h: "" for h in table.headers if h}
     for idx, f in table.columns.items():
         if idx < len(table.headers) and table.headers[idx]:
@@ -273,7 +273,7 @@ class ImportWizard(QDialog):
         self.sheets.clear()
         self.sheets.addItems(names)
         # the sheet that looks most like a census table is pre-selected: the last one named like it, else the first
-        pick_row = next((i for i, n in enumerate(names) if any(k in n for k in ("人口", "户", "居民", "census"))), 0)
+        pick_row = next((i for i, n in enumerate(names) if any(k in n for k in ("人口", "户", "居民", "census"))), 0)  # i18n-exempt: sheet names to match
         self.sheets.setCurrentRow(pick_row)
         if len(names) == 1:  # nothing to choose
             self.load_sheet(names[0])
@@ -392,7 +392,7 @@ class ImportWizard(QDialog):
             out = config.data_dir() / "import-reports"
             out.mkdir(parents=True, exist_ok=True)
             stem = Path(r.file_name).stem
-            self.error_report = census_import.write_error_report(r, out / f"{stem}-错误报告-{r.batch_id or 'x'}.xlsx")
+            self.error_report = census_import.write_error_report(r, out / f"{stem}-{tr('错误报告')}-{r.batch_id or 'x'}.xlsx")
         self.open_report.setVisible(self.error_report is not None)
         self.imported.emit(r)
         self.go(5)
