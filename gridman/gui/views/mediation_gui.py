@@ -10,7 +10,7 @@ broadcasts ``changed("incidents", ids)`` and the views showing cases refresh.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ REQUIRED_NOTE = {"handle", "fail", "escalate", "hand_down", "verify_fail", "reop
 def _local(dt: datetime | None) -> str:
     if dt is None:
         return "—"
-    return dt.replace(tzinfo=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M")
+    return dt.replace(tzinfo=UTC).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def _buttons(ok_text: str) -> QDialogButtonBox:
@@ -265,7 +265,7 @@ class CaseView(QDialog):
             extra += "<br>" + tr("附件：{names}").format(names="、".join(a.filename for a in v.attachments))
         left = None
         if v.due_at is not None:
-            left = (v.due_at - datetime.now(timezone.utc).replace(tzinfo=None)).total_seconds() / 3600
+            left = (v.due_at - datetime.now(UTC).replace(tzinfo=None)).total_seconds() / 3600
         colour = time_left_colour(left)
         due = _local(v.due_at)
         if left is not None:
