@@ -33,7 +33,7 @@ import hashlib
 import mimetypes
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -67,6 +67,7 @@ from gridman.core.models import (
     IncidentStep,
     Resident,
     Setting,
+    User,
     new_uuid,
     utcnow,
 )
@@ -905,6 +906,9 @@ def show(session: Session, actor: Actor, incident_id: int, *, now: datetime | No
         .order_by(IncidentStep.at, IncidentStep.incident_id, IncidentStep.seq)
     ).all()
     grid = session.get(Area, inc.grid_id)
+    # steps written without the actor's name (imported or generated histories): the user's name now
+    unnamed = {st.actor_id for st in steps if st.actor_name is None and st.actor_id is not None}
+    names = dict(session.execute(select(User.id, User.display_name).where(User.id.in_(unnamed))).all()) if unnamed else {}
     parties = session.scalars(select(IncidentParty).where(IncidentParty.incident_id == inc.id)
                               .order_by(IncidentParty.id)).all()
     atts = session.scalars(select(IncidentAttachment).where(IncidentAttachment.incident_id == inc.id)
@@ -923,7 +927,8 @@ def show(session: Session, actor: Actor, incident_id: int, *, now: datetime | No
         location_text=inc.location_text,
         parties=[PartyView(p.name, p.role, p.resident_id, p.phone) for p in parties],
         attachments=[AttachmentView(a.id, a.filename, a.sha256, a.size, a.mime) for a in atts],
-        steps=[_step_view(s) for s in steps],
+        steps=[replace(v, actor_name=names.get(v.actor_id)) if v.actor_name is None and v.actor_id else v
+               for v in (_step_view(s) for s in steps)],
     )
 
 

@@ -138,6 +138,8 @@ class PolicyEditor(QWidget):
             for j, t in enumerate(cells):
                 self.policies.setItem(i, j, QTableWidgetItem(t))
         self.policies.resizeColumnsToContents()
+        if rows and not self.policies.selectionModel().hasSelection():
+            self.policies.selectRow(0)
         self.holidays.setRowCount(len(hols))
         for i, (d, wd, n) in enumerate(hols):
             for j, t in enumerate((d.isoformat(), tr("调休上班") if wd else tr("放假"), n or "")):

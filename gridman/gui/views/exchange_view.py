@@ -191,11 +191,22 @@ class ImportWizard(QDialog):
         self.result_label.setObjectName("resultSummary")
         self.result_label.setWordWrap(True)
         l6.addWidget(self.result_label)
+        self.result_label.setStyleSheet("font-size: 12pt;")
+        row6 = QHBoxLayout()
         self.open_report = QPushButton(tr("打开错误报告"))
         self.open_report.setObjectName("openErrorReport")
         self.open_report.clicked.connect(self.open_error_report)
-        l6.addWidget(self.open_report)
-        l6.addStretch(1)
+        self.report_path = QLabel()
+        self.report_path.setWordWrap(True)
+        row6.addWidget(self.open_report)
+        row6.addWidget(self.report_path, 1)
+        l6.addLayout(row6)
+        self.result_issues = QTableWidget(0, 3)
+        self.result_issues.setHorizontalHeaderLabels([tr("行"), tr("列"), tr("问题")])
+        self.result_issues.verticalHeader().setVisible(False)
+        self.result_issues.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.result_issues.horizontalHeader().setStretchLastSection(True)
+        l6.addWidget(self.result_issues, 1)
         self.stack.addWidget(p6)
         self.message = QLabel()
         self.message.setStyleSheet("color: #b00020;")
@@ -335,15 +346,18 @@ class ImportWizard(QDialog):
             rows=r.rows_read, ins=r.inserted, upd=r.updated, same=r.unchanged, bad=r.rejected, warn=r.warnings)
             + ("" if not errors else "<br>" + tr("下面是前 {n} 个问题；导入后可打开完整的错误报告。").format(
                 n=min(len(r.issues), 50))))
-        shown = r.issues[:50]
-        self.issues.setRowCount(len(shown))
-        lang = language()
-        for i, iss in enumerate(shown):
-            for j, t in enumerate((str(iss.row), iss.column or "", iss.en if lang == "en" else iss.message)):
-                self.issues.setItem(i, j, QTableWidgetItem(t))
-        self.issues.resizeColumnsToContents()
-        self.issues.horizontalHeader().setStretchLastSection(True)
+        self._fill_issues(self.issues, r.issues[:50])
         self.go(3)
+
+    @staticmethod
+    def _fill_issues(table: QTableWidget, issues: list[census_import.RowIssue]) -> None:
+        lang = language()
+        table.setRowCount(len(issues))
+        for i, iss in enumerate(issues):
+            for j, t in enumerate((str(iss.row), iss.column or "", iss.en if lang == "en" else iss.message)):
+                table.setItem(i, j, QTableWidgetItem(t))
+        table.resizeColumnsToContents()
+        table.horizontalHeader().setStretchLastSection(True)
 
     def start_import(self) -> None:
         kw, actor = self._kwargs(), self.actor
@@ -374,6 +388,8 @@ class ImportWizard(QDialog):
         self.import_result = None
         self.error_report = None
         self.open_report.setVisible(False)
+        self.report_path.setText("")
+        self.result_issues.setVisible(False)
         self.result_label.setText(describe(exc)[0])
         self.go(5)
 
@@ -393,6 +409,9 @@ class ImportWizard(QDialog):
             stem = Path(r.file_name).stem
             self.error_report = census_import.write_error_report(r, out / f"{stem}-{tr('错误报告')}-{r.batch_id or 'x'}.xlsx")
         self.open_report.setVisible(self.error_report is not None)
+        self.report_path.setText(tr("错误报告已保存：{path}").format(path=self.error_report) if self.error_report else "")
+        self._fill_issues(self.result_issues, r.issues)
+        self.result_issues.setVisible(bool(r.issues))
         self.imported.emit(r)
         self.go(5)
 
@@ -615,12 +634,19 @@ class ExchangeView(QWidget):
         self.exchange_placeholder = QLabel(tr("在网格与社区、街道之间交换离线数据包（导出、导入、冲突处理）。"))
         self.exchange_placeholder.setWordWrap(True)
         self.exchange_layout.addWidget(self.exchange_placeholder)
-        lay.addWidget(self.exchange_box, 1)
+        lay.addWidget(self.exchange_box)
+        lay.addStretch(1)  # until the exchange page arrives, the boxes stay at the top
+        self._layout = lay
         self.dialogs: list[QDialog] = []
 
     def set_exchange_widget(self, w: QWidget) -> None:
+        """Put the offline exchange page (issue 7) into its box; it takes the remaining height."""
         self.exchange_placeholder.hide()
         self.exchange_layout.addWidget(w)
+        last = self._layout.itemAt(self._layout.count() - 1)
+        if last is not None and last.spacerItem() is not None:
+            self._layout.takeAt(self._layout.count() - 1)
+        self._layout.setStretchFactor(self.exchange_box, 1)
 
     # the view protocol
     def set_area(self, _area_id: int | None) -> None:
