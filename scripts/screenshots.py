@@ -64,7 +64,7 @@ def main() -> int:
     def save(widget, name: str) -> None:  # type: ignore[no-untyped-def]
         path = out / f"{name}{suffix}.png"
         widget.grab().save(str(path))
-        print(path.relative_to(ROOT))
+        print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
     runner = OpRunner(db)
     dlg = SignInDialog(runner)
@@ -197,9 +197,10 @@ def main() -> int:
     # the demo's boundaries are clean: a boundary file with a new grid drawn over its neighbours
     # (through the boundary import) and the holiday calendar give the check and the editor
     # something to show (the copy of the database only)
-    from gridman.core.services import geometry, time_limits
-    from gridman.core.models import Area
     from sqlalchemy import select
+
+    from gridman.core.models import Area
+    from gridman.core.services import geometry, time_limits
 
     with db.work(admin) as s:
         g = s.scalar(select(Area).where(Area.code == "340104001001002"))

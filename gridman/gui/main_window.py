@@ -418,7 +418,8 @@ class MainWindow(QMainWindow):
         d = ReportForm(self.runner, self.actor, grid_id=grid, parent=self)
         d.pick_on_map.connect(lambda: self._pick_point(d))
         self.dialogs = [x for x in self.dialogs if x.isVisible()] + [d]
-        d.open()
+        d.setModal(False)  # the user clicks the place on the map while the form stays open
+        d.show()
         return d
 
     def _pick_point(self, form) -> None:  # type: ignore[no-untyped-def]

@@ -98,3 +98,33 @@ def test_export_dialog_writes_the_list_as_filtered(qtbot, sqlite_demo, signed_in
                                 "AND r.status = 'active' AND g.path LIKE ?", f"%/{win.area_id}/%")[0][0]
     assert d.export_result.rows == expected > 0
     assert openpyxl.load_workbook(out).active.max_row == expected + 1
+
+
+def test_cancel_stops_the_import_and_writes_nothing(qtbot, sqlite_demo, signed_in, tmp_path):
+    """The pool's threads are held busy so the import is queued; Cancel is pressed before it runs:
+    the import stops at its first progress report, nothing is written, the window kept working."""
+    import threading
+
+    grid_code = raw(sqlite_demo, "SELECT code FROM areas WHERE level = 'grid' ORDER BY code LIMIT 1")[0][0]
+    path = workbook(tmp_path / "cancel.xlsx", grid_code)
+    win = window(qtbot, sqlite_demo, signed_in("clerk"))
+    wiz = win.exchange.build().open_wizard()
+    wiz.set_file(str(path))
+    qtbot.waitUntil(lambda: wiz.page == 1, timeout=10_000)
+    wiz.load_sheet("人口")
+    qtbot.waitUntil(lambda: wiz.page == 2, timeout=10_000)
+    wiz.validate()
+    qtbot.waitUntil(lambda: wiz.page == 3, timeout=15_000)
+    wait_runner(qtbot, win.runner)
+    gate = threading.Event()
+    for _ in range(win.runner.pool.maxThreadCount()):
+        win.runner.run(lambda _s, _t: gate.wait(10), mode="none", label="hold")
+    wiz.start_import()
+    assert wiz.page == 4 and wiz.cancel_button.isEnabled()
+    qtbot.mouseClick(wiz.cancel_button, Qt.MouseButton.LeftButton)
+    assert not wiz.cancel_button.isEnabled()
+    gate.set()
+    qtbot.waitUntil(lambda: wiz.page == 5, timeout=15_000)
+    assert "导入已取消" in wiz.result_label.text()
+    assert not wiz.open_report.isVisible()
+    assert raw(sqlite_demo, "SELECT count(*) FROM residents WHERE name LIKE '导入%'") == [(0,)]

@@ -162,3 +162,19 @@ def test_overdue_sweep_runs_in_the_background_at_start(qtbot, sqlite_demo, signe
                              "AND note LIKE '超期%'")[0][0]
     assert after - before == res.escalated + res.flagged > 0
     assert win.sweeper.timer.isActive() and win.sweeper.timer.interval() == 600_000
+
+
+def test_report_form_takes_its_place_from_a_map_click(qtbot, sqlite_demo, signed_in):
+    from gridman.core.services import geometry
+    from gridman.gui.views.admin_extra import CRS_NAMES
+
+    assert tuple(CRS_NAMES) == geometry.CRS_CHOICES  # the boundary import offers every system
+    win = window(qtbot, sqlite_demo, signed_in("warden"))
+    form = win.report_incident()
+    qtbot.mouseClick(form.map_button, Qt.MouseButton.LeftButton)
+    assert win.tabs.currentIndex() == 0  # the map is shown
+    view = win.map.build()
+    qtbot.waitUntil(lambda: view.data is not None, timeout=15_000)
+    view.point_clicked.emit(117.2561, 31.8512)  # what a click on the plot emits (lon, lat)
+    assert form.point == (117.2561, 31.8512)
+    assert form.point_label.text() == "117.25610, 31.85120"

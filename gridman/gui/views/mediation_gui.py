@@ -19,7 +19,7 @@ from gridman.core.services import mediation, mediation_queue, registers
 from gridman.core.services.errors import ConflictError
 from gridman.core.services.permissions import Actor, Perm
 from gridman.gui.errors import describe, show_error, show_info
-from gridman.gui.i18n import N_, language, tr
+from gridman.gui.i18n import N_, language, pick, tr
 from gridman.gui.models.register_model import hours_text, time_left_colour
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
@@ -252,7 +252,7 @@ class CaseView(QDialog):
         self.view, self.allowed = v, allowed
         lang = language()
         self.setWindowTitle(tr("案件 {id}：{title}").format(id=v.id, title=v.title))
-        parties = "、".join(p.name + (tr("（登记人员）") if p.resident_id else "") for p in v.parties) or tr("无")
+        parties = pick("、", ", ").join(p.name + (tr("（登记人员）") if p.resident_id else "") for p in v.parties) or tr("无")
         extra = ""
         if v.agreement_text:
             extra += "<br>" + tr("调解协议：{text}").format(text=v.agreement_text)
