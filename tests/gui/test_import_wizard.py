@@ -128,3 +128,17 @@ def test_cancel_stops_the_import_and_writes_nothing(qtbot, sqlite_demo, signed_i
     assert "导入已取消" in wiz.result_label.text()
     assert not wiz.open_report.isVisible()
     assert raw(sqlite_demo, "SELECT count(*) FROM residents WHERE name LIKE '导入%'") == [(0,)]
+
+
+def test_monthly_report_of_the_supervisors_street(qtbot, sqlite_demo, signed_in, tmp_path):
+    win = window(qtbot, sqlite_demo, signed_in("street"))
+    d = win.exchange.build().open_monthly()
+    qtbot.waitUntil(lambda: d.area.count() > 0, timeout=10_000)
+    codes = [d.area.itemData(i) for i in range(d.area.count())]
+    assert codes[0] == "340104001" and all(c.startswith("340104001") for c in codes)  # own street and below
+    out = tmp_path / "monthly.xlsx"
+    d.out.setText(str(out))
+    d.run_report()
+    qtbot.waitUntil(lambda: hasattr(d, "report_result"), timeout=30_000)
+    assert out.exists() and len(openpyxl.load_workbook(out).sheetnames) >= 2
+    assert str(out) in d.message.text()

@@ -88,6 +88,13 @@ def test_supervisor_finds_escalates_and_resolves_a_wardens_dispute(qtbot, sqlite
     street = open_window(qtbot, sqlite_demo, "street")
     street.show_view(6)
     q = street.queue
+    qtbot.waitUntil(lambda: len(q.rows) > 0, timeout=10_000)
+    # the handler filter offers the handlers met in the queue and filters in SQL
+    assert q.handler.count() > 2
+    hid = q.handler.itemData(2)
+    q.handler.setCurrentIndex(2)
+    qtbot.waitUntil(lambda: q.rows and all(r.handler_id == hid for r in q.rows), timeout=10_000)
+    q.handler.setCurrentIndex(0)
     type_text(qtbot, q.search, "楼道堆物")
     qtbot.waitUntil(lambda: [r.id for r in q.rows] == [iid], timeout=10_000)
     assert q.rows[0].level == "street"

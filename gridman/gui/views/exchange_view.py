@@ -573,8 +573,7 @@ class MonthlyReportDialog(QDialog):
 
             rows = s.execute(select(Area.code, Area.name, Area.level, Area.path)
                              .where(Area.level.in_(("district", "street", "community"))).order_by(Area.code)).all()
-            return [(c, n, lv) for c, n, lv, p in rows if actor.area_path is None or p.startswith(actor.area_path)
-                    or (actor.area_path or "").startswith(p)]
+            return [(c, n, lv) for c, n, lv, p in rows if actor.area_path is None or p.startswith(actor.area_path)]
 
         runner.run(job, on_done=self._areas, label="report-areas")
 

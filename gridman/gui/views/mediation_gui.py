@@ -479,6 +479,11 @@ class QueueView(QWidget):
             return
         lang = language()
         self.rows, self.counts, self.total = res.rows, res.counts or {}, res.total or 0
+        for r in res.rows:  # handlers met in the queue become choices of the handler filter
+            if r.handler_id is not None and self.handler.findData(r.handler_id) < 0:
+                self.handler.blockSignals(True)
+                self.handler.addItem(r.handler_name or f"#{r.handler_id}", r.handler_id)
+                self.handler.blockSignals(False)
         parts = [f"{enums.label(s, lang, enums.IncidentStatus)} {n}" for s, n in self.counts.items()]
         self.counts_label.setText(tr("各状态案件数：") + "　".join(parts))
         self.more_label.setText(tr("共 {n} 件，显示前 {m} 件").format(n=self.total, m=len(res.rows)))
