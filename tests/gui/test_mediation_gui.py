@@ -5,6 +5,9 @@ change shows the conflict message and reloads; the overdue sweep runs in the bac
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from gridman.core.services import mediation
 from gridman.gui.main_window import MainWindow
 from gridman.gui.ops import OpRunner
@@ -37,6 +40,9 @@ def report_dispute(qtbot, win: MainWindow, title: str) -> int:  # type: ignore[n
     qtbot.mouseClick(form.add_free, Qt.MouseButton.LeftButton)
     form.building.setCurrentIndex(1)
     form.set_point(117.25, 31.85)
+    photo = Path(tempfile.mkdtemp()) / "现场.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    form.set_photos([str(photo)])
     assert form.party_list.count() == 2
     with qtbot.waitSignal(form.reported, timeout=15_000) as sig:
         qtbot.mouseClick(form.save_button, Qt.MouseButton.LeftButton)
@@ -46,6 +52,8 @@ def report_dispute(qtbot, win: MainWindow, title: str) -> int:  # type: ignore[n
     parties = raw(win.db, "SELECT name, resident_id IS NOT NULL FROM incident_parties WHERE incident_id = ? "
                           "ORDER BY id", iid)
     assert parties == [(name, 1), ("王某某", 0)]
+    atts = raw(win.db, "SELECT filename, size FROM incident_attachments WHERE incident_id = ?", iid)
+    assert atts == [("现场.png", 264)]
     return iid
 
 
@@ -185,3 +193,23 @@ def test_report_form_takes_its_place_from_a_map_click(qtbot, sqlite_demo, signed
     view.point_clicked.emit(117.2561, 31.8512)  # what a click on the plot emits (lon, lat)
     assert form.point == (117.2561, 31.8512)
     assert form.point_label.text() == "117.25610, 31.85120"
+
+
+def test_merge_a_duplicate_into_the_case_picked_in_the_dialog(qtbot, sqlite_demo, signed_in):
+    actor = signed_in("warden")
+    grid = min(actor.grid_ids)
+    with sqlite_demo.work(actor) as s:
+        first = mediation.report(s, actor, grid_id=grid, category="hazard", title="GUI测试：井盖缺失").incident_id
+        dup = mediation.report(s, actor, grid_id=grid, category="hazard", title="GUI测试：井盖丢失").incident_id
+    win = window(qtbot, sqlite_demo, actor)
+    view = win.open_case(dup)
+    qtbot.waitUntil(lambda: "merge" in view.action_buttons, timeout=10_000)
+    qtbot.mouseClick(view.action_buttons["merge"], Qt.MouseButton.LeftButton)
+    d = view.action_dialog
+    qtbot.waitUntil(lambda: d.into.findData(first) >= 0, timeout=10_000)
+    assert d.into.findData(dup) < 0  # not into itself
+    d.into.setCurrentIndex(d.into.findData(first))
+    qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.view is not None and view.view.status == "merged", timeout=15_000)
+    assert raw(sqlite_demo, "SELECT status, merged_into_id FROM incidents WHERE id = ?", dup) == [("merged", first)]
+    assert view.action_buttons == {} and view.actions_label.text() == "当前没有您可执行的操作。"
