@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
             for kind, view in self.registers.items():
                 view.add_action(tr("导出…"), lambda _c=False, k=kind: self.export_list(k), name=f"export_{kind}")
         self.sweeper = OverdueSweeper(self.runner, actor, parent=self)
+        self.sweeper.overdue.connect(self._show_overdue)
         self.sweeper.start()
         self._build_actions()
         self._build_status()
@@ -238,8 +239,12 @@ class MainWindow(QMainWindow):
         self.user_label.setObjectName("userLabel")
         self.area_label = QLabel()
         self.busy_label = QLabel()
+        self.overdue_label = QLabel()
+        self.overdue_label.setObjectName("overdueLabel")
+        self.overdue_label.setStyleSheet("color: #b3261e;")
         sb = self.statusBar()
         sb.addWidget(self.area_label, 1)
+        sb.addPermanentWidget(self.overdue_label)
         sb.addPermanentWidget(self.busy_label)
         sb.addPermanentWidget(self.user_label)
         self.runner.busy_changed.connect(self._busy)
@@ -478,6 +483,12 @@ class MainWindow(QMainWindow):
 
     def _show_error(self, exc: BaseException) -> None:
         show_error(self, exc)
+
+    def _show_overdue(self, counts: dict[str, int]) -> None:
+        lang = language()
+        parts = [f"{enums.label(lv, lang, enums.MediationLevel)} {counts[lv]}" for lv in ("grid", "community", "street")
+                 if counts.get(lv)]
+        self.overdue_label.setText(tr("超期未办结：") + "　".join(parts) if parts else "")
 
     def _busy(self, n: int) -> None:
         self.busy_label.setText(tr("正在读取…") if n else "")

@@ -99,6 +99,7 @@ def test_supervisor_finds_escalates_and_resolves_a_wardens_dispute(qtbot, sqlite
     qtbot.waitUntil(lambda: len(q.rows) > 0, timeout=10_000)
     # the handler filter offers the handlers met in the queue and filters in SQL
     assert q.handler.count() > 2
+    assert q.more_button.isHidden() == (q.total <= len(q.rows))
     hid = q.handler.itemData(2)
     q.handler.setCurrentIndex(2)
     qtbot.waitUntil(lambda: q.rows and all(r.handler_id == hid for r in q.rows), timeout=10_000)
@@ -166,7 +167,10 @@ def test_only_allowed_actions_are_offered(qtbot, sqlite_demo, signed_in):
     assert raw(sqlite_demo, "SELECT satisfaction FROM incidents WHERE id = ?", iid) == [("basic",)]
 
 
-def test_overdue_sweep_runs_in_the_background_at_start(qtbot, sqlite_demo, signed_in):
+def test_overdue_sweep_runs_in_the_background_at_start(qtbot, sqlite_demo, signed_in, monkeypatch):
+    from gridman.gui.views import mediation_gui
+
+    monkeypatch.setattr(mediation_gui, "PAGE", 50)  # the street's ~125 active cases span three pages
     actor = signed_in("street")
     before = raw(sqlite_demo, "SELECT count(*) FROM incident_steps WHERE action IN ('escalate', 'overdue') "
                               "AND note LIKE '超期%'")[0][0]
@@ -177,6 +181,12 @@ def test_overdue_sweep_runs_in_the_background_at_start(qtbot, sqlite_demo, signe
                              "AND note LIKE '超期%'")[0][0]
     assert after - before == res.escalated + res.flagged > 0
     assert win.sweeper.timer.isActive() and win.sweeper.timer.interval() == 600_000
+    # then the status bar shows the overdue cases left per level (as the service counts them)
+    qtbot.waitUntil(lambda: win.overdue_label.text() != "", timeout=10_000)
+    with sqlite_demo.session() as s:
+        counts = mediation.overdue_counts(s, actor)
+    assert win.overdue_label.text().startswith("超期未办结：")
+    assert f"街道 {counts['street']}" in win.overdue_label.text()
 
 
 def test_report_form_takes_its_place_from_a_map_click(qtbot, sqlite_demo, signed_in):
@@ -213,3 +223,14 @@ def test_merge_a_duplicate_into_the_case_picked_in_the_dialog(qtbot, sqlite_demo
     qtbot.waitUntil(lambda: view.view is not None and view.view.status == "merged", timeout=15_000)
     assert raw(sqlite_demo, "SELECT status, merged_into_id FROM incidents WHERE id = ?", dup) == [("merged", first)]
     assert view.action_buttons == {} and view.actions_label.text() == "当前没有您可执行的操作。"
+    # the queue loads 50 rows, "load more" the next 50, in deadline order
+    win.show_view(6)
+    q = win.queue
+    qtbot.waitUntil(lambda: len(q.rows) == 50, timeout=10_000)
+    assert q.total > 100 and q.more_button.isVisible()
+    first = [r.id for r in q.rows]
+    qtbot.mouseClick(q.more_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(q.rows) == 100, timeout=10_000)
+    assert [r.id for r in q.rows][:50] == first
+    dues = [r.due_at for r in q.rows]
+    assert dues == sorted(dues)

@@ -16,7 +16,7 @@ from typing import Any
 
 from gridman.core import enums
 from gridman.core.services import mediation, mediation_queue, registers
-from gridman.core.services.errors import ConflictError
+from gridman.core.services.errors import ConflictError, PermissionDenied
 from gridman.core.services.permissions import Actor, Perm
 from gridman.gui.errors import describe, show_error, show_info
 from gridman.gui.i18n import N_, language, pick, tr
@@ -351,6 +351,8 @@ class CaseView(QDialog):
 
 # --- the supervisor's queue --------------------------------------------------------------------
 
+PAGE = 200  # rows per "load more"
+MAX_ROWS = 1000  # the service's largest page
 QUEUE_COLUMNS = (N_("编号"), N_("标题"), N_("类别"), N_("层级"), N_("状态"), N_("网格"), N_("办理人"), N_("剩余时间"),
                  N_("期限"))
 
@@ -370,6 +372,7 @@ class QueueView(QWidget):
         self.total = 0
         self._dirty = True
         self._gen = 0
+        self.limit = PAGE
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         bar = QHBoxLayout()
@@ -414,7 +417,12 @@ class QueueView(QWidget):
         lay.addWidget(self.table, 1)
         bottom = QHBoxLayout()
         self.more_label = QLabel()
-        bottom.addWidget(self.more_label, 1)
+        bottom.addWidget(self.more_label)
+        self.more_button = QPushButton(tr("加载更多"))
+        self.more_button.setObjectName("queueMore")
+        self.more_button.clicked.connect(self.load_more)
+        bottom.addWidget(self.more_button)
+        bottom.addStretch(1)
         self.open_button = QPushButton(tr("查看案件"))
         self.open_button.clicked.connect(lambda: self._open(self.table.currentRow()))
         self.bulk_accept = QPushButton(tr("批量受理"))
@@ -458,18 +466,25 @@ class QueueView(QWidget):
                 "level": self.level.currentData(), "handler": self.handler.currentData(),
                 "overdue": True if self.overdue.isChecked() else None, "text": self.search.text().strip() or None}
 
-    def refresh(self) -> None:
+    def load_more(self) -> None:
+        """The next rows (in SQL: a larger LIMIT; the queue keeps its order)."""
+        self.limit = min(self.limit + PAGE, MAX_ROWS)
+        self.refresh(keep_limit=True)
+
+    def refresh(self, *, keep_limit: bool = False) -> None:
         self._dirty = False
         self._gen += 1
-        gen, actor, area, f = self._gen, self.actor, self.area_id, self.filters()
+        if not keep_limit:
+            self.limit = PAGE
+        gen, actor, area, f, limit = self._gen, self.actor, self.area_id, self.filters(), self.limit
 
         def job(s, _t):  # type: ignore[no-untyped-def]
             try:
-                return mediation_queue.queue(s, actor, area, limit=200, **f)
-            except Exception:  # an area outside the actor's scope (an ancestor shown for context)
+                return mediation_queue.queue(s, actor, area, limit=limit, **f)
+            except PermissionDenied:  # an area outside the actor's scope (an ancestor shown for context)
                 if area is None:
                     raise
-                return mediation_queue.queue(s, actor, None, limit=200, **f)
+                return mediation_queue.queue(s, actor, None, limit=limit, **f)
 
         self.runner.run(job, on_done=lambda r: self._loaded(gen, r), on_error=lambda e: show_error(self, e),
                         label="queue")
@@ -487,6 +502,7 @@ class QueueView(QWidget):
         parts = [f"{enums.label(s, lang, enums.IncidentStatus)} {n}" for s, n in self.counts.items()]
         self.counts_label.setText(tr("各状态案件数：") + "　".join(parts))
         self.more_label.setText(tr("共 {n} 件，显示前 {m} 件").format(n=self.total, m=len(res.rows)))
+        self.more_button.setVisible(self.total > len(res.rows) and self.limit < MAX_ROWS)
         self.table.setRowCount(len(res.rows))
         for i, r in enumerate(res.rows):
             left = (r.due_at - res.now).total_seconds() / 3600 if r.due_at else None
@@ -786,6 +802,8 @@ class OverdueSweeper(QObject):
     """Runs ``mediation.escalate_overdue`` for the signed-in user in the background at start-up
     and every ``interval_ms`` (10 minutes), and broadcasts the cases it moved."""
 
+    overdue = Signal(object)  # {level: overdue active cases} after each run (the status bar shows it)
+
     def __init__(self, runner: OpRunner, actor: Actor, *, interval_ms: int = 600_000, parent: Any = None) -> None:
         super().__init__(parent)
         self.runner, self.actor = runner, actor
@@ -814,3 +832,6 @@ class OverdueSweeper(QObject):
         moved = res.escalated_ids + res.flagged_ids
         if moved:
             self.runner.changed.emit("incidents", moved)
+        actor = self.actor
+        self.runner.run(lambda s, _t: mediation.overdue_counts(s, actor), on_done=self.overdue.emit,
+                        on_error=self._failed, label="overdue-counts")
