@@ -87,10 +87,17 @@ def test_supervisor_finds_escalates_and_resolves_a_wardens_dispute(qtbot, sqlite
     community = window(qtbot, sqlite_demo, signed_in("community"))
     community.show_view(6)
     qtbot.waitUntil(lambda: community.queue.row_of(iid) >= 0, timeout=10_000)
-    community.queue.table.selectRow(community.queue.row_of(iid))
-    community.queue.bulk("escalate", note="涉及多个社区，请街道协调")
-    qtbot.waitUntil(lambda: hasattr(community.queue, "last_bulk"), timeout=15_000)
-    assert community.queue.last_bulk == ([iid], [])
+    cq = community.queue
+    other = next(r for r in cq.rows if r.level == "grid")  # the warden's level: not the community's to escalate
+    sm = cq.table.selectionModel()
+    for row in (cq.row_of(iid), cq.row_of(other.id)):
+        sm.select(cq.table.model().index(row, 0), sm.SelectionFlag.Select | sm.SelectionFlag.Rows)
+    assert cq.selected_ids() == sorted([iid, other.id])
+    cq.bulk("escalate", note="涉及多个社区，请街道协调")
+    qtbot.waitUntil(lambda: hasattr(cq, "last_bulk"), timeout=15_000)
+    assert cq.last_bulk == ([iid], [other.id])  # done, and skipped with a message
+    assert f"#{other.id}" in cq.bulk_box.text()
+    assert raw(sqlite_demo, "SELECT level FROM incidents WHERE id = ?", other.id) == [(other.level,)]
     community.close()
     # the supervisor signs in, finds it by text in the queue, accepts and resolves it
     street = open_window(qtbot, sqlite_demo, "street")

@@ -16,7 +16,7 @@ from typing import Any
 
 from gridman.core import enums
 from gridman.core.services import mediation, mediation_queue, registers
-from gridman.core.services.errors import ConflictError, PermissionDenied
+from gridman.core.services.errors import ConflictError, GridmanError, PermissionDenied
 from gridman.core.services.permissions import Actor, Perm
 from gridman.gui.errors import describe, show_error, show_info
 from gridman.gui.i18n import N_, language, pick, tr
@@ -549,13 +549,18 @@ class QueueView(QWidget):
         kw = {"note": note} if note else {}
 
         def job(s, _t):  # type: ignore[no-untyped-def]
+            # each case in a savepoint: one refused or changed case does not undo the others
             done, skipped = [], []
             for iid in ids:
                 if action not in mediation.allowed_actions(s, actor, iid):
                     skipped.append(iid)
                     continue
-                with s.begin_nested():
-                    mediation.act(s, actor, iid, action, expected_version=versions.get(iid), **kw)
+                try:
+                    with s.begin_nested():
+                        mediation.act(s, actor, iid, action, expected_version=versions.get(iid), **kw)
+                except GridmanError:
+                    skipped.append(iid)
+                    continue
                 done.append(iid)
             return done, skipped
 
