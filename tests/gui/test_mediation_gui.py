@@ -194,6 +194,17 @@ def test_overdue_sweep_runs_in_the_background_at_start(qtbot, sqlite_demo, signe
         counts = mediation.overdue_counts(s, actor)
     assert win.overdue_label.text().startswith("超期未办结：")
     assert f"街道 {counts['street']}" in win.overdue_label.text()
+    # the queue loads 50 rows, "load more" the next 50, in deadline order
+    win.show_view(6)
+    q = win.queue
+    qtbot.waitUntil(lambda: len(q.rows) == 50, timeout=10_000)
+    assert q.total > 100 and q.more_button.isVisible()
+    first = [r.id for r in q.rows]
+    qtbot.mouseClick(q.more_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(q.rows) == 100, timeout=10_000)
+    assert [r.id for r in q.rows][:50] == first
+    dues = [r.due_at for r in q.rows]
+    assert dues == sorted(dues)
 
 
 def test_report_form_takes_its_place_from_a_map_click(qtbot, sqlite_demo, signed_in):
@@ -230,14 +241,3 @@ def test_merge_a_duplicate_into_the_case_picked_in_the_dialog(qtbot, sqlite_demo
     qtbot.waitUntil(lambda: view.view is not None and view.view.status == "merged", timeout=15_000)
     assert raw(sqlite_demo, "SELECT status, merged_into_id FROM incidents WHERE id = ?", dup) == [("merged", first)]
     assert view.action_buttons == {} and view.actions_label.text() == "当前没有您可执行的操作。"
-    # the queue loads 50 rows, "load more" the next 50, in deadline order
-    win.show_view(6)
-    q = win.queue
-    qtbot.waitUntil(lambda: len(q.rows) == 50, timeout=10_000)
-    assert q.total > 100 and q.more_button.isVisible()
-    first = [r.id for r in q.rows]
-    qtbot.mouseClick(q.more_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: len(q.rows) == 100, timeout=10_000)
-    assert [r.id for r in q.rows][:50] == first
-    dues = [r.due_at for r in q.rows]
-    assert dues == sorted(dues)
