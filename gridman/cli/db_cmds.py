@@ -5,14 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gridman.cli.common import Context, add_json
-from gridman.core.db import (
-    current_revision,
-    head_revision,
-    integrity_check,
-    open_database,
-    table_counts,
-    upgrade_database,
-)
+from gridman.core.db import current_revision, head_revision, integrity_check, open_database, table_counts, upgrade_database
 from gridman.core.services.stats import level_counts
 
 

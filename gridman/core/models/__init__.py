@@ -14,7 +14,7 @@ from gridman.core.models.incidents import (
     TimeLimitPolicy,
 )
 from gridman.core.models.orgs import Organisation, OrganisationMember
-from gridman.core.models.people import Household, ResidencePermitLog, Resident, ResidentTag, Tag
+from gridman.core.models.people import Household, Resident, ResidencePermitLog, ResidentTag, Tag
 from gridman.core.models.places import Building, Facility, House, Premise
 from gridman.core.models.situations import PopulationEvent, SentimentReport, VisitLog
 from gridman.core.models.staff import User, WardenAssignment

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event, insert, inspect
+from sqlalchemy import event, inspect, insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from gridman.core.models import AuditEntry, Base, utcnow

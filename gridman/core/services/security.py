@@ -14,7 +14,9 @@ def hash_password(password: str, *, n: int = _N, salt: bytes | None = None) -> s
     """scrypt hash with a random salt (``salt`` is given only by the deterministic sample writer)."""
     salt = salt if salt is not None else os.urandom(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=_R, p=_P, dklen=32)
-    return f"scrypt${n}${_R}${_P}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    return "scrypt${}${}${}${}${}".format(
+        n, _R, _P, base64.b64encode(salt).decode(), base64.b64encode(digest).decode()
+    )
 
 
 def verify_password(password: str, stored: str) -> bool:
