@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from gridman.core import enums
 from gridman.core.services import mediation
 from gridman.gui.main_window import MainWindow
 from gridman.gui.ops import OpRunner
@@ -241,3 +242,15 @@ def test_merge_a_duplicate_into_the_case_picked_in_the_dialog(qtbot, sqlite_demo
     qtbot.waitUntil(lambda: view.view is not None and view.view.status == "merged", timeout=15_000)
     assert raw(sqlite_demo, "SELECT status, merged_into_id FROM incidents WHERE id = ?", dup) == [("merged", first)]
     assert view.action_buttons == {} and view.actions_label.text() == "当前没有您可执行的操作。"
+    # the case kept is accepted and referred to the committee picked in the dialog
+    view2 = win.open_case(first)
+    act_in_view(qtbot, view2, "accept")
+    qtbot.mouseClick(view2.action_buttons["refer"], Qt.MouseButton.LeftButton)
+    d = view2.action_dialog
+    assert d.target.count() == len(enums.ReferralTarget)
+    d.target.setCurrentIndex(d.target.findData("property"))
+    qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view2.view.status == "referred", timeout=15_000)
+    assert raw(sqlite_demo, "SELECT status, referral_target FROM incidents WHERE id = ?", first) == [
+        ("referred", "property")]
+    assert "物业" in view2.header.text()  # the committee named in the case view
