@@ -64,7 +64,7 @@ def main() -> int:
     def save(widget, name: str) -> None:  # type: ignore[no-untyped-def]
         path = out / f"{name}{suffix}.png"
         widget.grab().save(str(path))
-        print(path.relative_to(ROOT))
+        print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
     runner = OpRunner(db)
     dlg = SignInDialog(runner)
@@ -116,8 +116,108 @@ def main() -> int:
     settle(win.runner)
     save(f, "household-form")
     f.close()
+    # the supervisor's queue, a case with the actions the supervisor may take, the report form
+    win.show_view(6)
+    settle(win.runner, 0.5)
+    save(win, "queue")
+    from gridman.core.services import mediation
+
+    with db.session() as s:
+        actionable = next((r.id for r in win.queue.rows if r.level == "street"
+                           and "accept" in mediation.allowed_actions(s, street, r.id)), win.queue.rows[0].id)
+    c = win.open_case(actionable)
+    settle(win.runner)
+    save(c, "case-actions")
+    c.close()
+    r = win.report_incident()
+    settle(win.runner)
+    r.title.setText("楼上装修噪音影响休息")
+    r.description.setPlainText("3栋2单元居民反映楼上夜间装修，协商未果。")
+    r.subcategory.setCurrentIndex(r.subcategory.findData("neighbour"))
+    r.party_search.setText(win.residents.model.rows[0][0] if win.residents.model.rows else "")
+    r._search_residents()  # noqa: SLF001 — what the debounce timer does
+    settle(win.runner)
+    r._add_resident()  # noqa: SLF001
+    r.party_free.setText("装修施工队负责人")
+    r._add_free()  # noqa: SLF001
+    if r.building.count() > 1:
+        r.building.setCurrentIndex(1)
+    r.set_photos(["现场照片1.jpg", "现场照片2.jpg"])
+    settle(win.runner, 0.2)
+    save(r, "report-form")
+    r.close()
+    win.show_view(1)
+    settle(win.runner)
+    e = win.export_list("residents")
+    settle(win.runner)
+    e.out.setText("/home/user/实有人口台账-导出.xlsx")
+    save(e, "export-dialog")
+    e.close()
     win.close()
     win.runner.wait()
+    # the clerk's import wizard: the mapping page and the result page with the error report
+    import openpyxl
+
+    with db.begin() as s:
+        clerk = authenticate(s, "clerk", "gridman123")
+    cwin = MainWindow(db, clerk, runner=OpRunner(db, clerk))
+    cwin.resize(1440, 880)
+    cwin.show()
+    settle(cwin.runner)
+    grid_code = "340104001001001"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "人口"
+    ws.append(["户号", "网格", "姓名", "性别", "身份证号", "与户主关系", "出生日期", "联系电话", "备注"])
+    rows = [("DEMO-H01", grid_code, "赵志强", "男", idcard.make("340104", date(1978, 2, 3), 11, "M"), "户主", "1978-02-03"),
+            ("DEMO-H01", grid_code, "钱美玲", "女", idcard.make("340104", date(1980, 7, 9), 12, "F"), "配偶", "1980-07-09"),
+            ("DEMO-H02", "第99网格", "孙建华", "男", idcard.make("340104", date(1966, 1, 1), 13, "M"), "户主", "1966-01-01"),
+            ("DEMO-H03", grid_code, "李红", "女", "34010419900101123", "户主", "1990-01-01")]
+    for i, row in enumerate(rows):
+        ws.append([*row, f"1390000000{i}", ""])
+    book = tmp / "社区人口登记表.xlsx"
+    wb.save(book)
+    cwin.show_view(7)
+    settle(cwin.runner)
+    save(cwin, "import-export")
+    wiz = cwin.exchange.open_wizard()
+    wiz.policy.setCurrentIndex(wiz.policy.findData("quarantine"))
+    wiz.set_file(str(book))
+    settle(cwin.runner, 0.3)
+    save(wiz, "import-mapping")
+    wiz.validate()
+    settle(cwin.runner, 0.3)
+    save(wiz, "import-check")
+    wiz.start_import()
+    settle(cwin.runner, 0.5)
+    save(wiz, "import-result")
+    wiz.close()
+    cwin.close()
+    cwin.runner.wait()
+    # the demo's boundaries are clean: a boundary file with a new grid drawn over its neighbours
+    # (through the boundary import) and the holiday calendar give the check and the editor
+    # something to show (the copy of the database only)
+    from sqlalchemy import select
+
+    from gridman.core.models import Area
+    from gridman.core.services import geometry, time_limits
+
+    with db.work(admin) as s:
+        g = s.scalar(select(Area).where(Area.code == "340104001001002"))
+        fc = geometry.export_geojson(s, admin, area=g)
+        feat = fc["features"][0]
+        feat["properties"].update(code="340104001001099", name="新建第99网格")
+        ring = feat["geometry"]["coordinates"]
+
+        def shift(c):  # type: ignore[no-untyped-def]
+            return [shift(x) for x in c] if isinstance(c[0], list | tuple) else [c[0] + 0.0012, c[1] + 0.0006]
+
+        feat["geometry"]["coordinates"] = shift(ring)
+        (tmp / "boundaries.geojson").write_text(geometry.geojson_text(fc), encoding="utf-8")
+        geometry.import_geojson(s, admin, data=fc, level="grid", source="boundaries.geojson")
+        for day, name, work in ((date(2026, 10, 1), "国庆节", False), (date(2026, 10, 2), "国庆节", False),
+                                (date(2026, 10, 3), "国庆节", False), (date(2026, 10, 10), "国庆节调休", True)):
+            time_limits.set_holiday(s, admin, day=day, is_workday=work, name=name)
     awin = MainWindow(db, admin, runner=OpRunner(db, admin))
     awin.resize(1440, 880)
     awin.show()
@@ -126,6 +226,23 @@ def main() -> int:
     awin.show_view(5)
     settle(awin.runner, 0.5)
     save(awin, "admin")
+    awin.admin.tabs.setCurrentWidget(awin.admin.policy)
+    settle(awin.runner, 0.3)
+    save(awin, "admin-policy")
+    street_id = next(i for i, it in awin.area_items.items() if it.text() == "笔架山街道")
+    awin.select_area(street_id)
+    awin.admin.tabs.setCurrentWidget(awin.admin.grid_check)
+    awin.admin.grid_check.run_check()
+    settle(awin.runner, 0.3)
+    save(awin, "admin-grid-check")
+    b = awin.admin.grid_check.open_import()
+    settle(awin.runner, 0.2)
+    b.file.setText(str(tmp / "boundaries.geojson"))
+    b.level.setCurrentIndex(b.level.findData("grid"))
+    b.run(dry_run=True)
+    settle(awin.runner, 0.2)
+    save(b, "boundary-import")
+    b.close()
     awin.show_view(0)
     settle(awin.runner, 0.6)
     save(awin, "map-city")

@@ -186,3 +186,16 @@ def test_escalate_overdue_is_idempotent(w):
     with pytest.raises(PermissionDenied):
         with w.db.work(w.clerk) as s:
             m.escalate_overdue(s, w.clerk, now=t16)
+
+
+def test_list_holidays_in_date_order_by_year(w):
+    with w.db.work(w.admin) as s:
+        tl.set_holiday(s, w.admin, day=date(2026, 10, 2), name="国庆节")
+        tl.set_holiday(s, w.admin, day=date(2026, 10, 1), name="国庆节")
+        tl.set_holiday(s, w.admin, day=date(2026, 10, 10), is_workday=True, name="调休")
+        tl.set_holiday(s, w.admin, day=date(2027, 1, 1), name="元旦")
+    with w.db.session() as s:
+        assert tl.list_holidays(s, year=2026) == [(date(2026, 10, 1), False, "国庆节"),
+                                                  (date(2026, 10, 2), False, "国庆节"),
+                                                  (date(2026, 10, 10), True, "调休")]
+        assert [d for d, _w, _n in tl.list_holidays(s)][-1] == date(2027, 1, 1)

@@ -115,3 +115,11 @@ def test_refuses_foreign_database(tmp_path):
     with pytest.raises(SchemaError) as ei:
         open_database(path)
     assert "不是 gridman 数据库" in str(ei.value)
+
+
+def test_start_up_head_check_agrees_with_alembic():
+    """open_database skips importing Alembic when alembic_version equals the head read from the
+    migration files; that reading must agree with Alembic's own."""
+    from gridman.core.db import file_head_revision, head_revision
+
+    assert file_head_revision() == head_revision()

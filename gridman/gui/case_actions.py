@@ -1,9 +1,11 @@
-"""The one place case (事件) actions are offered — the hook the mediation service plugs into.
+"""The actions offered on the *selected rows* of the incidents list (事件) — the hook other
+features plug list actions into with :func:`register`.
 
-``actions_for(actor, incidents)`` returns the actions the user may take now on the selected
-cases; the incidents view and the case view show exactly these as buttons. Until the mediation
-service (accept, escalate, hand down, refer, resolve, verify, evaluate, reopen, merge) lands, the
-only action is opening the case view; mediation registers its actions with :func:`register`.
+``actions_for(actor, incidents)`` returns them; the incidents view shows exactly these as
+buttons ("查看案件" for one selected case). The mediation actions themselves (accept, escalate, hand
+down, refer, resolve, verify, evaluate, reopen, merge…) are offered in the case view
+(gridman.gui.views.mediation_gui.CaseView), which asks ``mediation.allowed_actions`` each time the
+case loads, and as bulk actions in the supervisor's queue.
 """
 
 from __future__ import annotations

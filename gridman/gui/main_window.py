@@ -42,6 +42,7 @@ from gridman.gui.settings import app_settings
 from gridman.gui.views.admin_view import AdminView
 from gridman.gui.views.incidents_view import IncidentsView
 from gridman.gui.views.lazy import LazyView
+from gridman.gui.views.mediation_gui import OverdueSweeper, QueueView
 from gridman.gui.views.register_view import RegisterView, kind_title
 
 AREA_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -53,6 +54,7 @@ INTERESTS = {
     "incidents": {"incidents", "all"},
     "dashboard": {"residents", "incidents", "households", "all"},
     "admin": {"users", "all"},
+    "queue": {"incidents", "all"},
 }
 
 
@@ -97,6 +99,10 @@ class MainWindow(QMainWindow):
         self.registers["incidents"] = self.incidents
         self.dashboard = LazyView(self._make_dashboard)
         self.admin = AdminView(self.runner, actor)
+        self.queue = QueueView(self.runner, actor)
+        self.queue.setObjectName("queue")
+        self.queue.open_case.connect(self.open_case)
+        self.exchange = LazyView(self._make_exchange)
         self.views: list[tuple[str, QWidget, str]] = [
             ("map", self.map, tr("地图")),
             ("residents", self.residents, tr("实有人口")),
@@ -104,6 +110,8 @@ class MainWindow(QMainWindow):
             ("incidents", self.incidents, tr("事件")),
             ("dashboard", self.dashboard, tr("统计看板")),
             ("admin", self.admin, tr("系统管理")),
+            ("queue", self.queue, tr("待办")),
+            ("exchange", self.exchange, tr("导入导出")),
         ]
         for _key, w, title in self.views:
             self.tabs.addTab(w, title)
@@ -122,6 +130,14 @@ class MainWindow(QMainWindow):
             self.residents.add_action(tr("登记新户"), self.register_household, name="registerHousehold")
             self.registers["households"].add_action(tr("登记新户"), self.register_household)
         self.admin.restored.connect(self.reload_tree)
+        if actor.can(Perm.REPORT_INCIDENT):
+            self.incidents.add_action(tr("上报事件"), self.report_incident, name="reportIncident")
+        if actor.can(Perm.EXPORT):
+            for kind, view in self.registers.items():
+                view.add_action(tr("导出…"), lambda _c=False, k=kind: self.export_list(k), name=f"export_{kind}")
+        self.sweeper = OverdueSweeper(self.runner, actor, parent=self)
+        self.sweeper.overdue.connect(self._show_overdue)
+        self.sweeper.start()
         self._build_actions()
         self._build_status()
         self._restore()
@@ -133,6 +149,11 @@ class MainWindow(QMainWindow):
         v = MapView(self.runner, self.actor)
         v.grid_clicked.connect(self.select_area)
         return v
+
+    def _make_exchange(self) -> QWidget:
+        from gridman.gui.views.exchange_view import ExchangeView
+
+        return ExchangeView(self.runner, self.actor, self)
 
     def _make_dashboard(self) -> QWidget:
         from gridman.gui.views.dashboard_view import DashboardView
@@ -155,7 +176,11 @@ class MainWindow(QMainWindow):
         self.act_quit = QAction(tr("退出"), self)
         self.act_quit.setShortcut(QKeySequence("Ctrl+Q"))
         self.act_quit.triggered.connect(self.close)
-        for a in (self.act_register, self.act_backup):
+        self.act_report = QAction(tr("上报事件…"), self)
+        self.act_report.setShortcut(QKeySequence("Ctrl+R"))
+        self.act_report.triggered.connect(self.report_incident)
+        self.act_report.setEnabled(self.actor.can(Perm.REPORT_INCIDENT))
+        for a in (self.act_register, self.act_report, self.act_backup):
             m_file.addAction(a)
         m_file.addSeparator()
         m_file.addAction(self.act_quit)
@@ -194,7 +219,7 @@ class MainWindow(QMainWindow):
         tb = self.addToolBar(tr("工具栏"))
         tb.setObjectName("mainToolbar")
         tb.setMovable(False)
-        for a in (self.act_register, self.act_refresh):
+        for a in (self.act_register, self.act_report, self.act_refresh):
             tb.addAction(a)
         tb.addSeparator()
         for a in self.view_actions:
@@ -214,8 +239,12 @@ class MainWindow(QMainWindow):
         self.user_label.setObjectName("userLabel")
         self.area_label = QLabel()
         self.busy_label = QLabel()
+        self.overdue_label = QLabel()
+        self.overdue_label.setObjectName("overdueLabel")
+        self.overdue_label.setStyleSheet("color: #b3261e;")
         sb = self.statusBar()
         sb.addWidget(self.area_label, 1)
+        sb.addPermanentWidget(self.overdue_label)
         sb.addPermanentWidget(self.busy_label)
         sb.addPermanentWidget(self.user_label)
         self.runner.busy_changed.connect(self._busy)
@@ -298,7 +327,7 @@ class MainWindow(QMainWindow):
         self.area_id = int(area_id)
         self.area_label.setText(tr("当前区域：{name}").format(name=idx.data()))
         # an area outside the actor's own scope (an ancestor shown for context) narrows to the scope
-        for v in (self.residents, *self.registers.values(), self.dashboard):
+        for v in (self.residents, *self.registers.values(), self.dashboard, self.queue, self.admin):
             v.set_area(self.area_id)
         # the map keeps a selected grid in its community's context, highlighted
         is_grid = self._is_grid(self.area_id)
@@ -333,7 +362,7 @@ class MainWindow(QMainWindow):
         if kind in ("households", "residents", "incidents", "areas", "all"):
             self.reload_tree()
         for key, view in (("map", self.map), ("residents", self.residents), ("incidents", self.incidents),
-                          ("dashboard", self.dashboard), ("admin", self.admin)):
+                          ("dashboard", self.dashboard), ("admin", self.admin), ("queue", self.queue)):
             if kind in INTERESTS[key]:
                 view.mark_dirty()
         if kind in OTHER_REGISTERS or kind in ("residents", "all"):
@@ -373,6 +402,42 @@ class MainWindow(QMainWindow):
             self.dialogs = [x for x in self.dialogs if x.isVisible()] + [d]
             d.open()
         return d
+
+    def open_case(self, incident_id: int):  # type: ignore[no-untyped-def]
+        d = self.incidents.open_case(incident_id)
+        self.dialogs = [x for x in self.dialogs if x.isVisible()] + [d]
+        return d
+
+    def export_list(self, kind: str):  # type: ignore[no-untyped-def]
+        """导出 the list as shown: the selected area and the filters the user set."""
+        from gridman.gui.views.exchange_view import export_filters
+
+        filters = export_filters(kind, self.registers[kind].current_filters())
+        return self.exchange.build().open_export(kind, filters)
+
+    def report_incident(self):  # type: ignore[no-untyped-def]
+        """事件上报; "在地图上选点" switches to the map and takes the next click as the place."""
+        from gridman.gui.views.mediation_gui import ReportForm
+
+        grid = self.area_id if self.area_id is not None and self._is_grid(self.area_id) else None
+        d = ReportForm(self.runner, self.actor, grid_id=grid, parent=self)
+        d.pick_on_map.connect(lambda: self._pick_point(d))
+        self.dialogs = [x for x in self.dialogs if x.isVisible()] + [d]
+        d.setModal(False)  # the user clicks the place on the map while the form stays open
+        d.show()
+        return d
+
+    def _pick_point(self, form) -> None:  # type: ignore[no-untyped-def]
+        self.show_view(0)
+        view = self.map.build()
+        self.area_label.setText(tr("请在地图上点击事件地点"))
+
+        def take(lon: float, lat: float) -> None:
+            view.point_clicked.disconnect(take)
+            form.set_point(lon, lat)
+            form.raise_()
+
+        view.point_clicked.connect(take)
 
     def register_household(self) -> HouseholdForm:
         grid = self.area_id if self.area_id is not None and self._is_grid(self.area_id) else None
@@ -418,6 +483,12 @@ class MainWindow(QMainWindow):
 
     def _show_error(self, exc: BaseException) -> None:
         show_error(self, exc)
+
+    def _show_overdue(self, counts: dict[str, int]) -> None:
+        lang = language()
+        parts = [f"{enums.label(lv, lang, enums.MediationLevel)} {counts[lv]}" for lv in ("grid", "community", "street")
+                 if counts.get(lv)]
+        self.overdue_label.setText(tr("超期未办结：") + "　".join(parts) if parts else "")
 
     def _busy(self, n: int) -> None:
         self.busy_label.setText(tr("正在读取…") if n else "")

@@ -22,6 +22,7 @@ from PySide6.QtCore import (  # noqa: F401
     QThreadPool,
     QTimer,
     QTranslator,
+    QUrl,
     Signal,
     Slot,
 )
@@ -31,6 +32,7 @@ from PySide6.QtGui import (  # noqa: F401  # noqa: F401, E402
     QBrush,
     QColor,
     QCursor,
+    QDesktopServices,
     QFont,
     QFontDatabase,
     QFontMetrics,

@@ -33,7 +33,7 @@ import hashlib
 import mimetypes
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -67,6 +67,7 @@ from gridman.core.models import (
     IncidentStep,
     Resident,
     Setting,
+    User,
     new_uuid,
     utcnow,
 )
@@ -369,6 +370,29 @@ def require_level(session: Session, actor: Actor, inc: Incident, level: str, act
             en=f"{actor.display_name} ({label(actor.role, 'en')}) may not {what_en} case #{inc.id}: "
                f"{where} is outside their area.",
         )
+
+
+def allowed_actions(session: Session, actor: Actor, incident: Incident | int) -> list[str]:
+    """The actions ``actor`` may take on the case now, in the state machine's order — what a front
+    offers as buttons. The same checks the actions make (status, level above/below, evaluated
+    once, the acting level's role and area), without writing anything; an action listed here can
+    still fail on its inputs (a missing reason) or a concurrent change (ConflictError)."""
+    inc = incident if isinstance(incident, Incident) else _load(session, actor, int(incident), lock=False)
+    if not actor.is_admin and not actor.can(Perm.HANDLE_INCIDENT):
+        return []
+    out: list[str] = []
+    for action in ACTIONS:
+        if inc.status not in ALLOWED_FROM[action]:
+            continue
+        if action == Action.ESCALATE and level_above(inc.level) is None:
+            continue
+        if action == Action.HAND_DOWN and level_below(inc.level) is None:
+            continue
+        if action == Action.EVALUATE and inc.satisfaction is not None:
+            continue
+        if may_act(session, actor, inc, acting_level(session, inc, action)):
+            out.append(action.value)
+    return out
 
 
 # --- plumbing -------------------------------------------------------------------------------
@@ -882,6 +906,9 @@ def show(session: Session, actor: Actor, incident_id: int, *, now: datetime | No
         .order_by(IncidentStep.at, IncidentStep.incident_id, IncidentStep.seq)
     ).all()
     grid = session.get(Area, inc.grid_id)
+    # steps written without the actor's name (imported or generated histories): the user's name now
+    unnamed = {st.actor_id for st in steps if st.actor_name is None and st.actor_id is not None}
+    names = dict(session.execute(select(User.id, User.display_name).where(User.id.in_(unnamed))).all()) if unnamed else {}
     parties = session.scalars(select(IncidentParty).where(IncidentParty.incident_id == inc.id)
                               .order_by(IncidentParty.id)).all()
     atts = session.scalars(select(IncidentAttachment).where(IncidentAttachment.incident_id == inc.id)
@@ -900,7 +927,8 @@ def show(session: Session, actor: Actor, incident_id: int, *, now: datetime | No
         location_text=inc.location_text,
         parties=[PartyView(p.name, p.role, p.resident_id, p.phone) for p in parties],
         attachments=[AttachmentView(a.id, a.filename, a.sha256, a.size, a.mime) for a in atts],
-        steps=[_step_view(s) for s in steps],
+        steps=[replace(v, actor_name=names.get(v.actor_id)) if v.actor_name is None and v.actor_id else v
+               for v in (_step_view(s) for s in steps)],
     )
 
 

@@ -164,3 +164,11 @@ def set_holiday(session: Session, actor: Actor, *, day: date, is_workday: bool =
         row.is_workday = is_workday
         row.name = name
     session.flush()
+
+
+def list_holidays(session: Session, *, year: int | None = None) -> list[tuple[date, bool, str | None]]:
+    """(day, is a make-up working day, name) of the holiday calendar, in date order (a year's or all)."""
+    q = select(Holiday.day, Holiday.is_workday, Holiday.name).order_by(Holiday.day)
+    if year is not None:
+        q = q.where(Holiday.day >= date(year, 1, 1), Holiday.day <= date(year, 12, 31))
+    return [(d, bool(w), n) for d, w, n in session.execute(q)]

@@ -140,14 +140,17 @@ class AdminView(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         self.users: RegisterView | None = None
+        from gridman.gui.views.admin_extra import admin_tabs
+
+        self.tabs, self.policy, self.grid_check = admin_tabs(runner, actor)
+        self.tabs.setObjectName("adminTabs")
         if actor.can(Perm.MANAGE_USERS):
-            box = QGroupBox(tr("用户与角色"))
-            bl = QVBoxLayout(box)
             self.users = RegisterView(runner, actor, "users")
             self.users.add_action(tr("新建用户"), self.new_user, name="newUser")
             self.users.add_action(tr("分配网格"), self.assign, name="assignGrid")
-            bl.addWidget(self.users)
-            lay.addWidget(box, 1)
+            self.tabs.insertTab(0, self.users, tr("用户与角色"))
+            self.tabs.setCurrentIndex(0)
+        lay.addWidget(self.tabs, 1)
         box = QGroupBox(tr("备份与恢复"))
         row = QHBoxLayout(box)
         self.backup_button = QPushButton(tr("立即备份"))
@@ -164,8 +167,8 @@ class AdminView(QWidget):
         lay.addWidget(box)
         self.last_backup: Path | None = None
 
-    def set_area(self, _area_id: int | None) -> None:
-        pass
+    def set_area(self, area_id: int | None) -> None:
+        self.grid_check.set_area(area_id)
 
     def mark_dirty(self) -> None:
         if self.users is not None:

@@ -138,6 +138,7 @@ class GridLayer:
 
 class MapView(QWidget):
     grid_clicked = Signal(int)
+    point_clicked = Signal(float, float)  # lon, lat of any click (the report form picks a place)
     loaded = Signal()
 
     def __init__(self, runner: OpRunner, actor: Actor, parent: QWidget | None = None) -> None:
@@ -290,6 +291,7 @@ class MapView(QWidget):
         if not vb.sceneBoundingRect().contains(ev.scenePos()):
             return
         p = vb.mapSceneToView(ev.scenePos())
+        self.point_clicked.emit(float(p.x()), float(p.y()))
         gid = self.grid_at(p.x(), p.y())
         if gid is not None:
             self.set_selected(gid)

@@ -1,0 +1,55 @@
+"""allowed_actions: what a front offers is exactly what the actions accept (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gridman.core.services import mediation as m
+from gridman.core.services.errors import GridmanError, PermissionDenied
+from tests.mediation_world import act, report, world_fixture, world_templates  # noqa: F401
+
+
+def allowed(w, actor, iid):  # type: ignore[no-untyped-def]
+    with w.db.session() as s:
+        return m.allowed_actions(s, actor, iid)
+
+
+def test_allowed_follow_the_case(w):
+    r = report(w)
+    iid = r.incident_id
+    assert allowed(w, w.warden, iid) == ["accept", "escalate", "merge", "attach"]
+    with pytest.raises(PermissionDenied):  # another grid's warden may not even read it
+        allowed(w, w.warden3, iid)
+    assert allowed(w, w.staff, iid) == []  # the case is at grid level
+    assert allowed(w, w.clerk, iid) == []  # clerks report, never handle
+    r = act(w, w.warden, r, "accept")
+    assert set(allowed(w, w.warden, iid)) == {"handle", "resolve", "fail", "escalate", "refer", "merge", "attach"}
+    r = act(w, w.warden, r, "resolve", agreement_text="赔偿500元")
+    # resolved at grid level: the community verifies, the warden may not
+    assert "verify" not in allowed(w, w.warden, iid)
+    assert allowed(w, w.staff, iid) == ["verify", "verify_fail"]
+    r = act(w, w.staff, r, "verify")
+    assert allowed(w, w.staff, iid) == ["evaluate", "reopen"]
+    assert allowed(w, w.warden, iid) == ["attach"]  # the grid may still add photos to its closed case
+    r = act(w, w.staff, r, "evaluate", satisfaction="satisfied")
+    assert "evaluate" not in allowed(w, w.staff, iid)  # evaluated once
+
+
+def test_every_allowed_action_is_accepted_and_others_refused(w):
+    """For each action of a fresh escalated case, the service agrees with allowed_actions."""
+    r = report(w)
+    r = act(w, w.warden, r, "escalate", note="超出网格能力")
+    iid = r.incident_id
+    ok = allowed(w, w.staff, iid)
+    assert "hand_down" in ok and "escalate" in ok and "verify" not in ok
+    kwargs = {"escalate": {"note": "x"}, "hand_down": {"note": "x"}, "accept": {}, "merge": {"into_id": iid},
+              "verify": {}, "resolve": {"agreement_text": "x"}}
+    for action in ("accept", "escalate", "hand_down", "verify", "resolve"):
+        with w.db.work(w.staff) as s:
+            try:
+                m.act(s, w.staff, iid, action, expected_version=r.version, **kwargs[action])
+                accepted = True
+            except GridmanError:
+                accepted = False
+            s.rollback()
+        assert accepted == (action in ok), action
