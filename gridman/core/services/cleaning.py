@@ -235,6 +235,8 @@ _SHORT = re.compile(r"^(400|800)\d{7}$|^\d{5}$")  # 400/800 hotlines, 95xxx/1234
 def clean_phone(raw: Any) -> Clean:
     """Mobile (11 digits, 1[3-9]…, +86/0086 prefix dropped), landline with area code
     (0551-62345678, 055162345678), hotlines. Several numbers separated by ,;/、 are kept joined by ','."""
+    if type(raw) is str and len(raw) == 11 and raw.isascii() and _MOBILE.match(raw):
+        return Clean(raw)  # fast path: a well-formed mobile number, the common case
     if is_blank(raw):
         return EMPTY
     if isinstance(raw, float):
