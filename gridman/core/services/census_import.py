@@ -1054,6 +1054,28 @@ class _BulkInserter:
             elif isinstance(t, Boolean) and sqlite:
                 conv.append((k, int))
         self.conv = conv
+        self.sqlite = sqlite
+        self._dt = _DtText()
+        if sqlite:
+            self.db_json: Callable[[str], Any] = _identity
+        else:
+            from psycopg.types.json import Json
+
+            self.db_json = lambda text: Json(text, dumps=_identity)
+
+    def db_datetime(self, v: Any) -> Any:
+        """A datetime in the form :meth:`raw` expects."""
+        return self._dt(v) if self.sqlite else v
+
+    def raw(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows already in the driver's form (dates as ISO text and datetimes through
+        :meth:`db_datetime` on SQLite, JSON as text through :attr:`db_json`): no conversion pass."""
+        if rows:
+            cur = self.conn.connection.cursor()  # the DBAPI cursor of this connection: same transaction
+            try:
+                cur.executemany(self.sql, rows)
+            finally:
+                cur.close()
 
     def __call__(self, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
@@ -1071,6 +1093,20 @@ class _BulkInserter:
 
 
 _JSON_ENCODE = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, date):
+        return v.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+
+
+# audit changes of bulk-inserted rows: compact, dates as ISO text (like audit.jsonable)
+_AUDIT_JSON = json.JSONEncoder(check_circular=False, separators=(",", ":"), default=_json_default).encode
+
+
+def _identity(v: Any) -> Any:
+    return v
 
 
 def _uuid4s(n: int) -> Iterator[str]:
@@ -1158,32 +1194,46 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
     inserts = [p for p in plans if p.action == "insert"]
     n_fields = len(RESIDENT_FIELDS)
     audit_keys = res_cols[:n_fields + 2]
+    ptype, status = RESIDENT_FIELDS.index("population_type"), RESIDENT_FIELDS.index("status")
+    date_idx = [RESIDENT_FIELDS.index(f) for f in ("birth_date", "residence_permit_expiry")]
+    sqlite = conn.dialect.name == "sqlite"
+    now_db = ins_res.db_datetime(now)
+    write_audit_raw = write_audit.raw
     for ch in _chunks(inserts):
+        # rows straight in the driver's form (no second conversion pass), and each new resident's
+        # audit changes {field: [null, value]} encoded once, from the same values
         batch_rows = []
-        for p, uu in zip(ch, _uuid4s(len(ch)), strict=True):
-            v = p.row.values
+        changes_json = []
+        uuids = list(_uuid4s(len(ch)))
+        for p, uu in zip(ch, uuids, strict=True):
+            row = p.row
+            v = row.values
             vals = [v.get(f) for f in RESIDENT_FIELDS]
-            batch_rows.append((*vals, v.get("household_id") or (hh_id.get(p.row.hh_key) if p.row.hh_key else None),
-                               p.row.grid_id, uu, 1, now, now))
-        ptype, status = RESIDENT_FIELDS.index("population_type"), RESIDENT_FIELDS.index("status")
-        batch_rows = [r if r[ptype] and r[status] else
-                      (*r[:ptype], r[ptype] or "registered", *r[ptype + 1:status], r[status] or "active", *r[status + 1:])
-                      for r in batch_rows]
-        ins_res(batch_rows)
-        uuids = [r[n_fields + 2] for r in batch_rows]
-        ids = dict(conn.execute(select(rt.c.uuid, rt.c.id).where(rt.c.uuid.in_(uuids))).all())
-        audits = []
-        for p, r in zip(ch, batch_rows, strict=True):
-            rid = ids[r[n_fields + 2]]
-            changes = {k: [None, v] for k, v in zip(audit_keys, r, strict=False) if v is not None}
-            for k in ("birth_date", "residence_permit_expiry"):
-                if k in changes:
-                    changes[k][1] = changes[k][1].isoformat()
+            if not vals[ptype]:
+                vals[ptype] = "registered"
+            if not vals[status]:
+                vals[status] = "active"
+            if sqlite:
+                for k in date_idx:
+                    if vals[k] is not None:
+                        vals[k] = vals[k].isoformat()
+            vals.append(v.get("household_id") or (hh_id.get(row.hh_key) if row.hh_key else None))
+            vals.append(row.grid_id)
+            changes = {k: [None, x] for k, x in zip(audit_keys, vals) if x is not None}
             if p.add_tags:  # tags of a new resident are audited with it (undo deletes them with it)
                 changes["tags"] = [None, [tag_code[t] for t in p.add_tags]]
+            changes_json.append(_AUDIT_JSON(changes))
+            vals += (uu, 1, now_db, now_db)
+            batch_rows.append(vals)
+        ins_res.raw(batch_rows)
+        ids = dict(conn.execute(select(rt.c.uuid, rt.c.id).where(rt.c.uuid.in_(uuids))).all())
+        audits = []
+        for p, uu, js in zip(ch, uuids, changes_json, strict=True):
+            rid = ids[uu]
+            if p.add_tags:
                 new_tags.extend((rid, tid) for tid in p.add_tags)
-            audits.append(audit_row("insert", "residents", rid, r[n_fields + 2], changes))
-        write_audit(audits)
+            audits.append((now_db, uid, uname, "insert", "residents", rid, uu, write_audit.db_json(js), batch_id, None))
+        write_audit_raw(audits)
         tick(len(ch), f"写入新增人员 {done:,}")
 
     # residents: updates (one statement shape: every changed column, version checked)
