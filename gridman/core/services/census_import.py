@@ -1095,16 +1095,6 @@ class _BulkInserter:
 _JSON_ENCODE = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
 
 
-def _json_default(v: Any) -> Any:
-    if isinstance(v, date):
-        return v.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
-
-
-# audit changes of bulk-inserted rows: compact, dates as ISO text (like audit.jsonable)
-_AUDIT_JSON = json.JSONEncoder(check_circular=False, separators=(",", ":"), default=_json_default).encode
-
-
 def _identity(v: Any) -> Any:
     return v
 
@@ -1136,6 +1126,45 @@ _AUDIT_COLS = ("at", "user_id", "username", "action", "table_name", "row_id", "r
 
 def _jsonable(v: Any) -> Any:
     return v.isoformat() if isinstance(v, date) else v
+
+
+def _raw_in(conn: Any, sql: str, values: Sequence[Any], *, before: tuple[Any, ...] = (), after: tuple[Any, ...] = (),
+            fetch: bool = True) -> list[Any]:
+    """Run ``sql`` whose ``IN (__IN__)`` gets one placeholder per value, on the DBAPI cursor of
+    ``conn`` (same transaction): SQLAlchemy's compilation of a 5,000-value IN list costs more
+    than the query. ``before``/``after`` are the parameters around the list."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cur = conn.connection.cursor()
+    try:
+        cur.execute(sql.replace("__IN__", ", ".join([mark] * len(values))), (*before, *values, *after))
+        return cur.fetchall() if fetch else []
+    finally:
+        cur.close()
+
+
+def _insert_audit_sql(conn: Any, keys: Sequence[str]) -> str:
+    """``INSERT … SELECT`` writing the audit row of each new resident whose uuid is in the IN
+    list, its ``changes`` ``{field: [null, value]}`` (non-null fields only, plus ``tags`` with the
+    codes of its tags in insertion order) built by the database's JSON functions from the row as
+    stored — the same content :func:`audit.jsonable` gives (dates as ISO text), without a
+    Python dict and a JSON encode per row. Parameters: at, user_id, username, batch_id, the uuids."""
+    q = conn.dialect.identifier_preparer.quote
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
+    arr = "json_array" if sqlite else "json_build_array"
+    members = ", ".join(f"'{k}', CASE WHEN r.{q(k)} IS NULL THEN NULL ELSE {arr}(NULL, r.{q(k)}) END" for k in keys)
+    if sqlite:
+        tags = ("json((SELECT CASE WHEN count(*) > 0 THEN json_array(NULL, json_group_array(code)) END FROM "
+                "(SELECT t.code AS code FROM resident_tags x JOIN tags t ON t.id = x.tag_id "
+                "WHERE x.resident_id = r.id ORDER BY x.id)))")
+        changes = f"json_patch('{{}}', json_object({members}, 'tags', {tags}))"  # patch drops the nulls
+    else:
+        tags = ("(SELECT json_build_array(NULL, json_agg(t.code ORDER BY x.id)) FROM resident_tags x "
+                "JOIN tags t ON t.id = x.tag_id WHERE x.resident_id = r.id HAVING count(*) > 0)")
+        changes = f"json_strip_nulls(json_build_object({members}, 'tags', {tags}))"
+    return (f"INSERT INTO audit_log ({', '.join(_AUDIT_COLS)}) "
+            f"SELECT {mark}, {mark}, {mark}, 'insert', 'residents', r.id, r.uuid, {changes}, {mark}, NULL "
+            "FROM residents r WHERE r.uuid IN (__IN__) ORDER BY r.id")
 
 
 def _write(session: Session, actor: Actor, area: Area | None, result: ImportResult, plans: list[_Plan],
@@ -1190,7 +1219,6 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
     ins_res = _BulkInserter(conn, rt, res_cols)
     tag_rows: list[tuple[int, int]] = []  # tags added to existing residents: one audit row each
     new_tags: list[tuple[int, int]] = []  # tags of new residents
-    tag_code = dict(session.execute(select(Tag.id, Tag.code)).all())
     inserts = [p for p in plans if p.action == "insert"]
     n_fields = len(RESIDENT_FIELDS)
     audit_keys = res_cols[:n_fields + 2]
@@ -1198,13 +1226,16 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
     date_idx = [RESIDENT_FIELDS.index(f) for f in ("birth_date", "residence_permit_expiry")]
     sqlite = conn.dialect.name == "sqlite"
     now_db = ins_res.db_datetime(now)
-    write_audit_raw = write_audit.raw
+    tt = ResidentTag.__table__
+    tag_cols = ("resident_id", "tag_id", "since", "uuid", "version", "created_at", "updated_at")
+    ins_tag = _BulkInserter(conn, tt, tag_cols)
+    since_db = now.date().isoformat() if sqlite else now.date()
+    audit_sql = _insert_audit_sql(conn, audit_keys)
     for ch in _chunks(inserts):
-        # rows straight in the driver's form (no second conversion pass), and each new resident's
-        # audit changes {field: [null, value]} encoded once, from the same values
+        # rows straight in the driver's form (no conversion pass); their audit rows are built by
+        # the database from the rows just written (see _insert_audit_sql), not encoded here
         batch_rows = []
-        changes_json = []
-        uuids = list(_uuid4s(len(ch)))
+        uuids = sorted(_uuid4s(len(ch)))
         for p, uu in zip(ch, uuids, strict=True):
             row = p.row
             v = row.values
@@ -1217,23 +1248,18 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
                 for k in date_idx:
                     if vals[k] is not None:
                         vals[k] = vals[k].isoformat()
-            vals.append(v.get("household_id") or (hh_id.get(row.hh_key) if row.hh_key else None))
-            vals.append(row.grid_id)
-            changes = {k: [None, x] for k, x in zip(audit_keys, vals) if x is not None}
-            if p.add_tags:  # tags of a new resident are audited with it (undo deletes them with it)
-                changes["tags"] = [None, [tag_code[t] for t in p.add_tags]]
-            changes_json.append(_AUDIT_JSON(changes))
-            vals += (uu, 1, now_db, now_db)
+            vals += (v.get("household_id") or (hh_id.get(row.hh_key) if row.hh_key else None), row.grid_id,
+                     uu, 1, now_db, now_db)
             batch_rows.append(vals)
         ins_res.raw(batch_rows)
-        ids = dict(conn.execute(select(rt.c.uuid, rt.c.id).where(rt.c.uuid.in_(uuids))).all())
-        audits = []
-        for p, uu, js in zip(ch, uuids, changes_json, strict=True):
-            rid = ids[uu]
-            if p.add_tags:
-                new_tags.extend((rid, tid) for tid in p.add_tags)
-            audits.append((now_db, uid, uname, "insert", "residents", rid, uu, write_audit.db_json(js), batch_id, None))
-        write_audit_raw(audits)
+        # tags of new residents, inserted before the audit rows that list them
+        if any(p.add_tags for p in ch):
+            ids = dict(_raw_in(conn, "SELECT uuid, id FROM residents WHERE uuid IN (__IN__)", uuids))
+            chunk_tags = [(ids[uu], tid) for p, uu in zip(ch, uuids, strict=True) for tid in p.add_tags]
+            new_tags.extend(chunk_tags)
+            ins_tag.raw([(rid, tid, since_db, tu, 1, now_db, now_db)
+                         for (rid, tid), tu in zip(chunk_tags, _uuid4s(len(chunk_tags)), strict=True)])
+        _raw_in(conn, audit_sql, uuids, before=(now_db, uid, uname, batch_id), fetch=False)
         tick(len(ch), f"写入新增人员 {done:,}")
 
     # residents: updates (one statement shape: every changed column, version checked)
@@ -1272,12 +1298,7 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
             write_audit(audits)
             tick(len(ch), f"更新已有人员 {done:,}")
 
-    # tags (标签)
-    tt = ResidentTag.__table__
-    tag_cols = ("resident_id", "tag_id", "since", "uuid", "version", "created_at", "updated_at")
-    ins_tag = _BulkInserter(conn, tt, tag_cols)
-    for ch in _chunks(new_tags):
-        ins_tag([(rid, tid, now.date(), uu, 1, now, now) for (rid, tid), uu in zip(ch, _uuid4s(len(ch)), strict=True)])
+    # tags (标签) added to residents already registered
     if tag_rows:
         for ch in _chunks(tag_rows):
             full = [(rid, tid, now.date(), new_uuid(), 1, now, now) for rid, tid in ch]
