@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from xml.etree import ElementTree
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -780,6 +780,13 @@ def _import_census(session: Session, actor: Actor, *, path: Path, sheet: str | N
     return result
 
 
+class _HouseholdRef(NamedTuple):
+    id: int
+    household_no: str
+    grid_id: int
+    building_id: int | None
+
+
 def _resolve(session: Session, actor: Actor, area: Area | None, rows: list[_Row], fields_present: set[str],
              today: date) -> None:
     """Grids (code or name, inside the import area), existing households, buildings; scope checks."""
@@ -797,10 +804,11 @@ def _resolve(session: Session, actor: Actor, area: Area | None, rows: list[_Row]
 
     hh_nos = sorted({r.values["household_no"] for r in rows if r.values.get("household_no")})
     existing_hh: dict[str, Any] = {}
+    conn = session.connection()
     for ch in _chunks(hh_nos):
-        for h in session.execute(select(Household.id, Household.household_no, Household.grid_id,
-                                        Household.building_id).where(Household.household_no.in_(ch))):
-            existing_hh[h.household_no] = h
+        for h in _raw_in(conn, "SELECT id, household_no, grid_id, building_id FROM households "
+                               "WHERE household_no IN (__IN__)", ch):
+            existing_hh[h[1]] = _HouseholdRef(*h)
     bnames = {r.values["building"] for r in rows if r.values.get("building")}
     buildings: dict[str, list[Any]] = {}
     if bnames:
@@ -903,6 +911,11 @@ def _match_existing(session: Session, rows: list[_Row]) -> None:
     """Attach each row's existing resident: same citizen ID, else same household + name (no ID)."""
     t = Resident.__table__
     ids = sorted({r.values["citizen_id"] for r in rows if r.values.get("citizen_id") and not r.bad})
+    conn = session.connection()
+    # which IDs are registered at all, on the DBAPI cursor (cheap; usually few); then the full
+    # rows of those only, typed and locked, through SQLAlchemy
+    ids = sorted({row[0] for ch in _chunks(ids)
+                  for row in _raw_in(conn, "SELECT citizen_id FROM residents WHERE citizen_id IN (__IN__)", ch)})
     by_id: dict[str, dict[str, Any]] = {}
     for ch in _chunks(ids):
         for m in session.execute(select(*_RES_COLS).where(t.c.citizen_id.in_(ch)).with_for_update()).mappings():
@@ -1208,8 +1221,8 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
     hh_rows = list(new_hh.values())
     for ch in _chunks(hh_rows):
         ins_hh(ch)
-        got = dict(conn.execute(select(hh_t.c.household_no, hh_t.c.id)
-                                .where(hh_t.c.household_no.in_([h[0] for h in ch]))).all())
+        got = dict(_raw_in(conn, "SELECT household_no, id FROM households WHERE household_no IN (__IN__)",
+                           [h[0] for h in ch]))
         hh_id.update(got)
         write_audit([audit_row("insert", "households", got[h[0]], h[5], {
             k: [None, h[i]] for i, k in enumerate(hh_cols[:4]) if h[i] is not None}) for h in ch])
