@@ -231,7 +231,7 @@ def _scan_sheet_xml(zf: zipfile.ZipFile, member: str) -> tuple[int, list[str]]:
             if not chunk:
                 break
             buf = tail + chunk
-            if len(formulas) < 5 and (b"<f>" in buf or b"<f " in buf):
+            if len(formulas) < 5 and b"<f" in buf:  # one search (the regex confirms): 131 MB for 100,000 rows
                 for m in _FORMULA.finditer(buf):
                     ref = m.group(1).decode()
                     if ref not in formulas:
@@ -557,7 +557,7 @@ def _clean_columns(table_rows: Sequence[tuple[int, Sequence[Any]]],
     return fields, columns, issues
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     row: int
     values: dict[str, Any]
