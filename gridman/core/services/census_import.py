@@ -458,11 +458,13 @@ def find_table(sd: SheetData, *, mapping: dict[str, str] | None = None,
     first_data = True
     for i in range(best + 1, len(sd.rows)):
         row = sd.rows[i]
-        first = None
-        for v in row[:width]:
-            if v != "" and v is not None and (type(v) is not str or v.strip()):
-                first = v
-                break
+        first = row[0] if row and width else None
+        if first is None or first == "" or (first.__class__ is str and not first.strip()):
+            first = None  # the first cell is blank (rare): the first non-blank one, if any
+            for v in row[:width]:
+                if v != "" and v is not None and (type(v) is not str or v.strip()):
+                    first = v
+                    break
         if first is None:
             continue
         if first_data and i <= best + 2:
@@ -532,21 +534,27 @@ def _clean_columns(table_rows: Sequence[tuple[int, Sequence[Any]]],
     for c, (j, f, fn, required) in enumerate(col_items):
         progress.report(0.15 + 0.2 * c / n_cols, f"校验“{cleaning.FIELD_LABELS.get(f, (f,))[0]}”列")
         keys = list(map(operator.itemgetter(j), raws))
-        if not _UNAMBIGUOUS_TYPES.issuperset(map(type, keys)):  # numbers: 1 == 1.0 == True
+        distinct = dict.fromkeys(keys)
+        blank: list[Any] = []
+        if not required:  # blank cells of an optional column: no value, no issue, no cleaner call
+            blank = [b for b in ("", None) if b in distinct]
+            for b in blank:
+                del distinct[b]
+        if _UNAMBIGUOUS_TYPES.issuperset(map(type, distinct)):
+            results = list(map(fn, distinct))  # the common case: str, dates and blanks only
+        else:  # numbers: 1 == 1.0 == True, yet each is cleaned as what it is
             keys = [x if x.__class__ is str else (x.__class__, x) for x in keys]
-        value_of: dict[Any, Any] = {}
-        bad: dict[Any, Issue] = {}
-        for key in dict.fromkeys(keys):
-            x = key[1] if key.__class__ is tuple else key
-            if (x == "" or x is None) and not required:
-                value_of[key] = None
-                continue
-            cl = fn(x)
-            if cl.issue is not None:
-                value_of[key] = None
-                bad[key] = cl.issue
-            else:
-                value_of[key] = cl.value
+            distinct = dict.fromkeys(keys)
+            blank = [b for b in ("", (type(None), None)) if b in distinct] if not required else []
+            for b in blank:
+                del distinct[b]
+            results = [fn(key[1] if key.__class__ is tuple else key) for key in distinct]
+        value_of: dict[Any, Any] = dict(zip(distinct, map(operator.itemgetter(0), results)))
+        bad: dict[Any, Issue] = {key: cl[1] for key, cl in zip(distinct, results) if cl[1] is not None}
+        for key in bad:
+            value_of[key] = None  # a refused cell has no value (whatever the cleaner returned with its issue)
+        for b in blank:
+            value_of[b] = None
         fields.append(f)
         columns.append(list(map(value_of.__getitem__, keys)))
         if bad:
