@@ -1173,7 +1173,9 @@ def _insert_audit_sql(conn: Any, keys: Sequence[str]) -> str:
     sqlite = conn.dialect.name == "sqlite"
     mark = "?" if sqlite else "%s"
     if sqlite:  # text concatenation: cheaper than json_object + json_patch (measured 0.8 s vs 1.0 s / 100,000)
-        parts = [f"CASE WHEN r.{q(k)} IS NULL THEN '' ELSE ',\"{k}\":[null,' || json_quote(r.{q(k)}) || ']' END"
+        rc = Resident.__table__.c
+        parts = [f"',\"{k}\":[null,' || json_quote(r.{q(k)}) || ']'" if not rc[k].nullable  # NOT NULL: no test
+                 else f"CASE WHEN r.{q(k)} IS NULL THEN '' ELSE ',\"{k}\":[null,' || json_quote(r.{q(k)}) || ']' END"
                  for k in keys]
         parts.append("coalesce(',\"tags\":[null,' || (SELECT CASE WHEN count(*) > 0 THEN json_group_array(code) END "
                      "FROM (SELECT t.code AS code FROM resident_tags x JOIN tags t ON t.id = x.tag_id "
