@@ -1057,6 +1057,7 @@ class _BulkInserter:
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         self.sql = (f"INSERT INTO {q(table.name)} ({', '.join(q(c) for c in self.columns)}) "
                     f"VALUES ({', '.join([mark] * len(self.columns))})")
+        self.copy_sql = f"COPY {q(table.name)} ({', '.join(q(c) for c in self.columns)}) FROM STDIN"
         sqlite = conn.dialect.name == "sqlite"
         conv: list[tuple[int, Callable[[Any], Any]]] = []
         for k, c in enumerate(self.columns):
@@ -1090,13 +1091,20 @@ class _BulkInserter:
 
     def raw(self, rows: Sequence[Sequence[Any]]) -> None:
         """Rows already in the driver's form (dates as ISO text and datetimes through
-        :meth:`db_datetime` on SQLite, JSON as text through :attr:`db_json`): no conversion pass."""
-        if rows:
-            cur = self.conn.connection.cursor()  # the DBAPI cursor of this connection: same transaction
-            try:
+        :meth:`db_datetime` on SQLite, JSON as text through :attr:`db_json`): no conversion pass.
+        SQLite: ``executemany``; PostgreSQL: ``COPY`` (same transaction, same constraints)."""
+        if not rows:
+            return
+        cur = self.conn.connection.cursor()  # the DBAPI cursor of this connection: same transaction
+        try:
+            if self.sqlite:
                 cur.executemany(self.sql, rows)
-            finally:
-                cur.close()
+            else:  # PostgreSQL: COPY … FROM STDIN (psycopg adapts each value), several times faster
+                with cur.copy(self.copy_sql) as copy:
+                    for r in rows:
+                        copy.write_row(r)
+        finally:
+            cur.close()
 
     def __call__(self, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
