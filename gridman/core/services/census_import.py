@@ -1228,11 +1228,12 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
     hh_cols = ("household_no", "grid_id", "building_id", "address", "kind", "uuid", "version", "created_at",
                "updated_at")
     new_hh: dict[str, tuple] = {}
+    hh_uuids = _uuid4s(sum(1 for p in plans if p.new_household))  # enough: at most one per row
     for p in plans:
         if p.new_household and p.row.hh_key not in new_hh:
             v = p.row.values
             new_hh[p.row.hh_key] = (p.row.hh_key, p.row.grid_id, v.get("building_id"),  # type: ignore[index]
-                                    v.get("household_address") or v.get("current_address"), "family", new_uuid(), 1,
+                                    v.get("household_address") or v.get("current_address"), "family", next(hh_uuids), 1,
                                     now, now)
     ins_hh = _BulkInserter(conn, hh_t, hh_cols)
     hh_id: dict[str, int] = {}
