@@ -549,8 +549,8 @@ def _clean_columns(table_rows: Sequence[tuple[int, Sequence[Any]]],
             for b in blank:
                 del distinct[b]
             results = [fn(key[1] if key.__class__ is tuple else key) for key in distinct]
-        value_of: dict[Any, Any] = dict(zip(distinct, map(operator.itemgetter(0), results)))
-        bad: dict[Any, Issue] = {key: cl[1] for key, cl in zip(distinct, results) if cl[1] is not None}
+        value_of: dict[Any, Any] = dict(zip(distinct, map(operator.itemgetter(0), results), strict=True))
+        bad: dict[Any, Issue] = {key: cl[1] for key, cl in zip(distinct, results, strict=True) if cl[1] is not None}
         for key in bad:
             value_of[key] = None  # a refused cell has no value (whatever the cleaner returned with its issue)
         for b in blank:
@@ -692,11 +692,11 @@ def _import_census(session: Session, actor: Actor, *, path: Path, sheet: str | N
     n_rows = len(table.rows)
     fields, columns, col_issues = _clean_columns(table.rows, col_items, progress)
     rows: list[_Row] = []
-    for k, ((rownum, _raw), tup) in enumerate(zip(table.rows, zip(*columns) if columns else ((),) * n_rows,
+    for k, ((rownum, _raw), tup) in enumerate(zip(table.rows, zip(*columns, strict=True) if columns else ((),) * n_rows,
                                                   strict=True)):
         if k % 5000 == 0:
             progress.report(0.35 + 0.15 * k / max(n_rows, 1), f"校验第 {k + 1:,}/{n_rows:,} 行")
-        vals = {f: v for f, v in zip(fields, tup) if v is not None}
+        vals = {f: v for f, v in zip(fields, tup, strict=True) if v is not None}
         r = _Row(rownum, vals, col_issues.pop(k, []))
         info = vals.get("citizen_id")
         if isinstance(info, idcard.IdInfo):
@@ -1078,12 +1078,6 @@ class _BulkInserter:
         self.conv = conv
         self.sqlite = sqlite
         self._dt = _DtText()
-        if sqlite:
-            self.db_json: Callable[[str], Any] = _identity
-        else:
-            from psycopg.types.json import Json
-
-            self.db_json = lambda text: Json(text, dumps=_identity)
 
     def db_datetime(self, v: Any) -> Any:
         """A datetime in the form :meth:`raw` expects."""
@@ -1091,7 +1085,7 @@ class _BulkInserter:
 
     def raw(self, rows: Sequence[Sequence[Any]]) -> None:
         """Rows already in the driver's form (dates as ISO text and datetimes through
-        :meth:`db_datetime` on SQLite, JSON as text through :attr:`db_json`): no conversion pass.
+        :meth:`db_datetime` on SQLite, no JSON columns): no conversion pass.
         SQLite: ``executemany``; PostgreSQL: ``COPY`` (same transaction, same constraints)."""
         if not rows:
             return
@@ -1099,7 +1093,7 @@ class _BulkInserter:
         try:
             if self.sqlite:
                 cur.executemany(self.sql, rows)
-            else:  # PostgreSQL: COPY … FROM STDIN (psycopg adapts each value), several times faster
+            else:  # PostgreSQL: COPY … FROM STDIN (psycopg adapts each value), cheaper than executemany
                 with cur.copy(self.copy_sql) as copy:
                     for r in rows:
                         copy.write_row(r)
@@ -1122,10 +1116,6 @@ class _BulkInserter:
 
 
 _JSON_ENCODE = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
-
-
-def _identity(v: Any) -> Any:
-    return v
 
 
 def _uuid4s(n: int) -> Iterator[str]:
@@ -1269,7 +1259,7 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
         # rows straight in the driver's form (no conversion pass); their audit rows are built by
         # the database from the rows just written (see _insert_audit_sql), not encoded here
         batch_rows = []
-        uuids = sorted(_uuid4s(len(ch)))
+        uuids = list(_uuid4s(len(ch)))
         for p, uu in zip(ch, uuids, strict=True):
             row = p.row
             v = row.values
