@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("id", type=int)
     a.add_argument("action", choices=ACTION_NAMES, metavar="ACTION", help=" | ".join(ACTION_NAMES))
     a.add_argument("--note", help="办理情况 / 理由 / 交办意见 / 分流结果")
-    a.add_argument("--to", help="escalate/hand-down: 目标层级；refer: 调委会或部门")
+    a.add_argument("--to", help="escalate/hand-down: 目标层级；refer: 调委会或部门；assign: 办理人用户名")
     a.add_argument("--agreement", help="调解协议内容 (resolve)")
     a.add_argument("--terms", help="协议条款 (resolve)")
     a.add_argument("--satisfaction", help="满意/基本满意/不满意 (evaluate)")
@@ -164,6 +164,17 @@ def cmd_act(ctx: Context) -> int:
                     f"事件 #{inc.id} 在{label(inc.level, enum=MediationLevel)}层级，只能"
                     f"{'上报' if action == 'escalate' else '交办'}到相邻一级（{want or '无'}），不能到 {a.to}",
                     field="to", en=f"Case #{inc.id} can only move one level ({want}), not to {a.to}")
+        if action == "assign":
+            if not a.to:
+                raise ValidationError("请用 --to 指定办理人的用户名", field="to", en="Give --to USERNAME")
+            from sqlalchemy import select
+
+            from gridman.core.models import User
+
+            uid = s.scalar(select(User.id).where(User.username == a.to))
+            if uid is None:
+                raise NotFound(f"用户 {a.to} 不存在", en=f"No user {a.to}")
+            kw["handler_id"] = uid
         if action == "refer":
             if not a.to:
                 raise ValidationError("请用 --to 指定分流去向：" + "、".join(t.value for t in ReferralTarget),

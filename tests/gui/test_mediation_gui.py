@@ -254,3 +254,30 @@ def test_merge_a_duplicate_into_the_case_picked_in_the_dialog(qtbot, sqlite_demo
     assert raw(sqlite_demo, "SELECT status, referral_target FROM incidents WHERE id = ?", first) == [
         ("referred", "property")]
     assert "物业" in view2.header.text()  # the committee named in the case view
+
+
+def test_bulk_assign_gives_selected_cases_to_a_handler_picked_in_the_dialog(qtbot, sqlite_demo, signed_in):
+    """The street supervisor selects two street-level cases and assigns both to a supervisor of
+    the street chosen in the dialog (the only candidates the service offers)."""
+    street = open_window(qtbot, sqlite_demo, "street")
+    street.show_view(6)
+    q = street.queue
+    qtbot.waitUntil(lambda: len(q.rows) > 0, timeout=10_000)
+    mine = [r for r in q.rows if r.level == "street" and r.status in ("reported", "accepted", "in_progress")][:2]
+    assert len(mine) == 2
+    sm = q.table.selectionModel()
+    for r in mine:
+        sm.select(q.table.model().index(q.row_of(r.id), 0), sm.SelectionFlag.Select | sm.SelectionFlag.Rows)
+    q.bulk("assign")
+    d = q.bulk_dialog
+    qtbot.waitUntil(lambda: d.handler is not None and d.handler.count() > 0, timeout=10_000)
+    uid = d.handler.itemData(0)
+    assert raw(sqlite_demo, "SELECT role FROM users WHERE id = ?", uid) == [("street_supervisor",)]
+    qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: hasattr(q, "last_bulk"), timeout=15_000)
+    assert sorted(q.last_bulk[0]) == sorted(r.id for r in mine) and q.last_bulk[1] == []
+    for r in mine:
+        assert raw(sqlite_demo, "SELECT handler_id FROM incidents WHERE id = ?", r.id) == [(uid,)]
+        last = raw(sqlite_demo, "SELECT action FROM incident_steps WHERE incident_id = ? ORDER BY seq DESC LIMIT 1",
+                   r.id)
+        assert last == [("assign",)]

@@ -79,7 +79,7 @@ from gridman.core.services.errors import (
     PermissionDenied,
     ValidationError,
 )
-from gridman.core.services.permissions import Actor, Perm, grid_scope_filter, require
+from gridman.core.services.permissions import Actor, Perm, actor_for, grid_scope_filter, require
 from gridman.core.services.time_limits import CASE, Deadlines
 
 S = IncidentStatus
@@ -101,6 +101,7 @@ OVERDUE_NOTE = "超期"
 class Action(StrEnum):
     REPORT = "report"  # 上报
     ACCEPT = "accept"  # 受理
+    ASSIGN = "assign"  # 分派 (give the case to a handler of its level)
     HANDLE = "handle"  # 处理 (note / visit / mediation session)
     RESOLVE = "resolve"  # 调解成功
     FAIL = "fail"  # 调解不成
@@ -120,6 +121,7 @@ class Action(StrEnum):
 ACTION_LABELS: dict[str, tuple[str, str]] = {
     Action.REPORT: ("上报", "report"),
     Action.ACCEPT: ("受理", "accept"),
+    Action.ASSIGN: ("分派", "assign"),
     Action.HANDLE: ("处理", "handle"),
     Action.RESOLVE: ("调解成功", "resolve"),
     Action.FAIL: ("调解不成", "record a failed mediation"),
@@ -139,6 +141,7 @@ ACTION_LABELS: dict[str, tuple[str, str]] = {
 # The statuses each action may start from (the state machine).
 ALLOWED_FROM: dict[Action, frozenset[str]] = {
     Action.ACCEPT: frozenset({S.REPORTED}),
+    Action.ASSIGN: frozenset({S.REPORTED, S.ACCEPTED, S.IN_PROGRESS, S.FAILED}),
     Action.HANDLE: frozenset({S.ACCEPTED, S.IN_PROGRESS, S.FAILED}),
     Action.RESOLVE: frozenset({S.ACCEPTED, S.IN_PROGRESS}),
     Action.FAIL: frozenset({S.ACCEPTED, S.IN_PROGRESS}),
@@ -625,6 +628,55 @@ def accept(session: Session, actor: Actor, incident_id: int, *, expected_version
                         note=_text(note, "note", "备注"))
 
 
+def assign(session: Session, actor: Actor, incident_id: int, *, expected_version: int | None,
+           handler_id: int, note: str | None = None, now: datetime | None = None) -> ActionResult:
+    """分派: staff of the case's level give it to a handler who may act at that level (a warden of
+    its grid, staff of its community, a supervisor of its street). The status does not change."""
+    inc = _begin(session, actor, incident_id, Action.ASSIGN, expected_version)
+    require_level(session, actor, inc, inc.level, Action.ASSIGN)
+    user = session.get(User, handler_id)
+    if user is None or not user.active or user.is_system:
+        raise ValidationError(f"办理人 {handler_id} 不存在或已停用", field="handler",
+                              en=f"No active user {handler_id}")
+    if not may_act(session, actor_for(session, user), inc, inc.level):
+        raise ValidationError(
+            f"{user.display_name}（{label(user.role, enum=Role)}）不能办理事件 #{inc.id}"
+            f"（{label(MediationLevel(inc.level))}层级，所在网格不在其负责范围内或角色不符）",
+            field="handler", en=f"{user.display_name} may not handle case #{inc.id} at the {inc.level} level")
+    now = _now(now)
+    inc.handler_id = user.id
+    return _append_step(session, actor, inc, Action.ASSIGN, from_level=inc.level, from_status=inc.status, now=now,
+                        note=_text(note, "note", "备注"), target=user.username)
+
+
+def handler_candidates(session: Session, actor: Actor, incident_ids: Sequence[int]) -> list[tuple[int, str, str]]:
+    """Users (id, display name, role) to whom ``actor`` could assign EVERY one of these cases now:
+    active accounts of the role of each case's level whose scope covers the case."""
+    incs = [_load(session, actor, int(i), lock=False) for i in incident_ids]
+    if not incs:
+        return []
+    grid_ids = {i.grid_id for i in incs}
+    area_ids = {i.community_id for i in incs} | {i.street_id for i in incs}
+    roles = {LEVEL_ROLE[i.level] for i in incs}
+    if len(roles) != 1:
+        return []  # cases at different levels have no common handler
+    role = roles.pop()
+    q = select(User).where(User.active.is_(True), User.is_system.is_(False), User.role == role.value)
+    if role == Role.WARDEN:
+        from gridman.core.models import WardenAssignment
+
+        q = q.where(User.id.in_(select(WardenAssignment.user_id).where(WardenAssignment.grid_id.in_(grid_ids),
+                                                                       WardenAssignment.end_date.is_(None))))
+    else:
+        q = q.where(User.area_id.in_({a for a in area_ids if a is not None}))
+    out = []
+    for user in session.scalars(q.order_by(User.display_name)):
+        cand = actor_for(session, user)
+        if all(may_act(session, cand, inc, inc.level) for inc in incs):
+            out.append((user.id, user.display_name, user.role))
+    return out
+
+
 def handle(session: Session, actor: Actor, incident_id: int, *, expected_version: int | None, note: str,
            kind: str = "note", now: datetime | None = None) -> ActionResult:
     """处理: a note, a visit or a mediation session on the timeline; the case is in progress."""
@@ -869,7 +921,7 @@ def attach(session: Session, actor: Actor, incident_id: int, *, expected_version
 
 # One entry point for fronts that name the action as text (the CLI, the GUI's action buttons).
 ACTIONS: dict[str, Any] = {
-    Action.ACCEPT: accept, Action.HANDLE: handle, Action.RESOLVE: resolve, Action.FAIL: fail,
+    Action.ACCEPT: accept, Action.ASSIGN: assign, Action.HANDLE: handle, Action.RESOLVE: resolve, Action.FAIL: fail,
     Action.ESCALATE: escalate, Action.HAND_DOWN: hand_down, Action.REFER: refer,
     Action.REFERRAL_OUTCOME: record_referral_outcome, Action.VERIFY: verify, Action.VERIFY_FAIL: verify_fail,
     Action.EVALUATE: evaluate, Action.REOPEN: reopen, Action.MERGE: merge, Action.ATTACH: attach,

@@ -52,7 +52,7 @@ from gridman.gui.qt import (
 log = logging.getLogger("gridman.gui.mediation")
 CONFLICT_TEXT = N_("该案件已被他人修改，请重新加载")
 ACTION_TEXTS = {
-    "accept": N_("受理"), "handle": N_("办理记录"), "resolve": N_("调解成功"), "fail": N_("调解不成"),
+    "accept": N_("受理"), "assign": N_("分派"), "handle": N_("办理记录"), "resolve": N_("调解成功"), "fail": N_("调解不成"),
     "escalate": N_("上报上级"), "hand_down": N_("交办下级"), "refer": N_("分流"),
     "referral_outcome": N_("登记分流结果"), "verify": N_("核查结案"), "verify_fail": N_("核查不通过"),
     "evaluate": N_("满意度评价"), "reopen": N_("重新办理"), "merge": N_("合并"), "attach": N_("添加附件"),
@@ -83,7 +83,7 @@ class ActionDialog(QDialog):
     ``values()`` are the keyword arguments of the service function."""
 
     def __init__(self, action: str, *, runner: OpRunner, actor: Actor, incident_id: int,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, incident_ids: list[int] | None = None) -> None:
         super().__init__(parent)
         self.action = action
         self.setObjectName(f"action_{action}")
@@ -93,7 +93,18 @@ class ActionDialog(QDialog):
         self.note = QTextEdit()
         self.note.setFixedHeight(80)
         self.agreement = self.terms = self.target = self.satisfaction = self.into = self.settled = None
+        self.handler: QComboBox | None = None
         self.files: list[str] = []
+        if action == "assign":
+            self.handler = QComboBox()
+            self.handler.setObjectName("assignHandler")
+            form.addRow(tr("办理人"), self.handler)
+            ids = incident_ids or [incident_id]
+
+            def candidates(s, _t):  # type: ignore[no-untyped-def]
+                return mediation.handler_candidates(s, actor, ids)
+
+            runner.run(candidates, on_done=self._handlers, label="assign-candidates")
         if action == "resolve":
             self.agreement = QTextEdit()
             self.agreement.setFixedHeight(90)
@@ -138,6 +149,14 @@ class ActionDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         form.addRow(self.buttons)
 
+    def _handlers(self, rows: list[tuple[int, str, str]]) -> None:
+        if self.handler is None:
+            return
+        for uid, name, role in rows:
+            self.handler.addItem(f"{name}（{enums.label(role, language(), enums.Role)}）", uid)
+        if not rows:
+            self.message.setText(tr("没有可以办理这些案件的人员（所选案件须在同一层级）"))
+
     def _targets(self, rows: list[mediation_queue.QueueRow], own: int) -> None:
         if self.into is None:
             return
@@ -162,6 +181,9 @@ class ActionDialog(QDialog):
                 and getattr(self, "dispute", True):
             self.message.setText(tr("请填写调解协议内容"))
             return
+        if self.action == "assign" and (self.handler is None or self.handler.currentData() is None):
+            self.message.setText(tr("请选择办理人"))
+            return
         if self.action == "merge" and (self.into is None or self.into.currentData() is None):
             self.message.setText(tr("请选择要合并到的案件"))
             return
@@ -185,6 +207,8 @@ class ActionDialog(QDialog):
             kw["satisfaction"] = self.satisfaction.currentData()  # type: ignore[union-attr]
         elif a == "merge":
             kw["into_id"] = int(self.into.currentData())  # type: ignore[union-attr]
+        elif a == "assign":
+            kw["handler_id"] = int(self.handler.currentData())  # type: ignore[union-attr]
         elif a == "attach":
             kw["files"] = mediation.file_inputs(self.files)
         return kw
@@ -431,11 +455,14 @@ class QueueView(QWidget):
         self.bulk_escalate = QPushButton(tr("批量上报上级"))
         self.bulk_escalate.setObjectName("bulkEscalate")
         self.bulk_escalate.clicked.connect(lambda: self.bulk("escalate"))
-        for b in (self.open_button, self.bulk_accept, self.bulk_escalate):
+        self.bulk_assign = QPushButton(tr("批量分派"))
+        self.bulk_assign.setObjectName("bulkAssign")
+        self.bulk_assign.clicked.connect(lambda: self.bulk("assign"))
+        for b in (self.open_button, self.bulk_accept, self.bulk_assign, self.bulk_escalate):
             bottom.addWidget(b)
         can = actor.is_admin or actor.can(Perm.HANDLE_INCIDENT)
-        self.bulk_accept.setVisible(can)
-        self.bulk_escalate.setVisible(can)
+        for b in (self.bulk_accept, self.bulk_assign, self.bulk_escalate):
+            b.setVisible(can)
         lay.addLayout(bottom)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -532,7 +559,7 @@ class QueueView(QWidget):
         if 0 <= row < len(self.rows):
             self.open_case.emit(self.rows[row].id)
 
-    def bulk(self, action: str, *, note: str | None = None) -> None:
+    def bulk(self, action: str, *, note: str | None = None, handler_id: int | None = None) -> None:
         """Apply ``action`` to each selected case the service allows it on; the others are reported."""
         ids = self.selected_ids()
         if not ids:
@@ -544,9 +571,19 @@ class QueueView(QWidget):
             self.bulk_dialog = d
             d.open()
             return
+        if action == "assign" and handler_id is None:
+            d = ActionDialog("assign", runner=self.runner, actor=self.actor, incident_id=0, parent=self,
+                             incident_ids=ids)
+            d.accepted.connect(lambda: self.bulk("assign", note=d.values().get("note"),
+                                                 handler_id=d.values()["handler_id"]))
+            self.bulk_dialog = d
+            d.open()
+            return
         actor = self.actor
         versions = {r.id: r.version for r in self.rows}
-        kw = {"note": note} if note else {}
+        kw: dict[str, Any] = {"note": note} if note else {}
+        if handler_id is not None:
+            kw["handler_id"] = handler_id
 
         def job(s, _t):  # type: ignore[no-untyped-def]
             # each case in a savepoint: one refused or changed case does not undo the others
