@@ -17,6 +17,7 @@ from gridman.core.services.permissions import Actor
 from gridman.gui.i18n import language, pick, tr
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import QFont, QFontMetrics, QLabel, QVBoxLayout, QWidget, Signal
+from gridman.gui.views.stale import ReloadWhenVisible
 
 LEVEL_COLOURS = {"grid": "#4e79a7", "community": "#f28e2b", "street": "#e15759"}
 RATE_COLOURS = {"closure": "#4e79a7", "on_time": "#59a14f", "satisfaction": "#edc948"}
@@ -43,7 +44,7 @@ def load_dashboard(session: Any, actor: Actor, area_id: int | None) -> Dashboard
     )
 
 
-class DashboardView(QWidget):
+class DashboardView(ReloadWhenVisible, QWidget):
     open_list = Signal(str, object)  # kind, dict of filters ({"category": …} / {"tag": …} / {"age": (lo, hi)})
     loaded = Signal()
 
@@ -76,22 +77,6 @@ class DashboardView(QWidget):
         self._tags: list[str] = []
         self._bands: list[str] = []
         self.glw.scene().sigMouseClicked.connect(self._clicked)
-
-    def set_area(self, area_id: int | None) -> None:
-        self.area_id = area_id
-        self._dirty = True
-        if self.isVisible():
-            self.refresh()
-
-    def mark_dirty(self) -> None:
-        self._dirty = True
-        if self.isVisible():
-            self.refresh()
-
-    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
-        super().showEvent(event)
-        if self._dirty:
-            self.refresh()
 
     def refresh(self) -> None:
         self._dirty = False

@@ -38,6 +38,7 @@ from gridman.gui.qt import (
     QWidget,
     Signal,
 )
+from gridman.gui.views.stale import ReloadWhenVisible
 
 # light → dark (ColorBrewer YlOrRd-ish), plus grey for "no figure"
 CLASS_COLOURS = ["#ffffcc", "#fed976", "#fd8d3c", "#e31a1c", "#800026"]
@@ -136,7 +137,7 @@ class GridLayer:
         self.highlight.setPath(rings_path([geom]) if geom is not None else QPainterPath())
 
 
-class MapView(QWidget):
+class MapView(ReloadWhenVisible, QWidget):
     grid_clicked = Signal(int)
     point_clicked = Signal(float, float)  # lon, lat of any click (the report form picks a place)
     loaded = Signal()
@@ -192,20 +193,7 @@ class MapView(QWidget):
     def set_area(self, area_id: int | None) -> None:
         if area_id == self.area_id and not self._dirty:
             return
-        self.area_id = area_id
-        self._dirty = True
-        if self.isVisible():
-            self.refresh()
-
-    def mark_dirty(self) -> None:
-        self._dirty = True
-        if self.isVisible():
-            self.refresh()
-
-    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
-        super().showEvent(event)
-        if self._dirty:
-            self.refresh()
+        super().set_area(area_id)
 
     def refresh(self) -> None:
         self._dirty = False

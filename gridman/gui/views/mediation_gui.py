@@ -48,6 +48,7 @@ from gridman.gui.qt import (
     QWidget,
     Signal,
 )
+from gridman.gui.views.stale import ReloadWhenVisible
 
 log = logging.getLogger("gridman.gui.mediation")
 CONFLICT_TEXT = N_("该案件已被他人修改，请重新加载")
@@ -381,7 +382,7 @@ QUEUE_COLUMNS = (N_("编号"), N_("标题"), N_("类别"), N_("层级"), N_("状
                  N_("期限"))
 
 
-class QueueView(QWidget):
+class QueueView(ReloadWhenVisible, QWidget):
     """待办: the area's active cases, overdue first, time left coloured; counts per status;
     filters in SQL; bulk accept / bulk escalate of the selected cases where the service allows."""
 
@@ -472,21 +473,6 @@ class QueueView(QWidget):
         for cb in (self.status, self.category, self.level, self.handler):
             cb.currentIndexChanged.connect(lambda _i: self.refresh())
         self.overdue.toggled.connect(lambda _b: self.refresh())
-
-    # the view protocol of the main window
-    def set_area(self, area_id: int | None) -> None:
-        self.area_id = area_id
-        self.mark_dirty()
-
-    def mark_dirty(self) -> None:
-        self._dirty = True
-        if self.isVisible():
-            self.refresh()
-
-    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
-        super().showEvent(event)
-        if self._dirty:
-            self.refresh()
 
     def filters(self) -> dict[str, Any]:
         return {"status": self.status.currentData(), "category": self.category.currentData(),

@@ -27,6 +27,7 @@ from gridman.gui.qt import (
     Signal,
 )
 from gridman.gui.settings import app_settings
+from gridman.gui.views.stale import ReloadWhenVisible
 
 KIND_TITLES = {
     "residents": N_("实有人口"),
@@ -44,7 +45,7 @@ def kind_title(kind: str) -> str:
     return tr(KIND_TITLES[kind])
 
 
-class RegisterView(QWidget):
+class RegisterView(ReloadWhenVisible, QWidget):
     """Search box, filters and the table of one register. ``open_row(kind, id)`` on double-click."""
 
     open_row = Signal(str, int)
@@ -144,24 +145,8 @@ class RegisterView(QWidget):
         self.model.set_filters(self.current_filters())
         self._dirty = False
 
-    def set_area(self, area_id: int | None) -> None:
-        self.area_id = area_id
-        self._dirty = True
-        if self.isVisible():
-            self.apply_filters()
-
-    def mark_dirty(self) -> None:
-        self._dirty = True
-        if self.isVisible():
-            self.refresh()
-
     def refresh(self) -> None:
         self.apply_filters()
-
-    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
-        super().showEvent(event)
-        if self._dirty:
-            self.apply_filters()
 
     def _show_count(self, *_a: object) -> None:
         n = self.model.total
