@@ -166,7 +166,10 @@ class OfflineExchangePage(QWidget):
     # --- check out ------------------------------------------------------------------------------
     def _build_checkout(self) -> None:
         w = QWidget()
-        form = QFormLayout(w)
+        outer = QVBoxLayout(w)
+        form = QFormLayout()
+        outer.addLayout(form)
+        outer.addStretch(1)
         self.area_box = QComboBox()
         self.area_box.setObjectName("checkoutArea")
         self.area_box.setMinimumContentsLength(24)
@@ -198,9 +201,11 @@ class OfflineExchangePage(QWidget):
         self.checkout_progress = QProgressBar()
         self.checkout_progress.setRange(0, 0)  # the service reports no steps: a busy indicator
         self.checkout_progress.setVisible(False)
+        self.checkout_progress.setMaximumWidth(320)
         row = QHBoxLayout()
         row.addWidget(self.checkout_button)
-        row.addWidget(self.checkout_progress, 1)
+        row.addWidget(self.checkout_progress)
+        row.addStretch(1)
         form.addRow(row)
         self.checkout_label = QLabel(tr("把一个街道、社区或几个网格的台账导出为交换工作簿，交给没有联网的站点填写，再导回。"))
         self.checkout_label.setObjectName("checkoutResult")
@@ -445,10 +450,11 @@ class OfflineExchangePage(QWidget):
                   "追加处置记录 {steps} 条。").format(ins=t["inserted"], upd=t["updated"], same=t["unchanged"],
                                                conf=t["conflicts"], dele=t["deleted_offline"], gone=t["deleted"],
                                                steps=t["appended"])
-        per = [f"{register_name(k)}：+{v.get('inserted', 0)} / ~{v.get('updated', 0)} / !{v.get('conflicts', 0)}"
-               for k, v in r.counts.items() if any(v.get(x) for x in ("inserted", "updated", "conflicts"))]
+        per = [tr("{register}：新增 {ins}，更新 {upd}，冲突 {conf}").format(
+            register=register_name(k), ins=v.get("inserted", 0), upd=v.get("updated", 0), conf=v.get("conflicts", 0))
+            for k, v in r.counts.items() if any(v.get(x) for x in ("inserted", "updated", "conflicts"))]
         if per:
-            text += "\n" + tr("按台账（新增/更新/冲突）：") + "　".join(per)
+            text += "\n" + "；".join(per)
         if t["central_deleted"]:
             text += "\n" + tr("{n} 行已在中心删除，其离线修改未导入。").format(n=t["central_deleted"])
         return text
@@ -502,8 +508,11 @@ class OfflineExchangePage(QWidget):
             self.conflicts.setCellWidget(i, 6, cb)
             self.boxes.append(cb)
         self.conflicts.resizeColumnsToContents()
-        for c in range(6):
-            self.conflicts.setColumnWidth(c, min(max(self.conflicts.columnWidth(c), 70), 220))
+        hh = self.conflicts.horizontalHeader()
+        for c in range(7):
+            # the three values share the spare width; the others keep their contents' width
+            hh.setSectionResizeMode(c, QHeaderView.ResizeMode.Stretch if c in (3, 4, 5)
+                                    else QHeaderView.ResizeMode.ResizeToContents)
 
     def choose(self, row: int, choice: str) -> None:
         cb = self.boxes[row]
