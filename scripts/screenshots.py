@@ -321,6 +321,13 @@ def offline_exchange_shot(db, tmp: Path, settle, save) -> None:  # type: ignore[
     page.tabs.setCurrentIndex(0)
     settle(win.runner, 0.2)
     save(win, "offline-exchange-checkout")
+    page.run_apply()
+    settle(win.runner, 0.2)
+    page.tabs.setCurrentIndex(2)
+    settle(win.runner, 0.2)
+    page.package_table.selectRow(0)
+    settle(win.runner, 0.1)
+    save(win, "offline-exchange-packages")
     win.close()
     win.runner.wait()
 

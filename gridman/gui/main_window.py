@@ -152,7 +152,6 @@ class MainWindow(QMainWindow):
 
     def _make_exchange(self) -> QWidget:
         from gridman.gui.views.exchange_view import ExchangeView
-
         from gridman.gui.views.offline_view import OfflineExchangePage
 
         v = ExchangeView(self.runner, self.actor, self)

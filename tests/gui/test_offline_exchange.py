@@ -7,7 +7,6 @@ use the tabs."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from openpyxl import load_workbook

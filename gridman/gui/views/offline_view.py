@@ -19,7 +19,7 @@ undo; the tabs a role may not use are disabled, and the service refuses anyway.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,11 @@ def show_value(reg_key: str, field: str, v: Any) -> str:
     if col is not None and col.kind == "ref":
         return str(v)[:8] + "…"
     return str(v)
+
+
+def local_time(dt: datetime | None) -> str:
+    """A stored (naive UTC) timestamp in the user's local time."""
+    return "—" if dt is None else dt.replace(tzinfo=UTC).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def totals(counts: dict[str, dict[str, int]]) -> dict[str, int]:
@@ -634,13 +639,13 @@ class OfflineExchangePage(QWidget):
         for i, p in enumerate(self.packages):
             if p.checked_in_at is not None:
                 state = tr("已导回：{when}，{who}，批次 {batch}").format(
-                    when=f"{p.checked_in_at:%Y-%m-%d %H:%M}", who=who.get(p.checkin_batch_id or 0, "—"),
+                    when=local_time(p.checked_in_at), who=who.get(p.checkin_batch_id or 0, "—"),
                     batch=p.checkin_batch_id)
             else:
                 state = tr("已导出，待导回")
             n = sum((p.counts or {}).values())
             cells = (p.package_id[:8], f"{p.area_name}（{p.area_code}）", p.created_by or "—",
-                     f"{p.created_at:%Y-%m-%d %H:%M}", f"{n:,}", state, p.file_name or "")
+                     local_time(p.created_at), f"{n:,}", state, p.file_name or "")
             for j, text in enumerate(cells):
                 it = QTableWidgetItem(text)
                 if j == 0:
@@ -649,7 +654,7 @@ class OfflineExchangePage(QWidget):
                     it.setToolTip("\n".join(f"{register_name(k)}：{v:,}" for k, v in p.counts.items()))
                 t.setItem(i, j, it)
         t.resizeColumnsToContents()
-        t.horizontalHeader().setStretchLastSection(True)
+        t.horizontalHeader().setSectionResizeMode(6, QHeaderView.ResizeMode.Stretch)
         self._package_selected()
 
     def selected_package(self) -> exchange.PackageInfo | None:
