@@ -169,3 +169,57 @@ def test_roles_without_the_permissions_cannot_use_the_tabs(qtbot, sqlite_demo, s
         assert (not page.undo_button.isHidden()) is can_in
         wait_runner(qtbot, runner)
         runner.wait()
+
+
+def test_cell_errors_are_listed_by_sheet_row_and_column_and_nothing_is_written(qtbot, sqlite_demo, signed_in,
+                                                                                tmp_path):
+    """A workbook with a bad enumeration cell: the dry run is refused with a table naming the cell,
+    in English for an English user; no batch is recorded."""
+    from gridman.core.services import exchange
+    from gridman.gui import i18n
+    from gridman.gui.ops import OpRunner
+    from gridman.gui.qt import QLabel, QPushButton
+
+    clerk = signed_in("clerk")
+    book = tmp_path / "g.xlsx"
+    with sqlite_demo.work(clerk) as s:
+        exchange.checkout(s, clerk, out=book, grid_codes=[G1])
+    uuid, name = raw(sqlite_demo, "SELECT r.uuid, r.name FROM residents r JOIN areas a ON a.id = r.grid_id "
+                                  "WHERE a.code = ? ORDER BY r.id LIMIT 1", G1)[0]
+    bad = tmp_path / "bad.xlsx"
+    set_cell(book, bad, {uuid: {"状态": "外出"}})
+    i18n.set_language("en")
+    try:
+        runner = OpRunner(sqlite_demo, clerk)
+        page = OfflineExchangePage(runner, clerk)
+        qtbot.addWidget(page)
+        page.show()
+        page.tabs.setCurrentIndex(1)
+        page.in_edit.setText(str(bad))
+        page.run_dry()
+        qtbot.waitUntil(lambda: page.last_error is not None, timeout=20_000)
+        wait_runner(qtbot, runner)
+        assert isinstance(page.last_error, exchange.ExchangeInvalid)
+        assert page.stack.currentIndex() == 2 and page.issues.rowCount() >= 1
+        cells = [[page.issues.item(i, j).text() for j in range(4)] for i in range(page.issues.rowCount())]
+        wb_row = next(r for r in range(2, 10_000) if load_workbook(bad)["实有人口"].cell(r, 1).value == uuid)
+        assert ["Residents", str(wb_row), "Status"] in [c[:3] for c in cells]
+        assert any("外出" in c[3] for c in cells)
+        assert "nothing was imported" in page.checkin_label.text()
+        assert "nothing was imported" in page.error_box.text()
+        # the page's own text is English (data and the service's cell reasons aside)
+        import re
+
+        han = re.compile(r"[\u3400-\u9fff]")
+        texts = [page.tabs.tabText(i) for i in range(page.tabs.count())]
+        texts += [b.text() for b in page.findChildren(QPushButton)]
+        texts += [lb.text() for lb in page.findChildren(QLabel)]
+        for t in (page.conflicts, page.issues, page.package_table):
+            texts += [t.horizontalHeaderItem(c).text() for c in range(t.columnCount())]
+        bad_texts = [t for t in texts if han.search(t) and name not in t and "外出" not in t
+                     and str(tmp_path) not in t]
+        assert not bad_texts, bad_texts
+        assert raw(sqlite_demo, "SELECT count(*) FROM import_batches WHERE kind = 'exchange'") == [(0,)]
+        runner.wait()
+    finally:
+        i18n.set_language("zh_CN")
