@@ -143,6 +143,7 @@ class OfflineExchangePage(QWidget):
         self.dry: exchange.CheckinResult | None = None
         self.applied: exchange.CheckinResult | None = None
         self.rows: list[ConflictRow] = []
+        self.dry_path = ""
         self.last_error: BaseException | None = None
         self.packages: list[exchange.PackageInfo] = []
         self.boxes: list[Any] = []
@@ -157,6 +158,7 @@ class OfflineExchangePage(QWidget):
         can_out, can_in = actor.can(Perm.EXPORT), actor.can(Perm.IMPORT)
         self.tabs.setTabEnabled(0, can_out)
         self.tabs.setTabEnabled(1, can_in)
+        self.tabs.setTabEnabled(2, can_out or can_in)
         self.undo_button.setVisible(can_in)
         if not can_out:
             self.tabs.setTabToolTip(0, tr("您的角色没有导出数据的权限"))
@@ -166,7 +168,8 @@ class OfflineExchangePage(QWidget):
         self.tabs.currentChanged.connect(self._tab_changed)
         if can_out:
             self.load_areas()
-        self.load_packages()
+        if can_out or can_in:
+            self.load_packages()
 
     # --- check out ------------------------------------------------------------------------------
     def _build_checkout(self) -> None:
@@ -443,6 +446,7 @@ class OfflineExchangePage(QWidget):
             return
         actor = self.actor
         self.dry = self.applied = None
+        self.dry_path = path
         self.stack.setCurrentIndex(0)
         self._checkin_busy(True, tr("正在检查交换工作簿…"))
         # a dry run writes nothing: a read session, rolled back
@@ -535,7 +539,7 @@ class OfflineExchangePage(QWidget):
         return out
 
     def run_apply(self) -> None:
-        path = self.in_edit.text().strip()
+        path = self.dry_path  # the workbook the user saw checked, even if the path field changed since
         if self.dry is None or not path:
             return
         actor, choices, confirm = self.actor, self.choices(), self.confirm_deletes.isChecked()
@@ -623,7 +627,9 @@ class OfflineExchangePage(QWidget):
 
             from gridman.core.models import ImportBatch, User
 
-            pkgs = exchange.list_packages(s, actor)
+            # the packages of the areas the user sees (the service lists them all)
+            visible = {n.code for n in tree(s, actor)}
+            pkgs = [p for p in exchange.list_packages(s, actor) if p.area_code in visible]
             ids = [p.checkin_batch_id for p in pkgs if p.checkin_batch_id]
             who = dict(s.execute(select(ImportBatch.id, User.username).join(User, User.id == ImportBatch.user_id)
                                  .where(ImportBatch.id.in_(ids))).all()) if ids else {}
