@@ -18,7 +18,7 @@ from tests.gui.conftest import raw, wait_runner
 from tests.gui.test_mediation_gui import window
 
 COMMUNITY = "340104001001"  # 笔架山怡景园社区 of the demo sample
-G1 = "340104001001001"
+G1, G2 = "340104001001001", "340104001001002"
 
 
 def set_cell(path: Path, out: Path, edits: dict[str, dict[str, object]], *, sheet: str = "实有人口") -> None:
@@ -46,6 +46,12 @@ def test_check_out_edit_check_in_with_a_conflict_then_undo(qtbot, sqlite_demo, s
     assert page.parent() is view.exchange_box
     qtbot.waitUntil(page.isVisible, timeout=5_000)
     qtbot.waitUntil(lambda: page.area_box.count() > 0, timeout=10_000)
+    # the area selected in the tree is the one offered for check-out
+    community_id = raw(sqlite_demo, "SELECT id FROM areas WHERE code = ?", COMMUNITY)[0][0]
+    win.select_area(community_id)
+    qtbot.waitUntil(lambda: page.area_box.currentData() == community_id, timeout=5_000)
+    assert page.grid_list.count() == raw(sqlite_demo, "SELECT count(*) FROM areas WHERE level = 'grid' AND code LIKE ?",
+                                         COMMUNITY + "%")[0][0]
     # check out the community through the page
     page.select_checkout_area(COMMUNITY)
     book = tmp_path / "out.xlsx"
@@ -183,18 +189,33 @@ def test_cell_errors_are_listed_by_sheet_row_and_column_and_nothing_is_written(q
 
     clerk = signed_in("clerk")
     book = tmp_path / "g.xlsx"
-    with sqlite_demo.work(clerk) as s:
-        exchange.checkout(s, clerk, out=book, grid_codes=[G1])
     uuid, name = raw(sqlite_demo, "SELECT r.uuid, r.name FROM residents r JOIN areas a ON a.id = r.grid_id "
                                   "WHERE a.code = ? ORDER BY r.id LIMIT 1", G1)[0]
-    bad = tmp_path / "bad.xlsx"
-    set_cell(book, bad, {uuid: {"状态": "外出"}})
     i18n.set_language("en")
     try:
         runner = OpRunner(sqlite_demo, clerk)
         page = OfflineExchangePage(runner, clerk)
         qtbot.addWidget(page)
         page.show()
+        # a set of two grids of the community, checked out through the page
+        qtbot.waitUntil(lambda: page.area_box.count() > 0, timeout=10_000)
+        page.select_checkout_area(COMMUNITY)
+        page.only_grids.setChecked(True)
+        for i in range(page.grid_list.count()):
+            it = page.grid_list.item(i)
+            if it.data(Qt.ItemDataRole.UserRole) in (G1, G2):
+                it.setCheckState(Qt.CheckState.Checked)
+        assert page.checked_grids() == [G1, G2]
+        page.out_edit.setText(str(book))
+        page.run_checkout()
+        qtbot.waitUntil(lambda: page.checkout_result is not None, timeout=20_000)
+        n = raw(sqlite_demo, "SELECT count(*) FROM residents r JOIN areas a ON a.id = r.grid_id WHERE a.code IN (?, ?)",
+                G1, G2)[0][0]
+        assert page.checkout_result.counts["residents"] == n and page.checkout_result.area_code == COMMUNITY
+        meta = {r[0].value: r[2].value for r in load_workbook(book, read_only=True)["_元数据"].iter_rows(min_row=2)}
+        assert meta["grid_codes"] == f'["{G1}", "{G2}"]'
+        bad = tmp_path / "bad.xlsx"
+        set_cell(book, bad, {uuid: {"状态": "外出"}})
         page.tabs.setCurrentIndex(1)
         page.in_edit.setText(str(bad))
         page.run_dry()
