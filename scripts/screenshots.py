@@ -25,6 +25,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lang", default="zh_CN")
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    ap.add_argument("--only", choices=["offline-exchange"], help="render only this shot")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gridman-shots-"))
     os.environ["GRIDMAN_DATA_DIR"] = str(tmp / "data")
@@ -65,6 +66,12 @@ def main() -> int:
         path = out / f"{name}{suffix}.png"
         widget.grab().save(str(path))
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+    if args.only == "offline-exchange":
+        offline_exchange_shot(db, tmp, settle, save)
+        db.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 0
 
     runner = OpRunner(db)
     dlg = SignInDialog(runner)
@@ -194,6 +201,7 @@ def main() -> int:
     wiz.close()
     cwin.close()
     cwin.runner.wait()
+    offline_exchange_shot(db, tmp, settle, save)
     # the demo's boundaries are clean: a boundary file with a new grid drawn over its neighbours
     # (through the boundary import) and the holiday calendar give the check and the editor
     # something to show (the copy of the database only)
@@ -251,6 +259,77 @@ def main() -> int:
     db.dispose()
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def offline_exchange_shot(db, tmp: Path, settle, save) -> None:  # type: ignore[no-untyped-def]
+    """离线交换: a community checked out through the page, the workbook edited offline (openpyxl)
+    while some of the same residents change centrally, and the check-in's dry run with its
+    conflict table."""
+    from openpyxl import load_workbook
+    from sqlalchemy import select
+
+    from gridman.core.models import Area, Resident
+    from gridman.core.services import people
+    from gridman.core.services.auth import authenticate
+    from gridman.gui.main_window import MainWindow
+    from gridman.gui.ops import OpRunner
+
+    with db.begin() as s:
+        clerk = authenticate(s, "clerk", "gridman123")
+    win = MainWindow(db, clerk, runner=OpRunner(db, clerk))
+    win.resize(1440, 880)
+    win.show()
+    settle(win.runner)
+    win.show_view(7)
+    settle(win.runner)
+    page = win.exchange.build().exchange_widget
+    settle(win.runner)
+    page.select_checkout_area("340104001001")
+    book = tmp / "离线交换-怡景园社区.xlsx"
+    page.out_edit.setText(str(book))
+    page.run_checkout()
+    settle(win.runner, 0.2)
+    with db.session() as s:
+        g1 = s.scalar(select(Area.id).where(Area.code == "340104001001001"))
+        res = [(r.id, r.uuid) for r in s.scalars(select(Resident).where(Resident.grid_id == g1)
+                                                 .order_by(Resident.id).limit(6))]
+    offline = {res[0][1]: {"联系电话": "13955120001"}, res[1][1]: {"联系电话": "13955120002"},
+               res[2][1]: {"现住址": "怡景园小区3栋2单元502室"}, res[3][1]: {"状态": "迁出"},
+               res[4][1]: {"工作单位": "合肥市第一人民医院", "联系电话": "13955120005"}}
+    central = {res[1][0]: {"phone": "13855110002"}, res[2][0]: {"current_address": "怡景园小区3栋1单元301室"},
+               res[3][0]: {"status": "deceased"}, res[4][0]: {"employer": "安徽大学"}}
+    wb = load_workbook(book)
+    ws = wb["实有人口"]
+    col = {c.value: c.column for c in ws[1] if c.value}
+    for r in range(2, ws.max_row + 1):
+        for h, v in offline.get(ws.cell(r, 1).value, {}).items():
+            ws.cell(r, col[h], v)
+    back = tmp / "离线交换-怡景园社区-交回.xlsx"
+    wb.save(back)
+    for rid, changes in central.items():
+        with db.work(clerk) as s:
+            r = s.get(Resident, rid)
+            people.update_resident(s, clerk, rid, expected_version=r.version, **changes)
+    page.tabs.setCurrentIndex(1)
+    page.in_edit.setText(str(back))
+    page.run_dry()
+    settle(win.runner, 0.3)
+    if page.boxes:
+        page.choose(0, "offline")
+    settle(win.runner, 0.2)
+    save(win, "offline-exchange")
+    page.tabs.setCurrentIndex(0)
+    settle(win.runner, 0.2)
+    save(win, "offline-exchange-checkout")
+    page.run_apply()
+    settle(win.runner, 0.2)
+    page.tabs.setCurrentIndex(2)
+    settle(win.runner, 0.2)
+    page.package_table.selectRow(0)
+    settle(win.runner, 0.1)
+    save(win, "offline-exchange-packages")
+    win.close()
+    win.runner.wait()
 
 
 if __name__ == "__main__":

@@ -152,8 +152,11 @@ class MainWindow(QMainWindow):
 
     def _make_exchange(self) -> QWidget:
         from gridman.gui.views.exchange_view import ExchangeView
+        from gridman.gui.views.offline_view import OfflineExchangePage
 
-        return ExchangeView(self.runner, self.actor, self)
+        v = ExchangeView(self.runner, self.actor, self)
+        v.set_exchange_widget(OfflineExchangePage(self.runner, self.actor, self))
+        return v
 
     def _make_dashboard(self) -> QWidget:
         from gridman.gui.views.dashboard_view import DashboardView
@@ -327,7 +330,7 @@ class MainWindow(QMainWindow):
         self.area_id = int(area_id)
         self.area_label.setText(tr("当前区域：{name}").format(name=idx.data()))
         # an area outside the actor's own scope (an ancestor shown for context) narrows to the scope
-        for v in (self.residents, *self.registers.values(), self.dashboard, self.queue, self.admin):
+        for v in (self.residents, *self.registers.values(), self.dashboard, self.queue, self.admin, self.exchange):
             v.set_area(self.area_id)
         # the map keeps a selected grid in its community's context, highlighted
         is_grid = self._is_grid(self.area_id)

@@ -641,21 +641,26 @@ class ExchangeView(QWidget):
     def set_exchange_widget(self, w: QWidget) -> None:
         """Put the offline exchange page (issue 7) into its box; it takes the remaining height."""
         self.exchange_placeholder.hide()
+        self.exchange_widget = w
         self.exchange_layout.addWidget(w)
         last = self._layout.itemAt(self._layout.count() - 1)
         if last is not None and last.spacerItem() is not None:
             self._layout.takeAt(self._layout.count() - 1)
         self._layout.setStretchFactor(self.exchange_box, 1)
 
-    # the view protocol
-    def set_area(self, _area_id: int | None) -> None:
-        pass
+    # the view protocol (forwarded to the exchange page: its check-out follows the tree)
+    def set_area(self, area_id: int | None) -> None:
+        page = getattr(self, "exchange_widget", None)
+        if page is not None and hasattr(page, "set_area"):
+            page.set_area(area_id)
 
     def mark_dirty(self) -> None:
         pass
 
     def refresh(self) -> None:
-        pass
+        page = getattr(self, "exchange_widget", None)
+        if page is not None and hasattr(page, "refresh"):
+            page.refresh()
 
     def _keep(self, d: QDialog) -> QDialog:
         self.dialogs = [x for x in self.dialogs if x.isVisible()] + [d]
