@@ -261,3 +261,28 @@ def test_one_writer_waits_for_another_instead_of_failing(tmp_path):
     with d.session() as s:
         assert s.scalar(select(func.count()).select_from(Resident)) == 2
     d.dispose()
+
+
+def test_update_user_checks_role_area_and_self_lockout(db):
+    t = build_tree(db)
+    admin_actor = make_user(db, "boss", Role.ADMIN)
+    staff = make_user(db, "sq1", Role.COMMUNITY_STAFF, area_id=t.community)
+    with pytest.raises(ValidationError), db.work(admin_actor) as s:  # a supervisor needs a street
+        auth.update_user(s, admin_actor, staff.user_id, role="street_supervisor", area_id=t.community)
+    with pytest.raises(ValidationError), db.work(admin_actor) as s:  # no locking oneself out
+        auth.update_user(s, admin_actor, admin_actor.user_id, active=False)
+    with pytest.raises(PermissionDenied), db.work(staff) as s:
+        auth.update_user(s, staff, staff.user_id, display_name="x")
+    with db.work(admin_actor) as s:
+        auth.update_user(s, admin_actor, staff.user_id, role="street_supervisor", area_id=t.street, active=False,
+                         new_password="another1")
+    with db.session() as s:
+        from gridman.core.models import User
+
+        u = s.get(User, staff.user_id)
+        assert (u.role, u.area_id, u.active) == ("street_supervisor", t.street, False)
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.table_name == "users", AuditEntry.row_id == u.id,
+                                                   AuditEntry.action == "update")).one()
+        assert entry.changes["password_hash"] == ["***", "***"] and entry.changes["active"] == [True, False]
+    with pytest.raises(PermissionDenied), db.session() as s, s.begin():
+        auth.authenticate(s, "sq1", "another1")  # disabled

@@ -291,3 +291,37 @@ def test_double_click_opens_households_and_other_rows(qtbot, sqlite_demo):
     rd.close()
     win.close()
     win.runner.wait()
+
+
+def test_admin_changes_a_users_role_and_disables_an_account(qtbot, sqlite_demo):
+    """系统管理 → 修改用户: the community account becomes a street supervisor of 琥珀街道 and is
+    disabled; it can no longer sign in; the audit log has the change but never a password hash."""
+    win = open_window(qtbot, sqlite_demo, "admin")
+    win.show_view(5)
+    admin = win.admin
+    users = admin.users
+    qtbot.waitUntil(lambda: users.model.total is not None and users.model.rowCount() > 0, timeout=10_000)
+    uid, street = raw(sqlite_demo, "SELECT u.id, a.id FROM users u, areas a WHERE u.username = 'community' "
+                                   "AND a.name = '琥珀街道'")[0]
+    row = next(r for r in range(users.model.rowCount()) if users.model.row_id(r) == uid)
+    users.table.selectRow(row)
+    admin.edit_user()
+    d = admin.edit_dialog
+    qtbot.waitUntil(lambda: d.version is not None, timeout=10_000)
+    assert d.username.text() == "community" and d.active.isChecked()
+    d.role.setCurrentIndex(d.role.findData("street_supervisor"))
+    d.area.setCurrentIndex(d.area.findData(street))
+    d.active.setChecked(False)
+    type_text(qtbot, d.password, "newpass99")
+    with qtbot.waitSignal(d.accepted, timeout=10_000):
+        qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    assert raw(sqlite_demo, "SELECT role, area_id, active FROM users WHERE id = ?", uid) == [
+        ("street_supervisor", street, 0)]
+    changes = raw(sqlite_demo, "SELECT changes FROM audit_log WHERE table_name = 'users' AND row_id = ? "
+                               "AND action = 'update'", uid)[0][0]
+    assert '"***"' in changes and "scrypt" not in changes
+    runner, dlg = sign_in(qtbot, sqlite_demo, "community", "newpass99")
+    qtbot.mouseClick(dlg.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "不正确" in dlg.message.text(), timeout=10_000)
+    win.close()
+    win.runner.wait()

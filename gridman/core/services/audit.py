@@ -22,6 +22,7 @@ from gridman.core.services.permissions import Actor
 
 SKIP_TABLES = {"audit_log"}
 SKIP_COLUMNS = {"version", "updated_at", "created_at"}
+REDACTED_COLUMNS = {"password_hash"}  # the log says that it changed, never the hash itself
 
 
 def jsonable(value: Any) -> Any:
@@ -77,6 +78,10 @@ def _after_flush(session: Session, _ctx: Any) -> None:
         changes: dict[str, list[Any]] = {}
         for key in _column_attrs(obj):
             if key in SKIP_COLUMNS:
+                continue
+            if key in REDACTED_COLUMNS:
+                if action != "update" or state.attrs[key].history.has_changes():
+                    changes[key] = ["***" if action != "insert" else None, "***" if action != "delete" else None]
                 continue
             if action == "insert":
                 v = getattr(obj, key)

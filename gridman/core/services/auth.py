@@ -68,6 +68,48 @@ def create_user(session: Session, actor: Actor, *, username: str, display_name: 
     return user
 
 
+def update_user(session: Session, actor: Actor, user_id: int, *, expected_version: int | None = None,
+                display_name: str | None = None, role: Role | str | None = None, area_id: int | None = None,
+                active: bool | None = None, new_password: str | None = None) -> User:
+    """Change an account: name, role and scope area (checked together as in :func:`create_user`),
+    enabled or disabled, a new password. The built-in system account and one's own role/activity
+    are not changed here (an administrator cannot lock themselves out)."""
+    require(actor, Perm.MANAGE_USERS)
+    user = session.get(User, user_id)
+    if user is None or user.is_system:
+        raise NotFound(f"用户 {user_id} 不存在", en=f"No user {user_id}")
+    if expected_version is not None and user.version != expected_version:
+        from gridman.core.services.errors import ConflictError
+
+        raise ConflictError(f"用户 {user.username} 已被其他人修改，请重新加载。",
+                            en=f"User {user.username} was changed meanwhile; reload.")
+    if user.id == actor.user_id and ((role is not None and Role(role) != Role(user.role)) or active is False):
+        raise ValidationError("不能修改自己的角色或停用自己的账号", field="role",
+                              en="You cannot change your own role or disable your own account")
+    new_role = Role(role) if role is not None else Role(user.role)
+    area = session.get(Area, area_id) if area_id is not None else (
+        session.get(Area, user.area_id) if user.area_id else None)
+    need = ROLE_AREA_LEVEL[new_role]
+    if need is not None and (area is None or area.level != need):
+        raise ValidationError(f"该角色需要指定一个{'社区' if need == AreaLevel.COMMUNITY else '街道'}",
+                              field="area", en=f"This role needs a {need.value} as its area")
+    if display_name is not None:
+        if not display_name.strip():
+            raise ValidationError("姓名不能为空", field="display_name", en="Name is required")
+        user.display_name = display_name.strip()
+    user.role = new_role.value
+    user.area_id = area.id if area is not None and need is not None else (area_id if area_id is not None
+                                                                          else user.area_id)
+    if active is not None:
+        user.active = active
+    if new_password:
+        if len(new_password) < 6:
+            raise ValidationError("密码至少 6 位", field="password", en="Password must have at least 6 characters")
+        user.password_hash = hash_password(new_password)
+    session.flush()
+    return user
+
+
 def assign_warden(session: Session, actor: Actor, *, user: User, grid: Area, start: date | None = None,
                   primary: bool = True) -> WardenAssignment:
     require(actor, Perm.MANAGE_AREAS, grid)

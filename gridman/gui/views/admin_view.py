@@ -14,6 +14,7 @@ from gridman.gui.errors import describe, show_error, show_info
 from gridman.gui.i18n import language, tr
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -90,6 +91,78 @@ class UserForm(QDialog):
         self.message.setText(describe(exc)[0])
 
 
+class EditUserForm(QDialog):
+    """修改用户: name, role, scope area, enabled, a new password (services.auth.update_user)."""
+
+    def __init__(self, runner: OpRunner, actor: Actor, user_id: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runner, self.actor, self.user_id = runner, actor, user_id
+        self.version: int | None = None
+        self.setObjectName("editUser")
+        self.setWindowTitle(tr("修改用户"))
+        form = QFormLayout(self)
+        self.username = QLabel()
+        self.display_name, self.password = QLineEdit(), QLineEdit()
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password.setPlaceholderText(tr("留空则不修改"))
+        self.role = QComboBox()
+        for r in enums.Role:
+            self.role.addItem(enums.label(r, language()), r.value)
+        self.area = QComboBox()
+        self.area.addItem(tr("（不限）"), None)
+        self.active = QCheckBox(tr("启用"))
+        form.addRow(tr("用户名"), self.username)
+        form.addRow(tr("姓名"), self.display_name)
+        form.addRow(tr("新密码"), self.password)
+        form.addRow(tr("角色"), self.role)
+        form.addRow(tr("管辖区域"), self.area)
+        form.addRow("", self.active)
+        self.message = QLabel()
+        self.message.setStyleSheet("color: #b00020;")
+        self.message.setWordWrap(True)
+        form.addRow(self.message)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(tr("保存"))
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText(tr("取消"))
+        self.buttons.accepted.connect(self.save)
+        self.buttons.rejected.connect(self.reject)
+        form.addRow(self.buttons)
+
+        def load(s, _t):  # type: ignore[no-untyped-def]
+            u = s.get(User, user_id)
+            areas = registers.area_choices(s, levels=("street", "community"))
+            return (u.username, u.display_name, u.role, u.area_id, u.active, u.version), areas
+
+        runner.run(load, on_done=self._loaded, on_error=lambda e: show_error(self, e), label="user")
+
+    def _loaded(self, data: tuple) -> None:  # type: ignore[type-arg]
+        (username, name, role, area_id, active, version), areas = data
+        for i, n, lv in areas:
+            self.area.addItem(f"{n}（{enums.label(lv, language(), enums.AreaLevel)}）", i)
+        self.username.setText(username)
+        self.display_name.setText(name)
+        self.role.setCurrentIndex(max(0, self.role.findData(role)))
+        self.area.setCurrentIndex(max(0, self.area.findData(area_id)))
+        self.active.setChecked(bool(active))
+        self.version = version
+
+    def save(self) -> None:
+        actor, uid, version = self.actor, self.user_id, self.version
+        kw = {"display_name": self.display_name.text(), "role": self.role.currentData(),
+              "area_id": self.area.currentData(), "active": self.active.isChecked(),
+              "new_password": self.password.text() or None}
+
+        def job(s, _t):  # type: ignore[no-untyped-def]
+            return auth.update_user(s, actor, uid, expected_version=version, **kw).id
+
+        self.runner.run(job, mode="write", on_done=self._done, on_error=lambda e: self.message.setText(describe(e)[0]),
+                        label="update-user")
+
+    def _done(self, uid: int) -> None:
+        self.runner.changed.emit("users", [uid])
+        self.accept()
+
+
 class AssignForm(QDialog):
     """分配网格: give a warden a grid (from today)."""
 
@@ -147,6 +220,7 @@ class AdminView(QWidget):
         if actor.can(Perm.MANAGE_USERS):
             self.users = RegisterView(runner, actor, "users")
             self.users.add_action(tr("新建用户"), self.new_user, name="newUser")
+            self.users.add_action(tr("修改用户"), self.edit_user, name="editUser")
             self.users.add_action(tr("分配网格"), self.assign, name="assignGrid")
             self.tabs.insertTab(0, self.users, tr("用户与角色"))
             self.tabs.setCurrentIndex(0)
@@ -180,6 +254,14 @@ class AdminView(QWidget):
 
     def new_user(self) -> None:
         UserForm(self.runner, self.actor, self).open()
+
+    def edit_user(self) -> None:
+        ids = self.users.selected_ids() if self.users else []
+        if len(ids) != 1:
+            show_info(self, tr("请先在列表中选择一位用户。"))
+            return
+        self.edit_dialog = EditUserForm(self.runner, self.actor, ids[0], self)
+        self.edit_dialog.open()
 
     def assign(self) -> None:
         ids = self.users.selected_ids() if self.users else []
