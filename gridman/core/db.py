@@ -11,7 +11,6 @@ import ast
 import functools
 import os
 import re
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -306,12 +305,6 @@ def upgrade_database(database: Database, *, target: str = "head") -> UpgradeResu
             )
     command.upgrade(_alembic_config(database), target)
     return UpgradeResult(cur, head, backup)
-
-
-def copy_sqlite_file(src: Path, dest: Path) -> None:
-    """Copy a database file (used by ``make run`` to never touch the committed sample)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dest)
 
 
 def table_counts(session: Session) -> dict[str, int]:
