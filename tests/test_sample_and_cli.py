@@ -132,3 +132,18 @@ def test_python_dash_m_and_env_db(tmp_path):
                        env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["url"].endswith("env.sqlite")
+
+
+def test_sample_ids_stay_unique_and_consistent_when_a_day_is_full():
+    """More people born on one day in one area than sequence numbers: the ID moves to the day
+    before and the generator stores that date, so ID and birth date still agree."""
+    from datetime import date
+
+    from gridman.core.sample import Rand, _Generator
+
+    g = _Generator.__new__(_Generator)  # only the ID allocator is exercised
+    g.rng, g.id_seq = Rand(1), {}
+    got = [g.citizen_id("340104", date(1990, 1, 1), "M") for _ in range(1200)]
+    assert len({cid for cid, _ in got}) == 1200
+    assert all(idcard.parse(cid).birth_date == born for cid, born in got)
+    assert {born for _, born in got} >= {date(1990, 1, 1), date(1989, 12, 31)}

@@ -316,13 +316,15 @@ class _Generator:
         self.w.add(Area, row)
         return row
 
-    def citizen_id(self, area_code: str, born: date, sex: str) -> str:
+    def citizen_id(self, area_code: str, born: date, sex: str) -> tuple[str, date]:
+        """A unique valid ID and the birth date it encodes (the day before when all 500 sequence
+        numbers of that area, day and sex are taken — the caller stores the date returned)."""
         key = (area_code, born, sex)
         n = self.id_seq.get(key, self.rng.randrange(0, 40))
         self.id_seq[key] = n + 1
-        if n >= 500:  # extremely unlikely; move to a neighbouring day
-            return self.citizen_id(area_code, born + timedelta(days=1), sex)
-        return idcard.make(area_code, born, n, sex)
+        if n >= 500:
+            return self.citizen_id(area_code, born - timedelta(days=1), sex)
+        return idcard.make(area_code, born, n, sex), born
 
     def birth(self, age_lo: int, age_hi: int) -> date:
         age_days = self.rng.randint(age_lo * 365, age_hi * 365 + 364)
@@ -595,7 +597,9 @@ class _Generator:
             self.grid_residents.append((rid, name))
             age = (self.today - born).days // 365
             has_id = age >= 16 or rng.random() < 0.85
-            cid = self.citizen_id(origin if rel != "grandchild" else "340104", born, sex) if has_id else None
+            cid = None
+            if has_id:
+                cid, born = self.citizen_id(origin if rel != "grandchild" else "340104", born, sex)
             self.w.add(Resident, {
                 "id": rid, "household_id": hid, "grid_id": grid["id"], "name": name, "sex": sex,
                 "ethnicity": rng.choice(ETHNICITIES), "citizen_id": cid, "birth_date": born,
