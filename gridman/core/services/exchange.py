@@ -1157,37 +1157,45 @@ def apply_timeline(session: Session, actor: Actor, incident_ids: Iterable[int], 
     return audits
 
 
-def _insert_rows(ctx: _Ctx, reg: Register, rows: list[WbRow], actor: Actor, batch_id: int | None, note: str,
-                 notes: list[str], now: datetime, keep_version: bool = False) -> None:
-    if not rows:
-        return
+def _new_row(ctx: _Ctx, reg: Register, w: WbRow, notes: list[str], now: datetime, *, version: int) -> dict[str, Any]:
+    """The column values of a workbook row about to be inserted, with the defaults a new row needs."""
+    v = _db_values(ctx, reg, w.vals, reg.fields, notes, w.row)
+    v["uuid"] = w.uuid
+    if reg.versioned:
+        v["version"] = version
+        v["created_at"] = now
+        v["updated_at"] = now
+    if reg.key == "incidents":
+        v.update(_incident_extras(ctx, v.get("grid_id")))
+        v["level"] = v.get("level") or "grid"
+        v["status"] = v.get("status") or "reported"
+        v["level_entered_at"] = v.get("reported_at") or now
+    if reg.key == "households":
+        v["kind"] = v.get("kind") or "family"
+    if reg.key == "residents":
+        v["status"] = v.get("status") or "active"
+    v.pop("incident_title", None)
+    return v
+
+
+def _write_new(ctx: _Ctx, reg: Register, params: list[dict[str, Any]]) -> None:
+    """Insert the rows and remember their new ids by uuid."""
     t = TABLES[reg.key]
-    params = []
-    for w in rows:
-        v = _db_values(ctx, reg, w.vals, reg.fields, notes, w.row)
-        v["uuid"] = w.uuid
-        if reg.versioned:
-            v["version"] = 1
-            v["created_at"] = now
-            v["updated_at"] = now
-        if reg.key == "incidents":
-            v.update(_incident_extras(ctx, v.get("grid_id")))
-            v["level"] = v.get("level") or "grid"
-            v["status"] = v.get("status") or "reported"
-            v["level_entered_at"] = v.get("reported_at") or now
-        if reg.key == "households":
-            v["kind"] = v.get("kind") or "family"
-        if reg.key == "residents":
-            v["status"] = v.get("status") or "active"
-        v.pop("incident_title", None)
-        params.append(v)
-    if reg.key == "incident_steps":
-        _number_steps(ctx, params)
     for chunk in iter_chunks(params, 2000):
         ctx.s.execute(insert(t), chunk)
     for chunk in iter_chunks([p["uuid"] for p in params]):
         for r in ctx.s.execute(select(t.c.id, t.c.uuid).where(t.c.uuid.in_(chunk))):
             ctx.ids[reg.key][r.uuid] = r.id
+
+
+def _insert_rows(ctx: _Ctx, reg: Register, rows: list[WbRow], actor: Actor, batch_id: int | None, note: str,
+                 notes: list[str], now: datetime, keep_version: bool = False) -> None:
+    if not rows:
+        return
+    params = [_new_row(ctx, reg, w, notes, now, version=1) for w in rows]
+    if reg.key == "incident_steps":
+        _number_steps(ctx, params)
+    _write_new(ctx, reg, params)
     if batch_id is not None or note:
         au = []
         for p in params:
@@ -1637,23 +1645,10 @@ def _insert_local(ctx: _Ctx, reg: Register, rows: list[WbRow], now: datetime, no
     """Rows of a package into the local database with their own uuid and export version."""
     if not rows:
         return
-    t = TABLES[reg.key]
     orig = ctx.pkg.originals.get(reg.key, {})
     params = []
     for w in rows:
-        v = _db_values(ctx, reg, w.vals, reg.fields, notes, w.row)
-        v["uuid"] = w.uuid
-        if reg.versioned:
-            v["version"] = orig[w.uuid][0] if w.uuid in orig else 1
-            v["created_at"] = now
-            v["updated_at"] = now
-        if reg.key == "incidents":
-            v.update(_incident_extras(ctx, v.get("grid_id")))
-            v["level"] = v.get("level") or "grid"
-            v["status"] = v.get("status") or "reported"
-            v["level_entered_at"] = v.get("reported_at") or now
-        if reg.key == "households":
-            v["kind"] = v.get("kind") or "family"
+        v = _new_row(ctx, reg, w, notes, now, version=orig[w.uuid][0] if w.uuid in orig else 1)
         if reg.key == "incident_steps" and v.get("seq") is None:
             v["seq"] = 0
         if reg.key == "residents" and v.get("citizen_id") and "*" in v["citizen_id"]:
@@ -1661,11 +1656,7 @@ def _insert_local(ctx: _Ctx, reg: Register, rows: list[WbRow], now: datetime, no
         params.append(v)
     if reg.key == "incident_steps" and any(p["seq"] == 0 for p in params):
         _number_steps(ctx, [p for p in params if p["seq"] == 0])
-    for chunk in iter_chunks(params, 2000):
-        ctx.s.execute(insert(t), chunk)
-    for chunk in iter_chunks([p["uuid"] for p in params]):
-        for r in ctx.s.execute(select(t.c.id, t.c.uuid).where(t.c.uuid.in_(chunk))):
-            ctx.ids[reg.key][r.uuid] = r.id
+    _write_new(ctx, reg, params)
 
 
 def _wipe_local(session: Session, actor: Actor) -> None:
