@@ -33,6 +33,24 @@ from gridman.gui.qt import (
 from gridman.gui.views.register_view import RegisterView
 
 
+def _role_combo() -> QComboBox:
+    combo = QComboBox()
+    for r in enums.Role:
+        combo.addItem(enums.label(r, language()), r.value)
+    return combo
+
+
+def _area_combo() -> QComboBox:
+    combo = QComboBox()
+    combo.addItem(tr("（不限）"), None)
+    return combo
+
+
+def _add_areas(combo: QComboBox, areas: list[tuple[int, str, str]]) -> None:
+    for i, n, lv in areas:
+        combo.addItem(f"{n}（{enums.label(lv, language(), enums.AreaLevel)}）", i)
+
+
 class UserForm(QDialog):
     """新建用户: user name, name, password, role and (for staff roles) the area."""
 
@@ -45,11 +63,7 @@ class UserForm(QDialog):
         form = QFormLayout(self)
         self.username, self.display_name, self.password = QLineEdit(), QLineEdit(), QLineEdit()
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
-        self.role = QComboBox()
-        for r in enums.Role:
-            self.role.addItem(enums.label(r, language()), r.value)
-        self.area = QComboBox()
-        self.area.addItem(tr("（不限）"), None)
+        self.role, self.area = _role_combo(), _area_combo()
         form.addRow(tr("用户名"), self.username)
         form.addRow(tr("姓名"), self.display_name)
         form.addRow(tr("初始密码"), self.password)
@@ -68,8 +82,7 @@ class UserForm(QDialog):
                    label="areas")
 
     def _areas(self, areas: list[tuple[int, str, str]]) -> None:
-        for i, n, lv in areas:
-            self.area.addItem(f"{n}（{enums.label(lv, language(), enums.AreaLevel)}）", i)
+        _add_areas(self.area, areas)
 
     def save(self) -> None:
         actor = self.actor
@@ -105,11 +118,7 @@ class EditUserForm(QDialog):
         self.display_name, self.password = QLineEdit(), QLineEdit()
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setPlaceholderText(tr("留空则不修改"))
-        self.role = QComboBox()
-        for r in enums.Role:
-            self.role.addItem(enums.label(r, language()), r.value)
-        self.area = QComboBox()
-        self.area.addItem(tr("（不限）"), None)
+        self.role, self.area = _role_combo(), _area_combo()
         self.active = QCheckBox(tr("启用"))
         form.addRow(tr("用户名"), self.username)
         form.addRow(tr("姓名"), self.display_name)
@@ -137,8 +146,7 @@ class EditUserForm(QDialog):
 
     def _loaded(self, data: tuple) -> None:  # type: ignore[type-arg]
         (username, name, role, area_id, active, version), areas = data
-        for i, n, lv in areas:
-            self.area.addItem(f"{n}（{enums.label(lv, language(), enums.AreaLevel)}）", i)
+        _add_areas(self.area, areas)
         self.username.setText(username)
         self.display_name.setText(name)
         self.role.setCurrentIndex(max(0, self.role.findData(role)))
