@@ -103,6 +103,7 @@ def test_warden_cannot_see_another_grids_residents(qtbot, sqlite_demo):
     win.residents.search.setText(stranger)
     win.residents.apply_filters()
     qtbot.waitUntil(lambda: win.residents.model.total == 0, timeout=10_000)
+    wait_runner(qtbot, win.runner)  # the count and the first page are separate reads; both must land
     assert win.residents.model.rowCount() == 0
     # and opening such a resident directly is refused with a dialog, not shown
     other_id = raw(sqlite_demo, f"SELECT id FROM residents WHERE grid_id NOT IN ({','.join(map(str, own))}) LIMIT 1")[0][0]
