@@ -1,16 +1,20 @@
 """The census import's bulk paths (both databases): column-wise cleaning gives exactly what cleaning
 cell by cell gives, and the audit rows the database builds for new residents hold exactly the
-stored values — with the characters JSON must escape — and undo removes everything."""
+stored values — with the characters JSON must escape — in their compact form (values only, the
+field order kept in the batch), which the resident's history shows expanded; undo removes everything."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from types import SimpleNamespace
 
+import pytest
 from sqlalchemy import select
 
 from gridman.core.models import AuditEntry, Resident, ResidentTag, Tag
-from gridman.core.services import audit, cleaning
+from gridman.core.services import audit, cleaning, people, registers
 from gridman.core.services import census_import as ci
+from gridman.core.services.errors import ConflictError
 from gridman.core.services.permissions import system_actor
 from tests.census_util import counts, make_id, write_xlsx
 from tests.helpers import build_tree
@@ -96,8 +100,13 @@ def test_new_residents_audit_rows_hold_the_stored_values_then_undo(db, tmp_path)
     assert res.status == "imported", res.issues
     assert (res.inserted, res.households_created, res.tags_added) == (3, 2, 3)
     with db.session() as s:
-        entries = {a.row_id: a for a in s.scalars(select(AuditEntry).where(
+        fields = audit.batch_fields(s, res.batch_id, "residents")
+        assert fields == [*AUDITED, "tags"]
+        raw = {a.row_id: a for a in s.scalars(select(AuditEntry).where(
             AuditEntry.batch_id == res.batch_id, AuditEntry.table_name == "residents"))}
+        assert all(isinstance(a.changes, list) and len(a.changes) == len(fields) for a in raw.values())
+        entries = {rid: SimpleNamespace(action=a.action, row_uuid=a.row_uuid, username=a.username, user_id=a.user_id,
+                                        changes=audit.expand(a.changes, fields)) for rid, a in raw.items()}
         tag_code = dict(s.execute(select(Tag.id, Tag.code)).all())
         stored = list(s.scalars(select(Resident).order_by(Resident.id)))
         assert len(stored) == len(entries) == 3
@@ -117,9 +126,37 @@ def test_new_residents_audit_rows_hold_the_stored_values_then_undo(db, tmp_path)
         assert entries[zs.id].changes["tags"] == [None, ["disabled", "low_income"]]  # the cell's order
         ls = next(r for r in stored if r.name == "李四")
         assert "tags" not in entries[ls.id].changes and "phone" not in entries[ls.id].changes
+        # the resident's history (what the form shows) has the expanded entry, ID masked for roles without it
+        hist = registers.resident_history(s, admin, zs.id)
+        assert [(h.action, h.changes) for h in hist] == [("insert", entries[zs.id].changes)]
     with db.work(admin) as s:
         u = ci.undo_import(s, admin, batch_id=res.batch_id)
     assert (u.residents_deleted, u.households_deleted, u.tags_removed) == (3, 2, 3)
     after = counts(db)
     assert {k: after[k] for k in ("residents", "households", "resident_tags")} == {
         k: before[k] for k in ("residents", "households", "resident_tags")}
+
+
+def test_history_of_an_imported_resident_then_edited(db, tmp_path):
+    """The compact insert entry and a later ORM update read back as one history; undo is refused."""
+    build_tree(db)
+    with db.session() as s:
+        admin = system_actor(s)
+    cid = make_id(date(1980, 1, 2), "M")
+    path = write_xlsx(tmp_path / "one.xlsx", [["户号", "网格", "姓名", "公民身份号码", "联系电话", "与户主关系"],
+                                              ["H1", G1, "张三", cid, "13800138000", "户主"]])
+    with db.work(admin) as s:
+        res = ci.import_census(s, admin, path=path)
+    assert res.status == "imported", res.issues
+    with db.session() as s:
+        rid = s.scalar(select(Resident.id).where(Resident.citizen_id == cid))
+    with db.work(admin) as s:
+        people.update_resident(s, admin, rid, expected_version=1, phone="13900139000")
+    with db.session() as s:
+        hist = registers.resident_history(s, admin, rid)
+    assert [h.action for h in hist] == ["update", "insert"]
+    assert hist[0].changes["phone"] == ["13800138000", "13900139000"]
+    assert hist[1].changes["phone"] == [None, "13800138000"]
+    assert hist[1].changes["citizen_id"] == [None, cid] and hist[1].changes["name"] == [None, "张三"]
+    with db.work(admin) as s, pytest.raises(ConflictError):
+        ci.undo_import(s, admin, batch_id=res.batch_id)

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from gridman.core.enums import Role
 from gridman.core.models import AuditEntry, ImportBatch, Resident, Setting
+from gridman.core.services import audit, people
 from gridman.core.services import census_import as ci
-from gridman.core.services import people
 from gridman.core.services.errors import ConflictError, PermissionDenied
 from gridman.core.services.permissions import system_actor
 from tests.census_util import counts, make_id, residents, write_xlsx
@@ -90,7 +90,9 @@ def test_title_rows_notes_row_every_date_form_exact_db_content(db, tmp_path):
         entries = list(s.scalars(select(AuditEntry).where(AuditEntry.batch_id == res.batch_id)))
         acts = sorted((a.table_name, a.action) for a in entries)
         assert acts == sorted([("households", "insert")] * 2 + [("residents", "insert")] * 7)
-        zs = next(a.changes for a in entries if a.changes.get("name") == [None, "张三"])
+        fields = audit.batch_fields(s, res.batch_id, "residents")
+        expanded = [audit.expand(a.changes, fields if a.table_name == "residents" else None) for a in entries]
+        zs = next(c for c in expanded if c.get("name") == [None, "张三"])
         assert zs["tags"] == [None, ["low_income", "disabled"]]
         assert zs["citizen_id"] == [None, ID_A] and zs["birth_date"] == [None, "1980-01-02"]
         assert zs["relation_to_head"] == [None, "head"]

@@ -1118,12 +1118,21 @@ class _BulkInserter:
 _JSON_ENCODE = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
 
 
-def _uuid4s(n: int) -> Iterator[str]:
-    """``n`` random (version 4) UUID strings, like ``str(uuid.uuid4())`` but 5× cheaper in bulk."""
-    raw = os.urandom(16 * n).hex()
-    for i in range(0, 32 * n, 32):
-        h = raw[i:i + 32]
-        yield f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+def _uuid7s(n: int) -> Iterator[str]:
+    """``n`` time-ordered UUIDs (RFC 9562 version 7: 48-bit Unix milliseconds, then a 74-bit
+    counter that starts at a random value and counts up — the standard's "monotonic random"
+    method), increasing in the order given. Bulk rows get ordered keys, so their unique uuid
+    index grows at its right edge instead of at random pages (measured: 0.35 s of 8 s in a
+    100,000-row import), while staying unique across machines like version 4."""
+    ms = time.time_ns() // 1_000_000
+    head = (ms << 80) | (7 << 76)
+    c = int.from_bytes(os.urandom(10)) >> 7  # 73 random bits: room to count up without overflow
+    low = (1 << 62) - 1
+    for _ in range(n):
+        x = head | ((c >> 62) << 64) | (2 << 62) | (c & low)
+        h = f"{x:032x}"
+        yield f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        c += 1
 
 
 class _DtText:
@@ -1163,28 +1172,23 @@ def _raw_in(conn: Any, sql: str, values: Sequence[Any], *, before: tuple[Any, ..
 
 def _insert_audit_sql(conn: Any, keys: Sequence[str]) -> str:
     """``INSERT … SELECT`` writing the audit row of each new resident whose uuid is in the IN
-    list, its ``changes`` ``{field: [null, value]}`` (non-null fields only, plus ``tags`` with the
-    codes of its tags in insertion order) built by the database's JSON functions from the row as
-    stored — the same content :func:`audit.jsonable` gives (dates as ISO text), without a
-    Python dict and a JSON encode per row. Parameters: at, user_id, username, batch_id, the uuids."""
+    list, built by the database from the row as stored: a compact insert entry (see
+    :mod:`audit`), ``changes`` = the values of ``keys`` and then the codes of its tags in
+    insertion order (null when none) — ``audit.expand`` with the field order ``[*keys, "tags"]``
+    gives what :func:`audit.jsonable` would (dates as ISO text). Measured on 100,000 new residents
+    (SQLite): 0.69 s and 19 MB, against 1.25 s and 52 MB for the ``{field: [null, value]}`` form.
+    Parameters: at, user_id, username, batch_id, the uuids."""
     q = conn.dialect.identifier_preparer.quote
-    sqlite = conn.dialect.name == "sqlite"
-    mark = "?" if sqlite else "%s"
-    if sqlite:  # text concatenation: cheaper than json_object + json_patch (measured 0.8 s vs 1.0 s / 100,000)
-        rc = Resident.__table__.c
-        parts = [f"',\"{k}\":[null,' || json_quote(r.{q(k)}) || ']'" if not rc[k].nullable  # NOT NULL: no test
-                 else f"CASE WHEN r.{q(k)} IS NULL THEN '' ELSE ',\"{k}\":[null,' || json_quote(r.{q(k)}) || ']' END"
-                 for k in keys]
-        parts.append("coalesce(',\"tags\":[null,' || (SELECT CASE WHEN count(*) > 0 THEN json_group_array(code) END "
-                     "FROM (SELECT t.code AS code FROM resident_tags x JOIN tags t ON t.id = x.tag_id "
-                     "WHERE x.resident_id = r.id ORDER BY x.id)) || ']', '')")
-        changes = f"'{{' || substr({' || '.join(parts)}, 2) || '}}'"
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cols = ", ".join(f"r.{q(k)}" for k in keys)
+    if conn.dialect.name == "sqlite":
+        tags = ("(SELECT CASE WHEN count(*) > 0 THEN json_group_array(code) END FROM (SELECT t.code AS code "
+                "FROM resident_tags x JOIN tags t ON t.id = x.tag_id WHERE x.resident_id = r.id ORDER BY x.id))")
+        changes = f"json_array({cols}, json({tags}))"  # json(): keeps the list a list through the subquery
     else:
-        members = ", ".join(f"'{k}', CASE WHEN r.{q(k)} IS NULL THEN NULL ELSE json_build_array(NULL, r.{q(k)}) END"
-                            for k in keys)
-        tags = ("(SELECT json_build_array(NULL, json_agg(t.code ORDER BY x.id)) FROM resident_tags x "
+        tags = ("(SELECT json_agg(t.code ORDER BY x.id) FROM resident_tags x "
                 "JOIN tags t ON t.id = x.tag_id WHERE x.resident_id = r.id HAVING count(*) > 0)")
-        changes = f"json_strip_nulls(json_build_object({members}, 'tags', {tags}))"
+        changes = f"json_build_array({cols}, {tags})"
     return (f"INSERT INTO audit_log ({', '.join(_AUDIT_COLS)}) "
             f"SELECT {mark}, {mark}, {mark}, 'insert', 'residents', r.id, r.uuid, {changes}, {mark}, NULL "
             "FROM residents r WHERE r.uuid IN (__IN__) ORDER BY r.id")
@@ -1218,7 +1222,7 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
     hh_cols = ("household_no", "grid_id", "building_id", "address", "kind", "uuid", "version", "created_at",
                "updated_at")
     new_hh: dict[str, tuple] = {}
-    hh_uuids = _uuid4s(sum(1 for p in plans if p.new_household))  # enough: at most one per row
+    hh_uuids = _uuid7s(sum(1 for p in plans if p.new_household))  # enough: at most one per row
     for p in plans:
         if p.new_household and p.row.hh_key not in new_hh:
             v = p.row.values
@@ -1259,7 +1263,7 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
         # rows straight in the driver's form (no conversion pass); their audit rows are built by
         # the database from the rows just written (see _insert_audit_sql), not encoded here
         batch_rows = []
-        uuids = list(_uuid4s(len(ch)))
+        uuids = list(_uuid7s(len(ch)))
         for p, uu in zip(ch, uuids, strict=True):
             row = p.row
             v = row.values
@@ -1282,7 +1286,7 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
             chunk_tags = [(ids[uu], tid) for p, uu in zip(ch, uuids, strict=True) for tid in p.add_tags]
             new_tags.extend(chunk_tags)
             ins_tag.raw([(rid, tid, since_db, tu, 1, now_db, now_db)
-                         for (rid, tid), tu in zip(chunk_tags, _uuid4s(len(chunk_tags)), strict=True)])
+                         for (rid, tid), tu in zip(chunk_tags, _uuid7s(len(chunk_tags)), strict=True)])
         _raw_in(conn, audit_sql, uuids, before=(now_db, uid, uname, batch_id), fetch=False)
         tick(len(ch), f"写入新增人员 {done:,}")
 
@@ -1336,6 +1340,8 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
         "rows_read", "inserted", "updated", "unchanged", "rejected", "warnings", "households_created", "tags_added")}
     counts["sheet"] = result.sheet
     counts["policy"] = result.policy
+    if inserts:
+        counts["audit_fields"] = {"residents": [*audit_keys, "tags"]}
     conn.execute(update(ImportBatch).where(ImportBatch.id == batch_id).values(finished_at=utcnow(), counts=counts))
 
 
@@ -1376,7 +1382,8 @@ def list_imports(session: Session, actor: Actor, *, limit: int = 50) -> list[Bat
     q = (select(ImportBatch, User.username, Area.code).outerjoin(User, User.id == ImportBatch.user_id)
          .outerjoin(Area, Area.id == ImportBatch.area_id).order_by(ImportBatch.id.desc()).limit(limit))
     return [BatchInfo(b.id, b.kind, u, b.started_at, b.finished_at, b.file_name, b.file_sha256, code, b.status,
-                      b.counts, b.undone_at) for b, u, code in session.execute(q)]
+                      {k: v for k, v in b.counts.items() if k != "audit_fields"} if isinstance(b.counts, dict)
+                      else b.counts, b.undone_at) for b, u, code in session.execute(q)]
 
 
 @dataclass
@@ -1415,9 +1422,12 @@ def undo_import(session: Session, actor: Actor, *, batch_id: int) -> UndoResult:
     ins_hh = [e for e in entries if e.table_name == "households" and e.action == "insert"]
     ins_tag = [e for e in entries if e.table_name == "resident_tags" and e.action == "insert"]
 
+    fields = audit.batch_fields(session, batch_id, "residents")
+
     def _changes(e: Any) -> dict[str, Any]:
         c = e.changes
-        return json.loads(c) if isinstance(c, str) else (c or {})
+        c = json.loads(c) if isinstance(c, str) else c
+        return audit.expand(c, fields if e.table_name == "residents" else None) or {}
 
     versions: dict[int, int] = {}
     ids = [e.row_id for e in ins_res + upd_res]

@@ -34,6 +34,7 @@ from gridman.core.models import (
     User,
     VisitLog,
 )
+from gridman.core.services import audit
 from gridman.core.services.permissions import Actor, Perm, grid_scope_filter, require
 
 PAGE_SIZE = 200
@@ -467,8 +468,14 @@ def resident_history(session: Session, actor: Actor, resident_id: int, *, limit:
          .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit))
     show_id = actor.can(Perm.VIEW_ID_NUMBER)
     out = []
+    fields: dict[int | None, list[str] | None] = {}
     for e in session.scalars(q):
-        ch = dict(e.changes) if isinstance(e.changes, dict) else None
+        changes = e.changes
+        if isinstance(changes, list):  # a compact insert entry of a bulk import
+            if e.batch_id not in fields:
+                fields[e.batch_id] = audit.batch_fields(session, e.batch_id, "residents")
+            changes = audit.expand(changes, fields[e.batch_id])
+        ch = dict(changes) if isinstance(changes, dict) else None
         if ch and not show_id and "citizen_id" in ch:
             v = ch["citizen_id"]
             ch["citizen_id"] = [idcard.mask(x) if isinstance(x, str) else x for x in v] if isinstance(v, list) \
