@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gridman.core import idcard
 from gridman.core.enums import PopulationType, Relation
@@ -14,6 +16,31 @@ from gridman.core.services import cleaning as c
 GOOD_ID = idcard.make("340104", date(1990, 1, 1), 123, "M")
 GOOD_ID_X = next(idcard.make("340104", date(1985, 6, 7), s, "F") for s in range(500)
                  if idcard.make("340104", date(1985, 6, 7), s, "F").endswith("X"))
+
+
+def _id_variants() -> list:
+    """Valid IDs and every way one goes wrong, as a column of a real file would hold them."""
+    out: list = []
+    for k in range(600):
+        born = date(1900, 1, 1) + timedelta(days=k * 71)
+        v = idcard.make("340104", born, k % 500, "MF"[k % 2])
+        out += [v, v.lower(), v[:17] + "0123456789X"[(k * 7) % 11], v[:10] + "1399" + v[14:], v[:10] + "0229" + v[14:],
+                v[:6] + "1879" + v[10:], v[:6] + "2100" + v[10:], "３" + v[1:], v[:5] + "a" + v[6:], v[:17], " " + v[1:],
+                v[:17] + "x", v[:16] + "²" + v[17]]
+    return out + ["", None, 3.4e17, "3.40104199001011E+17", True, 1, date(2000, 1, 1)]
+
+
+def test_many_citizen_ids_at_once_equal_one_by_one():
+    values = _id_variants()
+    got = c.clean_citizen_ids(values)
+    assert got == [c.clean_citizen_id(v) for v in values]
+    assert sum(1 for g in got if g.issue is None) > 1000 and sum(1 for g in got if g.issue is not None) > 3000
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789Xx", min_size=17, max_size=19), max_size=30))
+def test_many_citizen_ids_property(values):
+    assert c.clean_citizen_ids(values) == [c.clean_citizen_id(v) for v in values]
 
 
 def test_citizen_id_normalised_and_checked():

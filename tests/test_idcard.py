@@ -17,6 +17,8 @@ def test_known_valid_number():
 @pytest.mark.parametrize("raw,code", [
     ("11010519491231002", "length"),
     ("1101051949123100A2", "chars"),
+    ("1101051949123100\u00b2X", "chars"),  # a Unicode digit that str.isdigit() accepts
+    ("110105194912310\u0663\u0662X", "chars"),
     ("110105194913310021", "birth_date"),
     ("110105194912310021", "check_digit"),
     (3.40104199001011e17, "corrupted"),

@@ -57,7 +57,7 @@ def parse(raw: object) -> IdInfo:
     s = normalize(raw)
     if len(s) != 18:
         raise IdCardError("length", f"身份证号应为 18 位，实际 {len(s)} 位")
-    if not s[:17].isdigit() or not (s[17].isdigit() or s[17] == "X"):
+    if not (s.isascii() and s[:17].isdigit() and s[17] in "0123456789X"):  # isdigit alone accepts "²", "٣"
         raise IdCardError("chars", "身份证号只能包含数字，最后一位可以是 X")
     try:
         born = date(int(s[6:10]), int(s[10:12]), int(s[12:14]))

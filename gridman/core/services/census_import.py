@@ -540,8 +540,9 @@ def _clean_columns(table_rows: Sequence[tuple[int, Sequence[Any]]],
             blank = [b for b in ("", None) if b in distinct]
             for b in blank:
                 del distinct[b]
-        if _UNAMBIGUOUS_TYPES.issuperset(map(type, distinct)):
-            results = list(map(fn, distinct))  # the common case: str, dates and blanks only
+        if _UNAMBIGUOUS_TYPES.issuperset(map(type, distinct)):  # the common case: str, dates and blanks only
+            many = cleaning.MANY.get(fn)
+            results = many(list(distinct)) if many is not None else list(map(fn, distinct))
         else:  # numbers: 1 == 1.0 == True, yet each is cleaned as what it is
             keys = [x if x.__class__ is str else (x.__class__, x) for x in keys]
             distinct = dict.fromkeys(keys)
@@ -1267,7 +1268,7 @@ def _write(session: Session, actor: Actor, area: Area | None, result: ImportResu
         for p, uu in zip(ch, uuids, strict=True):
             row = p.row
             v = row.values
-            vals = [v.get(f) for f in RESIDENT_FIELDS]
+            vals = list(map(v.get, RESIDENT_FIELDS))
             if not vals[ptype]:
                 vals[ptype] = "registered"
             if not vals[status]:
