@@ -181,6 +181,7 @@ class ImportResult:
 
 _FORMULA = re.compile(rb'<c r="([A-Z]+[0-9]+)"[^>]*>(?:<v>[^<]*</v>|<v/>|<v />)?<f[ >/]')
 _ROW = re.compile(rb'<row r="([0-9]+)"')
+_DIMENSION = re.compile(rb'<dimension ref="[A-Z]+[0-9]+:[A-Z]+([0-9]+)"')
 
 
 @dataclass
@@ -245,8 +246,8 @@ def _scan_sheet_xml(zf: zipfile.ZipFile, member: str) -> tuple[int, list[str]]:
     return last_row, formulas[:5]
 
 
-def _check_zip(path: Path) -> dict[str, tuple[int, list[str]]]:
-    """Directory checks (bomb) and a streamed scan of each worksheet: sheet → (last row, formulas)."""
+def _check_zip(path: Path) -> dict[str, str]:
+    """Directory checks (bomb, not a workbook): sheet → zip member of its XML."""
     try:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
@@ -269,18 +270,26 @@ def _check_zip(path: Path) -> dict[str, tuple[int, list[str]]]:
             if "content.xml" in names:  # OpenDocument
                 return {}
             raise _file_error(f"文件“{path.name}”不是 Excel 工作簿", f"{path.name} is not an Excel workbook")
-        out: dict[str, tuple[int, list[str]]] = {}
+        return {sheet: member for sheet, member in _zip_sheet_paths(zf).items() if member in names}
+
+
+def _scan_member(path: Path, member: str, *, head_only: bool = False) -> tuple[int, list[str]]:
+    """(last row, first formula cells) of a worksheet's XML, streamed. ``head_only``: the last
+    row its ``<dimension ref="A1:T100001"/>`` declares (0 if absent), from the first 64 KB —
+    enough to refuse a sheet that says it fills Excel's last row before a reader allocates it."""
+    with zipfile.ZipFile(path) as zf:
         try:
-            for sheet, member in _zip_sheet_paths(zf).items():
-                if member in names:
-                    out[sheet] = _scan_sheet_xml(zf, member)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:  # zlib.error is an OSError subclass? no: handled below
+            if head_only:
+                with zf.open(member) as fh:
+                    m = _DIMENSION.search(fh.read(1 << 16))
+                return (int(m.group(1)) if m else 0), []
+            return _scan_sheet_xml(zf, member)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise _file_error(f"文件“{path.name}”已损坏：{exc}", f"{path.name} is corrupted: {exc}") from None
         except Exception as exc:  # zlib.error, CRC errors
             if exc.__class__.__name__ in ("error", "BadZipFile"):
                 raise _file_error(f"文件“{path.name}”已损坏：{exc}", f"{path.name} is corrupted: {exc}") from None
             raise
-        return out
 
 
 def _check_rows(path: Path, sheet: str, last_row: int) -> None:
@@ -327,9 +336,9 @@ def read_workbook(path: Path, *, sheet: str | None = None, progress: Progress | 
     with path.open("rb") as fh:
         head = fh.read(8)
     suffix = path.suffix.lower()
-    scans: dict[str, tuple[int, list[str]]] = {}
+    members: dict[str, str] = {}
     if head.startswith(b"PK\x03\x04"):
-        scans = _check_zip(path)
+        members = _check_zip(path)
     elif head.startswith(b"\xd0\xcf\x11\xe0"):
         if _ole_is_encrypted(head, path):
             raise _file_error(f"文件“{path.name}”设置了打开密码（已加密），请在 Excel 中取消密码后另存再导入",
@@ -354,20 +363,48 @@ def read_workbook(path: Path, *, sheet: str | None = None, progress: Progress | 
     names = [m.name for m in wb.sheets_metadata
              if str(m.visible).endswith("Visible") and str(m.typ).endswith("WorkSheet")]
 
-    def load(name: str) -> SheetData:
-        last_row, formulas = scans.get(name, (0, []))
-        _check_rows(path, name, last_row)
-        if formulas:
-            raise _file_error(
-                f"工作表“{name}”含有公式（如 {', '.join(formulas)}），导入只接受数值。请全选后“复制 → 选择性粘贴 → 数值”再保存",
-                f"Sheet {name!r} contains formulas (e.g. {', '.join(formulas)}); paste values only and save again")
+    def parse(name: str) -> Any:
+        """calamine's parse of the sheet (it releases the GIL while it works)."""
         try:
             sh = wb.get_sheet_by_name(name)
-            if sh.end and sh.end[0] + 1 >= EXCEL_MAX_ROWS:
-                _check_rows(path, name, sh.end[0] + 1)
+        except Exception as exc:
+            raise _file_error(f"工作表“{name}”无法读取：{exc}", f"Sheet {name!r} cannot be read: {exc}") from None
+        if sh.end and sh.end[0] + 1 >= EXCEL_MAX_ROWS:
+            _check_rows(path, name, sh.end[0] + 1)
+        return sh
+
+    def load(name: str) -> SheetData:
+        member = members.get(name)
+        if member is None:  # .xls/.ods: no XML to scan
+            sh = parse(name)
+        else:
+            # calamine parses on a helper thread while this one streams the same XML for the
+            # last row and formula cells (the checks below): the two overlap on two cores
+            _check_rows(path, name, _scan_member(path, member, head_only=True)[0])
+            got: dict[str, Any] = {}
+
+            def run() -> None:
+                try:
+                    got["sheet"] = parse(name)
+                except BaseException as exc:  # raised below, in the caller's thread
+                    got["error"] = exc
+
+            th = threading.Thread(target=run, name="census-read", daemon=True)
+            th.start()
+            try:
+                last_row, formulas = _scan_member(path, member)
+            finally:
+                th.join()
+            _check_rows(path, name, last_row)
+            if formulas:
+                raise _file_error(
+                    f"工作表“{name}”含有公式（如 {', '.join(formulas)}），导入只接受数值。请全选后“复制 → 选择性粘贴 → 数值”再保存",
+                    f"Sheet {name!r} contains formulas (e.g. {', '.join(formulas)}); paste values only and save again")
+            if "error" in got:
+                raise got["error"]
+            sh = got["sheet"]
+        try:
             rows = sh.to_python(skip_empty_area=False)
-        except ImportFileError:
-            raise
         except Exception as exc:
             raise _file_error(f"工作表“{name}”无法读取：{exc}", f"Sheet {name!r} cannot be read: {exc}") from None
         _check_rows(path, name, len(rows))
@@ -782,7 +819,7 @@ def _import_census(session: Session, actor: Actor, *, path: Path, sheet: str | N
         _write(session, actor, area, result, good, rows, progress)
     finally:
         if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("PRAGMA cache_size=-2000")
+            conn.exec_driver_sql("PRAGMA cache_size=-65536")
     _remember_mapping(session, table)
     result.status = "imported"
     progress.report(1.0, "导入完成")
