@@ -160,3 +160,13 @@ def test_history_of_an_imported_resident_then_edited(db, tmp_path):
     assert hist[1].changes["citizen_id"] == [None, cid] and hist[1].changes["name"] == [None, "张三"]
     with db.work(admin) as s, pytest.raises(ConflictError):
         ci.undo_import(s, admin, batch_id=res.batch_id)
+
+
+def test_bulk_uuids_are_version_7_ordered_and_unique():
+    import uuid
+
+    a, b = list(ci._uuid7s(5000)), list(ci._uuid7s(5000))
+    parsed = [uuid.UUID(x) for x in a + b]
+    assert {(u.version, u.variant) for u in parsed} == {(7, uuid.RFC_4122)}
+    assert a == sorted(a) and b == sorted(b) and len(set(a) | set(b)) == 10_000
+    assert all(str(u) == x for u, x in zip(parsed, a + b, strict=True))  # canonical lower-case form

@@ -90,9 +90,11 @@ def test_title_rows_notes_row_every_date_form_exact_db_content(db, tmp_path):
         entries = list(s.scalars(select(AuditEntry).where(AuditEntry.batch_id == res.batch_id)))
         acts = sorted((a.table_name, a.action) for a in entries)
         assert acts == sorted([("households", "insert")] * 2 + [("residents", "insert")] * 7)
-        fields = audit.batch_fields(s, res.batch_id, "residents")
-        expanded = [audit.expand(a.changes, fields if a.table_name == "residents" else None) for a in entries]
+        fields = {t: audit.batch_fields(s, res.batch_id, t) for t in ("residents", "households")}
+        expanded = [audit.expand(a.changes, fields[a.table_name]) for a in entries]
         zs = next(c for c in expanded if c.get("name") == [None, "张三"])
+        hh = sorted(c["household_no"][1] for a, c in zip(entries, expanded, strict=True) if a.table_name == "households")
+        assert hh == sorted({r[0] for r in EXPECTED})
         assert zs["tags"] == [None, ["low_income", "disabled"]]
         assert zs["citizen_id"] == [None, ID_A] and zs["birth_date"] == [None, "1980-01-02"]
         assert zs["relation_to_head"] == [None, "head"]
