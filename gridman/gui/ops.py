@@ -20,6 +20,8 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import shiboken6
+
 from gridman.core.services.errors import GridmanError
 from gridman.core.tasks import Cancelled, TaskState
 from gridman.gui.qt import QObject, QRunnable, QThreadPool, Signal
@@ -85,6 +87,25 @@ class _Job(QRunnable):
             self.relay.done.emit(result)
 
 
+def _deliver(callback: Callable[[Any], None], value: Any, label: str) -> None:
+    """Call a job's callback on the GUI thread — unless what it reports to is gone: the user
+    closed the window or view (its Qt object deleted) while the job ran. A bound method of a
+    deleted QObject is skipped; a signal whose source was deleted ("Signal source has been
+    deleted") or a widget already deleted raises RuntimeError inside the callback, which is
+    logged and dropped. Anything else propagates."""
+    owner = getattr(callback, "__self__", None)
+    if isinstance(owner, QObject) and not shiboken6.isValid(owner):
+        log.info("op %s finished after its receiver was deleted; result dropped", label)
+        return
+    try:
+        callback(value)
+    except RuntimeError as exc:
+        msg = str(exc)
+        if "has been deleted" not in msg and "already deleted" not in msg:
+            raise
+        log.info("op %s finished after its receiver was deleted (%s); result dropped", label, msg)
+
+
 class OpRunner(QObject):
     """Runs database jobs off the GUI thread and broadcasts changes."""
 
@@ -121,14 +142,14 @@ class OpRunner(QObject):
         def done(result: Any) -> None:
             finish()
             if on_done is not None:
-                on_done(result)
+                _deliver(on_done, result, op.label)
 
         def failed(exc: BaseException) -> None:
             finish()
             if isinstance(exc, Cancelled):
                 return
             if on_error is not None:
-                on_error(exc)
+                _deliver(on_error, exc, op.label)
             else:
                 self.error.emit(exc)
 

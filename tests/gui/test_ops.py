@@ -92,3 +92,37 @@ def test_changed_broadcast_reaches_only_interested_views(qtbot, sqlite_demo, sig
     qtbot.waitUntil(lambda: win.runner.pending == 0, timeout=10_000)
     win.close()
     win.runner.wait()
+
+
+def test_a_job_finishing_after_its_receiver_was_deleted_is_dropped(qtbot, sqlite_demo, signed_in, caplog):
+    """The user closes a view while its load runs: the result has nowhere to go and is dropped
+    quietly (it was "Signal source has been deleted" in the Qt event loop)."""
+    import shiboken6
+
+    from gridman.gui.qt import QObject, Signal
+
+    class Receiver(QObject):
+        got = Signal(object)
+
+        def take(self, value):
+            self.value = value
+
+    runner = OpRunner(sqlite_demo, signed_in("admin"))
+    gate = threading.Event()
+
+    def job(s, _task):
+        gate.wait(10)
+        return s.execute(text("SELECT count(*) FROM residents")).scalar_one()
+
+    by_signal, by_method, alive = Receiver(), Receiver(), Receiver()
+    runner.run(job, on_done=by_signal.got.emit, label="signal")
+    runner.run(job, on_done=by_method.take, label="method")
+    runner.run(job, on_done=alive.take, label="alive")
+    shiboken6.delete(by_signal)
+    shiboken6.delete(by_method)
+    caplog.set_level(logging.INFO, logger="gridman.gui.ops")
+    gate.set()
+    qtbot.waitUntil(lambda: runner.pending == 0, timeout=10_000)
+    assert alive.value > 0  # the live receiver still gets its result
+    dropped = [r.getMessage() for r in caplog.records if "result dropped" in r.getMessage()]
+    assert len(dropped) == 2 and any("op signal" in m for m in dropped) and any("op method" in m for m in dropped)
