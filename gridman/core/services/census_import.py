@@ -566,11 +566,13 @@ def _clean_columns(table_rows: Sequence[tuple[int, Sequence[Any]]],
     fields: list[str] = []
     columns: list[list[Any]] = []
     issues: dict[int, list[tuple[str | None, Issue]]] = {}
+    if not table_rows:
+        return [f for _, f, _, _ in col_items], [[] for _ in col_items], {}
     n_cols = max(len(col_items), 1)
-    raws = [raw for _, raw in table_rows]
+    cells = list(zip(*(raw for _, raw in table_rows), strict=True))  # the table by column, at C speed
     for c, (j, f, fn, required) in enumerate(col_items):
         progress.report(0.15 + 0.2 * c / n_cols, f"校验“{cleaning.FIELD_LABELS.get(f, (f,))[0]}”列")
-        keys = list(map(operator.itemgetter(j), raws))
+        keys = cells[j]
         distinct = dict.fromkeys(keys)
         blank: list[Any] = []
         if not required:  # blank cells of an optional column: no value, no issue, no cleaner call
@@ -588,7 +590,9 @@ def _clean_columns(table_rows: Sequence[tuple[int, Sequence[Any]]],
                 del distinct[b]
             results = [fn(key[1] if key.__class__ is tuple else key) for key in distinct]
         value_of: dict[Any, Any] = dict(zip(distinct, map(operator.itemgetter(0), results), strict=True))
-        bad: dict[Any, Issue] = {key: cl[1] for key, cl in zip(distinct, results, strict=True) if cl[1] is not None}
+        found = list(map(operator.itemgetter(1), results))
+        bad: dict[Any, Issue] = ({key: iss for key, iss in zip(distinct, found, strict=True) if iss is not None}
+                                 if any(found) else {})
         for key in bad:
             value_of[key] = None  # a refused cell has no value (whatever the cleaner returned with its issue)
         for b in blank:
