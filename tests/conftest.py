@@ -155,6 +155,16 @@ def demo_db(request: pytest.FixtureRequest, demo_templates: dict[str, str], pg_a
 
 
 @pytest.fixture
+def sqlite_db(empty_templates: dict[str, str], tmp_path: Path) -> Iterator[Database]:
+    """An empty database on SQLite only (SQLite-specific paths)."""
+    path = tmp_path / "empty.sqlite"
+    shutil.copyfile(empty_templates["sqlite"], path)
+    database = open_database(path)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
 def sqlite_demo(demo_templates: dict[str, str], tmp_path: Path) -> Iterator[Database]:
     """The demo database on SQLite only (GUI tests)."""
     path = tmp_path / "demo.sqlite"

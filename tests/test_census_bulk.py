@@ -170,3 +170,56 @@ def test_bulk_uuids_are_version_7_ordered_and_unique():
     assert {(u.version, u.variant) for u in parsed} == {(7, uuid.RFC_4122)}
     assert a == sorted(a) and b == sorted(b) and len(set(a) | set(b)) == 10_000
     assert all(str(u) == x for u, x in zip(parsed, a + b, strict=True))  # canonical lower-case form
+
+
+def _indexes(s) -> list[tuple[str, str]]:
+    from sqlalchemy import text
+
+    return sorted(s.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN "
+                                 "('residents', 'households', 'audit_log', 'resident_tags')")).all())
+
+
+def test_first_big_import_rebuilds_plain_indexes_and_always_restores_them(sqlite_db, tmp_path, monkeypatch):
+    """SQLite: a table that at least doubles gets its plain indexes dropped during the insert and
+    built again after — the same indexes, in the same transaction, even when the write fails."""
+    from sqlalchemy import text
+
+    build_tree(sqlite_db)
+    with sqlite_db.session() as s:
+        admin = system_actor(s)
+        before = _indexes(s)
+    assert any(n == "ix_residents_grid_name" for n, _ in before)
+    monkeypatch.setattr(ci, "REBUILD_MIN_ROWS", 1)
+    rows = [["户号", "网格", "姓名", "公民身份号码", "与户主关系"]] + [
+        [f"H{k}", G1, f"居民{k}", make_id(date(1980, 1, 1) + (date(1980, 1, 2) - date(1980, 1, 1)) * k, "MF"[k % 2]),
+         "户主"] for k in range(30)]
+    path = write_xlsx(tmp_path / "first.xlsx", rows)
+    dropped: list[list[str]] = []
+    real_write = ci._write
+
+    def spy(session, *a, **k):  # what the database has while the rows go in
+        dropped.append([n for n, _ in _indexes(session)])
+        return real_write(session, *a, **k)
+
+    monkeypatch.setattr(ci, "_write", spy)
+    with sqlite_db.work(admin) as s:
+        res = ci.import_census(s, admin, path=path)
+    assert res.status == "imported" and res.inserted == 30
+    assert "ix_residents_grid_name" not in dropped[0] and "sqlite_autoindex_residents_1" in dropped[0]
+    with sqlite_db.session() as s:
+        assert _indexes(s) == before
+        plan = " ".join(str(r) for r in s.execute(text(
+            "EXPLAIN QUERY PLAN SELECT id FROM residents WHERE grid_id = 1 AND name = '居民1'")).all())
+        assert "ix_residents_grid_name" in plan
+
+    def boom(*_a, **_k):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(ci, "_write", boom)
+    path2 = write_xlsx(tmp_path / "second.xlsx", [rows[0]] + [
+        [f"J{k}", G1, f"新人{k}", None, "户主"] for k in range(40)])
+    with sqlite_db.session() as s:
+        with pytest.raises(RuntimeError):
+            ci.import_census(s, admin, path=path2)
+        assert _indexes(s) == before  # rebuilt before the error left the import, not only by the rollback
+        s.rollback()
