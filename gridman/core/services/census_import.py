@@ -394,6 +394,7 @@ def read_workbook(path: Path, *, sheet: str | None = None, progress: Progress | 
             th.start()
             try:
                 last_row, formulas = _scan_member(path, member)
+                import numpy  # noqa: F401 — the ID check needs it next; loaded while calamine still parses
             finally:
                 th.join()
             _check_rows(path, name, last_row)
