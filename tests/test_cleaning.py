@@ -153,3 +153,32 @@ def test_required_and_text():
     assert c.clean_text("x" * 10, max_len=5).issue.code == "too_long"
     assert c.clean_code(1001.0).value == "1001" and c.clean_code("Ｈ ００１").value == "H001"
     assert c.clean_code(3.4e17).issue.code == "code_number"
+
+
+def _date_variants() -> list:
+    out: list = []
+    for k in range(400):
+        b = date(1870, 1, 1) + timedelta(days=k * 137)
+        out += [b.isoformat(), f"{b.year}/{b.month}/{b.day}", b.strftime("%Y%m%d"), f"{b.year}年{b.month}月{b.day}日",
+                f"{b.year}.{b.month}.{b.day}", f"{b.year}-{b.month}-{b.day}", f" {b.isoformat()} ", f"{b.year}年{b.month}月{b.day}",
+                f"{b.isoformat()}T00:00", f"{b.year}/{b.month}-{b.day}", f"{b.year}/{b.month}/{b.day + 40}",
+                f"{b.year}\u00b2/{b.month}/{b.day}", b, datetime(b.year, b.month, b.day, 8, 30)]
+    return out + ["1990-02-30", "19901301", "１９９０-01-01", "1990--1", "abcd-ef-gh", "32874", "32874.0", 32874, 32874.5,
+                  19900101, "99999999", "1990 - 1 - 1", "2100-01-01", "", None, True, "1990年1月1日 ", "1990-1-1日"]
+
+
+@pytest.mark.parametrize("not_future", [False, True])
+def test_many_dates_at_once_equal_one_by_one(not_future):
+    values = _date_variants()
+    today = date(2026, 3, 1)
+    got = c.clean_dates(values, not_future=not_future, today=today)
+    assert got == [c.clean_date(v, not_future=not_future, today=today) for v in values]
+    assert sum(1 for g in got if g.issue is None) > 3000 and sum(1 for g in got if g.issue is not None) > 500
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789-/.年月日 T", min_size=6, max_size=12), max_size=30))
+def test_many_dates_property(values):
+    today = date(2026, 3, 1)
+    assert c.clean_dates(values, not_future=True, today=today) == [c.clean_date(v, not_future=True, today=today)
+                                                                   for v in values]

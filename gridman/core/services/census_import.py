@@ -540,7 +540,8 @@ def _cleaners(tags: cleaning.TagIndex, today: date) -> dict[str, Callable[[Any],
         "citizen_id": cleaning.clean_citizen_id,
         "sex": cleaning.clean_sex,
         "ethnicity": cleaning.clean_ethnicity,
-        "birth_date": lambda raw: cleaning.clean_date(raw, not_future=True, today=today),
+        "birth_date": cleaning.with_many(lambda raw: cleaning.clean_date(raw, not_future=True, today=today),
+                                         lambda vs: cleaning.clean_dates(vs, not_future=True, today=today)),
         "residence_permit_expiry": cleaning.clean_date,
         "phone": cleaning.clean_phone,
         "relation_to_head": cleaning.clean_relation,
@@ -582,7 +583,7 @@ def _clean_columns(table_rows: Sequence[tuple[int, Sequence[Any]]],
             for b in blank:
                 del distinct[b]
         if _UNAMBIGUOUS_TYPES.issuperset(map(type, distinct)):  # the common case: str, dates and blanks only
-            many = cleaning.MANY.get(fn)
+            many = getattr(fn, "many", None)
             results = many(list(distinct)) if many is not None else list(map(fn, distinct))
         else:  # numbers: 1 == 1.0 == True, yet each is cleaned as what it is
             keys = [x if x.__class__ is str else (x.__class__, x) for x in keys]
