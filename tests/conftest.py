@@ -154,21 +154,20 @@ def demo_db(request: pytest.FixtureRequest, demo_templates: dict[str, str], pg_a
     yield from _instance(request, demo_templates, pg_admin, tmp_path)
 
 
-@pytest.fixture
-def sqlite_db(empty_templates: dict[str, str], tmp_path: Path) -> Iterator[Database]:
-    """An empty database on SQLite only (SQLite-specific paths)."""
-    path = tmp_path / "empty.sqlite"
-    shutil.copyfile(empty_templates["sqlite"], path)
+def _sqlite_copy(template: str, path: Path) -> Iterator[Database]:
+    shutil.copyfile(template, path)
     database = open_database(path)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def sqlite_db(empty_templates: dict[str, str], tmp_path: Path) -> Iterator[Database]:
+    """An empty database on SQLite only (SQLite-specific paths)."""
+    yield from _sqlite_copy(empty_templates["sqlite"], tmp_path / "empty.sqlite")
 
 
 @pytest.fixture
 def sqlite_demo(demo_templates: dict[str, str], tmp_path: Path) -> Iterator[Database]:
     """The demo database on SQLite only (GUI tests)."""
-    path = tmp_path / "demo.sqlite"
-    shutil.copyfile(demo_templates["sqlite"], path)
-    database = open_database(path)
-    yield database
-    database.dispose()
+    yield from _sqlite_copy(demo_templates["sqlite"], tmp_path / "demo.sqlite")
