@@ -144,16 +144,25 @@ class ResidentDialog(QDialog):
         self.setWindowTitle(tr("人员信息 — {name}").format(name=data.get("name") or ""))
         self.history.setRowCount(len(history))
         for i, h in enumerate(history):
-            change = "；".join(f"{tr(FIELD_NAMES.get(k, k)) if k in FIELD_NAMES else k}: "
-                              f"{v[0] if isinstance(v, list) and len(v) == 2 else ''} → "
-                              f"{v[1] if isinstance(v, list) and len(v) == 2 else v}"
-                              for k, v in (h.changes or {}).items() if k not in ("version", "updated_at"))
+            change = "；".join(f"{tr(FIELD_NAMES.get(k, k)) if k in FIELD_NAMES else k}: {self._change(v)}"
+                               for k, v in (h.changes or {}).items() if k not in ("version", "updated_at"))
             for j, text in enumerate((h.at.strftime("%Y-%m-%d %H:%M"), h.username or "", self._action(h.action),
                                       change or (h.note or ""))):
-                self.history.setItem(i, j, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                if j == 3:
+                    item.setToolTip(text.replace("；", "\n"))  # the whole change when the cell cuts it
+                self.history.setItem(i, j, item)
         self.history.resizeColumnsToContents()
         self.loaded = True
         self.validate()
+
+    @staticmethod
+    def _change(v: Any) -> str:
+        """'old → new'; a value set where there was none (a new record): just the value."""
+        if isinstance(v, list) and len(v) == 2:
+            old, new = ("" if x is None else ", ".join(map(str, x)) if isinstance(x, list) else str(x) for x in v)
+            return f"{old} → {new}" if v[0] is not None else new
+        return str(v)
 
     @staticmethod
     def _action(a: str) -> str:
