@@ -251,7 +251,13 @@ def backup_sqlite(path: Path, *, tag: str) -> Path:
     while dest.exists():
         dest = path.with_name(f"{path.stem}.backup-{tag}-{stamp}-{n}{path.suffix}")
         n += 1
-    src = sqlite3.connect(str(path))
+    copy_sqlite(path, dest)
+    return dest
+
+
+def copy_sqlite(source: Path, dest: Path) -> None:
+    """Copy one SQLite database over another, consistently (the backup API, not a file copy)."""
+    src = sqlite3.connect(str(source))
     try:
         dst = sqlite3.connect(str(dest))
         with dst:
@@ -259,7 +265,6 @@ def backup_sqlite(path: Path, *, tag: str) -> Path:
         dst.close()
     finally:
         src.close()
-    return dest
 
 
 @dataclass

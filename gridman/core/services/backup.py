@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from gridman.core.db import Database, backup_sqlite, current_revision, known_revisions
+from gridman.core.db import Database, backup_sqlite, copy_sqlite, current_revision, known_revisions
 from gridman.core.services.errors import GridmanError, ValidationError
 from gridman.core.services.permissions import Actor, Perm, require
 
@@ -62,14 +62,7 @@ def restore(database: Database, actor: Actor, source: Path) -> Path:
                               en=f"{source.name} comes from a newer gridman") from None
     safety = backup_sqlite(path, tag="before-restore")
     database.engine.dispose()
-    src = sqlite3.connect(str(source))
-    try:
-        dst = sqlite3.connect(str(path))
-        with dst:
-            src.backup(dst)
-        dst.close()
-    finally:
-        src.close()
+    copy_sqlite(source, path)
     database.engine.dispose()
     if current_revision(database) != rev[0]:  # pragma: no cover - defensive
         raise GridmanError("恢复失败", en="Restore failed")
