@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from gridman.core.enums import Role, label
 from gridman.core.models import Area, User, WardenAssignment
+from gridman.core.services import scope
 from gridman.core.services.errors import NotFound, PermissionDenied
+from gridman.core.services.scope import AreaLike
 
 
 class Perm(StrEnum):
@@ -81,6 +83,7 @@ class Actor:
     area_id: int | None = None
     area_path: str | None = None
     area_name: str | None = None
+    area_level: str | None = None
     grid_ids: frozenset[int] = field(default_factory=frozenset)
 
     def can(self, perm: Perm) -> bool:
@@ -90,15 +93,9 @@ class Actor:
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
 
-    def covers(self, area: Area) -> bool:
-        """Is ``area`` (any level) inside this actor's scope?"""
-        if self.role == Role.ADMIN:
-            return True
-        if self.role == Role.WARDEN:
-            return area.id in self.grid_ids
-        if self.area_path is None:
-            return self.role == Role.CLERK
-        return area.path.startswith(self.area_path)
+    def covers(self, area: AreaLike) -> bool:
+        """Is ``area`` (any level) inside this actor's scope? (:func:`scope.covers`)"""
+        return scope.covers(self, area)
 
 
 def actor_for(session: Session, user: User, *, today: date | None = None) -> Actor:
@@ -114,6 +111,7 @@ def actor_for(session: Session, user: User, *, today: date | None = None) -> Act
         area_id=user.area_id,
         area_path=area.path if area else None,
         area_name=area.name if area else None,
+        area_level=area.level if area else None,
         grid_ids=grids,
     )
 
@@ -158,21 +156,8 @@ def require_area(session: Session, actor: Actor, perm: Perm, area_id: int) -> Ar
 
 
 def grid_scope_filter(actor: Actor, grid_col: ColumnElement) -> ColumnElement[bool]:
-    """A SQL condition restricting rows (by their grid column) to the actor's scope.
-
-    ``grid_col`` is the row's grid id column. For area-scoped roles the grid must lie in the
-    actor's subtree: ``grid_col IN (SELECT id FROM areas WHERE path LIKE 'scope%')``.
-    """
-    if actor.role == Role.ADMIN or (actor.role == Role.CLERK and actor.area_path is None):
-        return true()
-    if actor.role == Role.WARDEN:
-        if not actor.grid_ids:
-            return false()
-        return grid_col.in_(sorted(actor.grid_ids))
-    if actor.area_path is None:
-        return false()
-    sub = select(Area.id).where(Area.path.like(actor.area_path + "%"))
-    return grid_col.in_(sub)
+    """The rows (by their grid column) in the actor's scope: :func:`scope.rows`."""
+    return scope.rows(actor, grid_col)
 
 
 SYSTEM_USERNAME = "system"
