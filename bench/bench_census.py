@@ -111,7 +111,8 @@ def maxrss_mb() -> float:
 
 def one_import(wb: Path, dbpath: Path) -> dict:
     db, admin = fresh_db(dbpath)
-    from gridman.core.services import census_import as ci
+    from gridman.core.services import census as ci
+    from gridman.core.tasks import TaskState
 
     base = maxrss_mb()
     # CPU seconds per stage, from the import's own progress reports: read (check, calamine, find
@@ -127,7 +128,7 @@ def one_import(wb: Path, dbpath: Path) -> dict:
 
     t, c = time.perf_counter(), time.process_time()
     with db.work(admin) as s:
-        res = ci.import_census(s, admin, path=wb, progress=ci.Progress(on_progress, interval=0))
+        res = ci.import_census(s, admin, path=wb, task=TaskState(on_progress, min_interval=0))
         last[1] = "write"
     stages["write"] += time.process_time() - last[0]  # with the commit
     dt, cpu = time.perf_counter() - t, time.process_time() - c

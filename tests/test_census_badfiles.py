@@ -15,7 +15,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from gridman.core.services import census_import as ci
+from gridman.core.services import census as ci
 from gridman.core.services.errors import NotFound
 from gridman.core.services.permissions import system_actor
 from tests.census_util import counts, make_id, write_xlsx
@@ -149,9 +149,11 @@ KILL_SCRIPT = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, {root!r})
     from gridman.core.db import open_database
-    from gridman.core.services import census_import as ci
+    from gridman.core.services import census as ci
+    from gridman.core.services.census import writing
     from gridman.core.services.permissions import system_actor
-    ci.CHUNK = 50  # many small statements, so the kill lands between two of them
+    from gridman.core.tasks import TaskState
+    writing.CHUNK = 50  # many small statements, so the kill lands between two of them
     db = open_database({url!r})
     with db.session() as s:
         admin = system_actor(s)
@@ -161,7 +163,7 @@ KILL_SCRIPT = textwrap.dedent("""
             marker.write_text(m)
             time.sleep(120)  # killed here, in the middle of the write
     with db.work(admin) as s:
-        ci.import_census(s, admin, path={path!r}, progress=ci.Progress(progress, interval=0))
+        ci.import_census(s, admin, path={path!r}, task=TaskState(progress, min_interval=0))
     print("finished")
 """)
 

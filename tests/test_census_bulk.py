@@ -13,9 +13,11 @@ from sqlalchemy import select
 
 from gridman.core.models import AuditEntry, Resident, ResidentTag, Tag
 from gridman.core.services import audit, cleaning, people, registers
-from gridman.core.services import census_import as ci
+from gridman.core.services import census as ci
+from gridman.core.services.census import bulk, validation, writing
 from gridman.core.services.errors import ConflictError
 from gridman.core.services.permissions import system_actor
+from gridman.core.tasks import TaskState
 from tests.census_util import counts, make_id, write_xlsx
 from tests.helpers import build_tree
 
@@ -45,7 +47,7 @@ def test_column_wise_cleaning_equals_cell_by_cell():
     today = date(2026, 3, 1)
     tags = cleaning.TagIndex([Tag(id=1, code="low_income", name="低保", name_en="Low income", synonyms="低保户",
                                   sensitive=False)])
-    cleaners = ci._cleaners(tags, today)
+    cleaners = validation.cleaners(tags, today)
     fields = ["name", "sex", "birth_date", "phone", "household_no", "relation_to_head", "tags", "note",
               "citizen_id"]
     # equal-but-different values (1, 1.0, True), blanks, dates, datetimes, bad values, repeats
@@ -66,7 +68,7 @@ def test_column_wise_cleaning_equals_cell_by_cell():
     n = len(columns["name"])
     table_rows = [(k + 2, [columns[f][k] for f in fields]) for k in range(n)]
     col_items = [(j, f, cleaners[f], f == "name") for j, f in enumerate(fields)]
-    got_fields, got_cols, got_issues = ci._clean_columns(table_rows, col_items, ci.Progress())
+    got_fields, got_cols, got_issues = validation.clean_columns(table_rows, col_items, TaskState())
     assert got_fields == fields
     want = _cell_by_cell(table_rows, col_items)
     for k, (vals, iss) in enumerate(want):
@@ -165,7 +167,7 @@ def test_history_of_an_imported_resident_then_edited(db, tmp_path):
 def test_bulk_uuids_are_version_7_ordered_and_unique():
     import uuid
 
-    a, b = list(ci._uuid7s(5000)), list(ci._uuid7s(5000))
+    a, b = list(bulk.uuid7s(5000)), list(bulk.uuid7s(5000))
     parsed = [uuid.UUID(x) for x in a + b]
     assert {(u.version, u.variant) for u in parsed} == {(7, uuid.RFC_4122)}
     assert a == sorted(a) and b == sorted(b) and len(set(a) | set(b)) == 10_000
@@ -189,19 +191,19 @@ def test_first_big_import_rebuilds_plain_indexes_and_always_restores_them(sqlite
         admin = system_actor(s)
         before = _indexes(s)
     assert any(n == "ix_residents_grid_name" for n, _ in before)
-    monkeypatch.setattr(ci, "REBUILD_MIN_ROWS", 1)
+    monkeypatch.setattr(bulk, "REBUILD_MIN_ROWS", 1)
     rows = [["户号", "网格", "姓名", "公民身份号码", "与户主关系"]] + [
         [f"H{k}", G1, f"居民{k}", make_id(date(1980, 1, 1) + (date(1980, 1, 2) - date(1980, 1, 1)) * k, "MF"[k % 2]),
          "户主"] for k in range(30)]
     path = write_xlsx(tmp_path / "first.xlsx", rows)
     dropped: list[list[str]] = []
-    real_write = ci._write
+    real_write = writing.write
 
     def spy(session, *a, **k):  # what the database has while the rows go in
         dropped.append([n for n, _ in _indexes(session)])
         return real_write(session, *a, **k)
 
-    monkeypatch.setattr(ci, "_write", spy)
+    monkeypatch.setattr(writing, "write", spy)
     with sqlite_db.work(admin) as s:
         res = ci.import_census(s, admin, path=path)
     assert res.status == "imported" and res.inserted == 30
@@ -215,7 +217,7 @@ def test_first_big_import_rebuilds_plain_indexes_and_always_restores_them(sqlite
     def boom(*_a, **_k):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(ci, "_write", boom)
+    monkeypatch.setattr(writing, "write", boom)
     path2 = write_xlsx(tmp_path / "second.xlsx", [rows[0]] + [
         [f"J{k}", G1, f"新人{k}", None, "户主"] for k in range(40)])
     with sqlite_db.session() as s:

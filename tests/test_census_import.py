@@ -11,9 +11,10 @@ from sqlalchemy import select
 from gridman.core.enums import Role
 from gridman.core.models import AuditEntry, ImportBatch, Resident, Setting
 from gridman.core.services import audit, people
-from gridman.core.services import census_import as ci
+from gridman.core.services import census as ci
 from gridman.core.services.errors import ConflictError, PermissionDenied
 from gridman.core.services.permissions import system_actor
+from gridman.core.tasks import Cancelled, TaskState
 from tests.census_util import counts, make_id, residents, write_xlsx
 from tests.helpers import build_tree, make_user
 
@@ -157,7 +158,7 @@ def test_duplicates_two_heads_reject_whole_file_with_exact_report(db, tmp_path):
     assert msgs[(2, "two_heads")] == "户号 H010 有 2 位户主（第 2、3 行），一户只能有一位户主"
     assert msgs[(4, "duplicate_in_file")] == "身份证号与第 2 行重复"
     assert msgs[(7, "birth_mismatch")] == "出生日期 2010-05-07 与身份证号中的 2010-05-06 不一致"
-    out = ci.write_error_report(res, tmp_path / "report.xlsx")
+    out = ci.write_error_workbook(res, tmp_path / "report.xlsx")
     wb = openpyxl.load_workbook(out)
     ws = wb["导入问题"]
     rows = list(ws.iter_rows(values_only=True))
@@ -182,7 +183,7 @@ def test_quarantine_imports_valid_rows_and_reports_the_rest(db, tmp_path):
     assert (res.inserted, res.rejected) == (1, 6)
     assert residents(db) == [("H014", G2, "庚", "M", ID_D, date(1975, 5, 6), "head", "registered", None, None,
                               "active", ())]
-    wb = openpyxl.load_workbook(ci.write_error_report(res, tmp_path / "q.xlsx"))
+    wb = openpyxl.load_workbook(ci.write_error_workbook(res, tmp_path / "q.xlsx"))
     assert [r[7] for r in wb["导入问题"].iter_rows(min_row=2, values_only=True)] == [2, 3, 4, 5, 6, 7]
     # the clerk fixes the report in Excel and imports it again
     ws = wb["导入问题"]
@@ -319,15 +320,15 @@ def test_progress_and_cancellation(db, tmp_path):
     before = counts(db)
     path = write_xlsx(tmp_path / "a.xlsx", census_rows())
     seen: list[tuple[float, str]] = []
-    prog = ci.Progress(lambda f, m: seen.append((f, m)), interval=0)
-    run(db, admin_of(db), path, dry_run=True, progress=prog)
+    prog = TaskState(lambda f, m: seen.append((f, m)), min_interval=0)
+    run(db, admin_of(db), path, dry_run=True, task=prog)
     assert seen[0][0] == 0.0 and seen[-1] == (1.0, "试运行完成，未写入")
     assert [f for f, _ in seen] == sorted(f for f, _ in seen)
 
     def cancel_in_write(f, m):
         if f >= 0.65:
             prog2.cancel()
-    prog2 = ci.Progress(cancel_in_write, interval=0)
-    with pytest.raises(ci.Cancelled):
-        run(db, admin_of(db), path, progress=prog2)
+    prog2 = TaskState(cancel_in_write, min_interval=0)
+    with pytest.raises(Cancelled):
+        run(db, admin_of(db), path, task=prog2)
     assert counts(db) == before

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from gridman.core.enums import Role
 from gridman.core.models import Area, AuditEntry, Incident, Resident
-from gridman.core.services import census_import as ci
+from gridman.core.services import census as ci
 from gridman.core.services import export as ex
 from gridman.core.services.errors import PermissionDenied, ValidationError
 from gridman.core.services.permissions import system_actor

@@ -7,7 +7,8 @@ import argparse
 import sys
 
 from gridman.cli.common import Context, add_json
-from gridman.core.services import census_import as ci
+from gridman.core import tasks
+from gridman.core.services import census as ci
 from gridman.core.services import export as ex
 from gridman.core.services.errors import ValidationError
 
@@ -60,24 +61,19 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
-def _progress(ctx: Context) -> ci.Progress:
-    if ctx.json:
-        return ci.Progress()
-    return ci.Progress(lambda f, m: print(f"\r{f * 100:5.1f}% {m}\033[K", end="", file=sys.stderr), interval=0.5)
-
-
 def cmd_import_census(ctx: Context) -> int:
     a = ctx.args
     mapping = _pairs(a.map, "--map") or None
     actor = ctx.actor
+    task = tasks.printer(quiet=ctx.json)
     with ctx.db.work(actor) as s:
         res = ci.import_census(s, actor, path=a.file, sheet=a.sheet, mapping=mapping, area_code=a.area,
-                               dry_run=a.dry_run, policy=a.policy, progress=_progress(ctx))
-    if not ctx.json:
-        print(file=sys.stderr)
+                               dry_run=a.dry_run, policy=a.policy, task=task)
     report = None
     if a.report and res.issues:
-        report = str(ci.write_error_report(res, a.report))
+        report = str(ci.write_error_workbook(res, a.report, task=task))
+    if not ctx.json:
+        print(file=sys.stderr)
     out = res.summary()
     out["report"] = report
     out["issues"] = [vars(i) for i in res.issues[:200]]
