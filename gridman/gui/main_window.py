@@ -151,10 +151,10 @@ class MainWindow(QMainWindow):
         return v
 
     def _make_exchange(self) -> QWidget:
-        from gridman.gui.views.exchange_view import ExchangeView
+        from gridman.gui.import_export.page import ImportExportPage
         from gridman.gui.views.offline_view import OfflineExchangePage
 
-        v = ExchangeView(self.runner, self.actor, self)
+        v = ImportExportPage(self.runner, self.actor, self)
         v.set_exchange_widget(OfflineExchangePage(self.runner, self.actor, self))
         return v
 
@@ -413,7 +413,7 @@ class MainWindow(QMainWindow):
 
     def export_list(self, kind: str):  # type: ignore[no-untyped-def]
         """导出 the list as shown: the selected area and the filters the user set."""
-        from gridman.gui.views.exchange_view import export_filters
+        from gridman.gui.import_export.export_dialogs import export_filters
 
         filters = export_filters(kind, self.registers[kind].current_filters())
         return self.exchange.build().open_export(kind, filters)

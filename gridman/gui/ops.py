@@ -129,7 +129,9 @@ class OpRunner(QObject):
     def run(self, fn: Callable[[Any, TaskState], Any], *, on_done: Callable[[Any], None] | None = None,
             on_error: Callable[[BaseException], None] | None = None,
             on_progress: Callable[[float, str], None] | None = None, mode: str = "read",
-            label: str = "") -> Op:
+            label: str = "", on_cancelled: Callable[[BaseException], None] | None = None) -> Op:
+        """Run ``fn(session, task)`` off the GUI thread; a cancelled job (``tasks.Cancelled``) calls
+        neither ``on_done`` nor ``on_error``, only ``on_cancelled(exc)`` if given (its writes rolled back)."""
         op = Op(label or getattr(fn, "__name__", "op"))
         relay = _Relay()
         self._live.add(relay)
@@ -147,6 +149,8 @@ class OpRunner(QObject):
         def failed(exc: BaseException) -> None:
             finish()
             if isinstance(exc, Cancelled):
+                if on_cancelled is not None:
+                    _deliver(on_cancelled, exc, op.label)
                 return
             if on_error is not None:
                 _deliver(on_error, exc, op.label)

@@ -142,3 +142,43 @@ def test_monthly_report_of_the_supervisors_street(qtbot, sqlite_demo, signed_in,
     qtbot.waitUntil(lambda: hasattr(d, "report_result"), timeout=30_000)
     assert out.exists() and len(openpyxl.load_workbook(out).sheetnames) >= 2
     assert str(out) in d.message.text()
+
+
+def test_error_workbook_of_a_rejected_import_is_written_off_the_gui_thread(qtbot, sqlite_demo, signed_in, tmp_path,
+                                                                          monkeypatch):
+    """A rejected file (policy reject, two bad rows): the result page comes at once and the error
+    workbook — every row, to fix and import again — is written by a background job, not by the GUI
+    thread (a large one takes seconds and froze the window)."""
+    import threading
+
+    from gridman.core.services import census
+
+    grid_code = raw(sqlite_demo, "SELECT code FROM areas WHERE level = 'grid' ORDER BY code LIMIT 1")[0][0]
+    path = workbook(tmp_path / "rejected.xlsx", grid_code)
+    writers: list[int] = []
+    real = census.write_error_workbook
+
+    def recording(*a, **k):  # the real writer, noting the thread it runs on
+        writers.append(threading.get_ident())
+        return real(*a, **k)
+
+    monkeypatch.setattr(census, "write_error_workbook", recording)
+    win = window(qtbot, sqlite_demo, signed_in("clerk"))
+    wiz = win.exchange.build().open_wizard()
+    assert wiz.policy.currentData() == "reject"
+    wiz.set_file(str(path))
+    qtbot.waitUntil(lambda: wiz.page == 1, timeout=10_000)
+    wiz.load_sheet("人口")
+    qtbot.waitUntil(lambda: wiz.page == 2, timeout=10_000)
+    wiz.validate()
+    qtbot.waitUntil(lambda: wiz.page == 3, timeout=15_000)
+    wiz.start_import()
+    qtbot.waitUntil(lambda: wiz.page == 5, timeout=30_000)
+    wait_runner(qtbot, win.runner)
+    assert wiz.import_result is not None and wiz.import_result.status == "rejected"
+    assert writers and threading.get_ident() not in writers
+    assert wiz.open_report.isVisible() and wiz.error_report is not None and wiz.error_report.exists()
+    rows = list(openpyxl.load_workbook(wiz.error_report)["导入问题"].iter_rows(min_row=2, values_only=True))
+    assert sorted(r[2] for r in rows) == sorted(["导入甲", "导入乙", "导入丙", "导入丁"])
+    assert str(wiz.error_report) in wiz.report_path.text()
+    assert raw(sqlite_demo, "SELECT count(*) FROM residents WHERE name LIKE '导入%'") == [(0,)]
