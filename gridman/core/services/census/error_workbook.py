@@ -73,8 +73,8 @@ def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskSta
     info.append(["工作表", result.sheet])
     info.append(["SHA-256", result.file_sha256])
     info.append(["结果", result.status])
-    for k in ("rows_read", "inserted", "updated", "unchanged", "rejected", "warnings"):
-        info.append([k, getattr(result, k)])
+    for key in ("rows_read", "inserted", "updated", "unchanged", "rejected", "warnings"):
+        info.append([key, getattr(result, key)])
     if result.unknown_columns:
         info.append(["未导入的列", "、".join(result.unknown_columns)])
     info.append(["用法", "在“导入问题”表中按批注修改标红的单元格，删除“错误原因”“原行号”两列（或保留，导入时会忽略），再重新导入。"])

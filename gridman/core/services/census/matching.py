@@ -8,6 +8,7 @@ Threading: the caller's thread and session (residents matched are locked ``FOR U
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -30,7 +31,7 @@ class HouseholdRef(NamedTuple):
     building_id: int | None
 
 
-def _grids(session: Session, actor: Actor, area: Area | None) -> tuple[list[Any], set[int]]:
+def _grids(session: Session, actor: Actor, area: Area | None) -> tuple[Sequence[Any], set[int]]:
     """The grids of the import area (all if none) and the ids of those in the actor's scope."""
     grids = session.execute(select(Area.id, Area.code, Area.name, Area.path, Area.level)
                             .where(Area.level == AreaLevel.GRID, scope.in_area(Area.id, area))).all()

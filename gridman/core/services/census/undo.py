@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -76,7 +76,7 @@ def undo_import(session: Session, actor: Actor, *, batch_id: int) -> UndoResult:
         at.c.id > last_id, at.c.table_name.in_(["residents", "households", "resident_tags"]),
         (at.c.batch_id.is_(None)) | (at.c.batch_id != batch_id))).all()
     touched = [(t, r, u) for t, r, u in later if (t, r) in ours]
-    rt, ht, tt = Resident.__table__, Household.__table__, ResidentTag.__table__
+    rt, ht, tt = (cast(Table, m.__table__) for m in (Resident, Household, ResidentTag))
     ins_res = [e for e in entries if e.table_name == "residents" and e.action == "insert"]
     upd_res = [e for e in entries if e.table_name == "residents" and e.action == "update"]
     ins_hh = [e for e in entries if e.table_name == "households" and e.action == "insert"]
@@ -113,13 +113,13 @@ def undo_import(session: Session, actor: Actor, *, batch_id: int) -> UndoResult:
                                       [(e.row_id, None, {k: (v[1], None) for k, v in _changes(e).items()})
                                        for e in ins_tag], note=note)
         for e in upd_res:
-            ch = _changes(e)
-            vals = {k: _from_json(k, v[0]) for k, v in ch.items() if k != "version"}
+            chg = _changes(e)
+            vals = {k: _from_json(k, v[0]) for k, v in chg.items() if k != "version"}
             cur = versions[e.row_id]
             conn.execute(update(rt).where(rt.c.id == e.row_id, rt.c.version == cur)
                          .values(**vals, version=cur + 1, updated_at=now))
             audit_rows += audit.bulk_rows(actor, "update", "residents", [
-                (e.row_id, None, {k: (v[1], v[0]) for k, v in ch.items() if k != "version"})], note=note)
+                (e.row_id, None, {k: (v[1], v[0]) for k, v in chg.items() if k != "version"})], note=note)
         res_ids = [e.row_id for e in ins_res]
         for ch in chunks(res_ids):
             conn.execute(delete(tt).where(tt.c.resident_id.in_(ch)))

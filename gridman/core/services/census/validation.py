@@ -76,7 +76,7 @@ def clean_columns(table_rows: Sequence[tuple[int, Sequence[Any]]],
     cells = list(zip(*(raw for _, raw in table_rows), strict=True))  # the table by column, at C speed
     for c, (j, f, fn, required) in enumerate(col_items):
         task.progress(0.15 + 0.2 * c / n_cols, f"校验“{cleaning.FIELD_LABELS.get(f, (f,))[0]}”列")
-        keys = cells[j]
+        keys: Sequence[Any] = cells[j]
         distinct = dict.fromkeys(keys)
         blank: list[Any] = []
         if not required:  # blank cells of an optional column: no value, no issue, no cleaner call

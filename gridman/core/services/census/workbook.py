@@ -89,9 +89,9 @@ def _scan_sheet_xml(zf: zipfile.ZipFile, member: str) -> tuple[int, list[str]]:
                         formulas.append(ref)
             k = buf.rfind(b"<row r=")
             if k >= 0:
-                m = _ROW.match(buf, k)
-                if m:
-                    last_row = max(last_row, int(m.group(1)))
+                row_m = _ROW.match(buf, k)
+                if row_m:
+                    last_row = max(last_row, int(row_m.group(1)))
             tail = buf[-400:]
     return last_row, formulas[:5]
 

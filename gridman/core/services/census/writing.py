@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from gridman.core.models import (
@@ -137,7 +137,7 @@ def _insert_residents(batch: _Batch, inserts: list[Plan], hh_id: dict[str, int])
         for p, rid, uu in zip(ch, ids, uuid7s(len(ch)), strict=True):
             row = p.row
             v = row.values
-            vals = [rid, *map(v.get, RESIDENT_FIELDS)]
+            vals: list[Any] = [rid, *map(v.get, RESIDENT_FIELDS)]
             if not vals[ptype + 1]:
                 vals[ptype + 1] = "registered"
             if not vals[status + 1]:
@@ -169,7 +169,7 @@ def _update_residents(batch: _Batch, upd: list[Plan], hh_id: dict[str, int]) -> 
     if not upd:
         return tag_rows
     conn, now, audit_row = batch.conn, batch.now, batch.audit_row
-    rt = Resident.__table__
+    rt = cast(Table, Resident.__table__)
     cols = sorted({f for p in upd for f in p.changes})
     stmt = (update(rt).where(rt.c.id == bindparam("b_id"), rt.c.version == bindparam("b_version"))
             .values({**{c: bindparam("v_" + c) for c in cols}, "version": bindparam("b_newversion"),
