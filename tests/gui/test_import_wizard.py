@@ -33,6 +33,16 @@ def workbook(path: Path, grid_code: str) -> Path:
     return path
 
 
+def _to_the_preview(qtbot, wiz, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """File → the sheet 人口 → the mapping as found → the validation preview (page 4)."""
+    wiz.set_file(str(path))
+    qtbot.waitUntil(lambda: wiz.page == 1, timeout=10_000)
+    wiz.load_sheet("人口")
+    qtbot.waitUntil(lambda: wiz.page == 2, timeout=10_000)
+    wiz.validate()
+    qtbot.waitUntil(lambda: wiz.page == 3, timeout=15_000)
+
+
 def test_clerk_imports_a_workbook_with_errors_and_gets_the_error_report(qtbot, sqlite_demo, signed_in, tmp_path):
     grid_code = raw(sqlite_demo, "SELECT code FROM areas WHERE level = 'grid' ORDER BY code LIMIT 1")[0][0]
     path = workbook(tmp_path / "人口导入.xlsx", grid_code)
@@ -109,12 +119,7 @@ def test_cancel_stops_the_import_and_writes_nothing(qtbot, sqlite_demo, signed_i
     path = workbook(tmp_path / "cancel.xlsx", grid_code)
     win = window(qtbot, sqlite_demo, signed_in("clerk"))
     wiz = win.exchange.build().open_wizard()
-    wiz.set_file(str(path))
-    qtbot.waitUntil(lambda: wiz.page == 1, timeout=10_000)
-    wiz.load_sheet("人口")
-    qtbot.waitUntil(lambda: wiz.page == 2, timeout=10_000)
-    wiz.validate()
-    qtbot.waitUntil(lambda: wiz.page == 3, timeout=15_000)
+    _to_the_preview(qtbot, wiz, path)
     wait_runner(qtbot, win.runner)
     gate = threading.Event()
     for _ in range(win.runner.pool.maxThreadCount()):
@@ -166,12 +171,7 @@ def test_error_workbook_of_a_rejected_import_is_written_off_the_gui_thread(qtbot
     win = window(qtbot, sqlite_demo, signed_in("clerk"))
     wiz = win.exchange.build().open_wizard()
     assert wiz.policy.currentData() == "reject"
-    wiz.set_file(str(path))
-    qtbot.waitUntil(lambda: wiz.page == 1, timeout=10_000)
-    wiz.load_sheet("人口")
-    qtbot.waitUntil(lambda: wiz.page == 2, timeout=10_000)
-    wiz.validate()
-    qtbot.waitUntil(lambda: wiz.page == 3, timeout=15_000)
+    _to_the_preview(qtbot, wiz, path)
     wiz.start_import()
     qtbot.waitUntil(lambda: wiz.page == 5, timeout=30_000)
     wait_runner(qtbot, win.runner)
