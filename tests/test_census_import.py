@@ -332,3 +332,27 @@ def test_progress_and_cancellation(db, tmp_path):
     with pytest.raises(Cancelled):
         run(db, admin_of(db), path, task=prog2)
     assert counts(db) == before
+
+
+def test_a_scoped_clerk_lists_and_undoes_only_imports_in_their_scope(db, tmp_path):
+    """Imports are scoped like every other row (scope.rows on the batch's area): a clerk of 西园社区
+    sees their own import, not one into 琥珀社区 nor one into every area (the administrator's), and
+    may not undo those."""
+    tree = build_tree(db)
+    admin = admin_of(db)
+    clerk = make_user(db, "clerk_xy", Role.CLERK, area_id=tree.community)
+    everywhere = run(db, admin, write_xlsx(tmp_path / "all.xlsx", [["户号", "网格", "姓名", "与户主关系"],
+                                                                   ["A1", G1, "全市甲", "户主"]]))
+    other = run(db, admin, write_xlsx(tmp_path / "other.xlsx", [["户号", "网格", "姓名", "与户主关系"],
+                                                                ["B1", G3, "琥珀甲", "户主"]]), area_code="340104002001")
+    own = run(db, clerk, write_xlsx(tmp_path / "own.xlsx", [["户号", "网格", "姓名", "与户主关系"],
+                                                            ["C1", G2, "西园甲", "户主"]]))
+    assert all(r.status == "imported" for r in (everywhere, other, own))
+    with db.session() as s:
+        assert [b.id for b in ci.list_imports(s, clerk)] == [own.batch_id]
+        assert [b.id for b in ci.list_imports(s, admin)] == [own.batch_id, other.batch_id, everywhere.batch_id]
+    for batch in (everywhere, other):
+        with db.work(clerk) as s, pytest.raises(PermissionDenied):
+            ci.undo_import(s, clerk, batch_id=batch.batch_id)
+    with db.work(clerk) as s:
+        assert ci.undo_import(s, clerk, batch_id=own.batch_id).residents_deleted == 1

@@ -16,9 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gridman.core.models import Area, AuditEntry, Household, ImportBatch, Resident, ResidentTag, User, utcnow
-from gridman.core.services import audit
+from gridman.core.services import audit, scope
 from gridman.core.services.census.bulk import chunks
-from gridman.core.services.errors import ConflictError, NotFound, ValidationError
+from gridman.core.services.errors import ConflictError, NotFound, PermissionDenied, ValidationError
 from gridman.core.services.permissions import Actor, Perm, require
 
 
@@ -38,9 +38,11 @@ class BatchInfo:
 
 
 def list_imports(session: Session, actor: Actor, *, limit: int = 50) -> list[BatchInfo]:
+    """The latest imports into areas in the actor's scope (one into every area: the unrestricted only)."""
     require(actor, Perm.IMPORT)
     q = (select(ImportBatch, User.username, Area.code).outerjoin(User, User.id == ImportBatch.user_id)
-         .outerjoin(Area, Area.id == ImportBatch.area_id).order_by(ImportBatch.id.desc()).limit(limit))
+         .outerjoin(Area, Area.id == ImportBatch.area_id).where(scope.rows(actor, ImportBatch.area_id))
+         .order_by(ImportBatch.id.desc()).limit(limit))
     return [BatchInfo(b.id, b.kind, u, b.started_at, b.finished_at, b.file_name, b.file_sha256, code, b.status,
                       {k: v for k, v in b.counts.items() if k != "audit_fields"} if isinstance(b.counts, dict)
                       else b.counts, b.undone_at) for b, u, code in session.execute(q)]
@@ -61,7 +63,11 @@ def undo_import(session: Session, actor: Actor, *, batch_id: int) -> UndoResult:
     batch = session.get(ImportBatch, batch_id)
     if batch is None or batch.kind != "census":
         raise NotFound(f"导入记录 {batch_id} 不存在", en=f"No census import {batch_id}")
-    require(actor, Perm.IMPORT, session.get(Area, batch.area_id) if batch.area_id else None)
+    area = session.get(Area, batch.area_id) if batch.area_id else None
+    require(actor, Perm.IMPORT, area)
+    if area is None and not scope.unrestricted(actor):
+        raise PermissionDenied(f"导入记录 {batch_id} 涉及全部区域，超出您的管辖范围，不能撤销。",
+                               en=f"Import {batch_id} covers every area, beyond your scope; it cannot be undone.")
     if batch.status != "done":
         raise ValidationError(f"导入记录 {batch_id} 已撤销", en=f"Import {batch_id} was already undone")
     conn = session.connection()
