@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gridman.cli.common import Context, add_json, to_jsonable
+from gridman.core import tasks
 from gridman.core.db import open_database
 from gridman.core.services import exchange
 from gridman.core.services.errors import ValidationError
@@ -60,11 +61,22 @@ def cmd_checkout(ctx: Context) -> int:
     if not a.area and not grids:
         raise ValidationError("请用 --area 或 --grids 指定导出范围", en="Give --area or --grids")
     with ctx.db.work(ctx.actor) as s:
-        res = exchange.checkout(s, ctx.actor, out=a.out, area_code=a.area, grid_codes=grids)
+        res = exchange.checkout(s, ctx.actor, out=a.out, area_code=a.area, grid_codes=grids, task=_task(ctx))
+    _end_progress(ctx)
     total = sum(res.counts.values())
     ctx.out(res, lambda: f"已导出 {res.area_name}（{res.area_code}）交换包 {res.package_id} → {res.path}："
                          f"{total} 行，用时 {res.seconds} 秒\n" + _counts(res.counts))
     return 0
+
+
+def _task(ctx: Context) -> tasks.TaskState:
+    """Progress on stderr (none with --json); Ctrl-C cancels with nothing written."""
+    return tasks.printer(quiet=ctx.json)
+
+
+def _end_progress(ctx: Context) -> None:
+    if not ctx.json:
+        print(file=sys.stderr)
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -90,7 +102,8 @@ def cmd_checkin(ctx: Context) -> int:
     try:
         with ctx.db.work(ctx.actor) as s:
             res = exchange.checkin(s, ctx.actor, path=a.file, dry_run=a.dry_run, resolve=a.resolve, choices=choices,
-                                   confirm_deletes=a.confirm_deletes, expect_area=a.area)
+                                   confirm_deletes=a.confirm_deletes, expect_area=a.area, task=_task(ctx))
+        _end_progress(ctx)
     except exchange.ConflictsPending as exc:
         pending = exc
         obj = {"error": "conflicts", "message": pending.text(ctx.lang), "conflicts": to_jsonable(pending.conflicts)}
@@ -127,9 +140,10 @@ def cmd_open(ctx: Context) -> int:
         with db.session() as s:
             actor = system_actor(s)
         with db.work(actor) as s:
-            res = exchange.open_package(s, actor, path=ctx.args.file, force=ctx.args.force)
+            res = exchange.open_package(s, actor, path=ctx.args.file, force=ctx.args.force, task=_task(ctx))
     finally:
         db.dispose()
+    _end_progress(ctx)
     ctx.out(res, lambda: f"{'已刷新' if res.refreshed else '已创建'}本地库 {ctx.args.local_db}（{res.area_code}，"
                          f"交换包 {res.package_id}），用时 {res.seconds} 秒\n" + _counts(res.counts))
     return 0
@@ -141,9 +155,10 @@ def cmd_export(ctx: Context) -> int:
         with db.session() as s:
             actor = system_actor(s)
         with db.work(actor) as s:
-            res = exchange.export_local(s, actor, out=ctx.args.out)
+            res = exchange.export_local(s, actor, out=ctx.args.out, task=_task(ctx))
     finally:
         db.dispose()
+    _end_progress(ctx)
     ctx.out(res, lambda: f"已导出回传交换包 {res.package_id} → {res.path}，用时 {res.seconds} 秒\n" + _counts(res.counts))
     return 0
 

@@ -151,8 +151,8 @@ class MainWindow(QMainWindow):
         return v
 
     def _make_exchange(self) -> QWidget:
+        from gridman.gui.offline_exchange import OfflineExchangePage
         from gridman.gui.views.exchange_view import ExchangeView
-        from gridman.gui.views.offline_view import OfflineExchangePage
 
         v = ExchangeView(self.runner, self.actor, self)
         v.set_exchange_widget(OfflineExchangePage(self.runner, self.actor, self))
