@@ -683,12 +683,13 @@ def test_cancelled_checkout_leaves_no_file_and_no_record(demo_db: Database, tmp_
 
     before = counts_of(demo_db)
     task, seen = cancelling_task(at)
-    out = tmp_path / "c.xlsx"
+    folder = tmp_path / "out"
+    folder.mkdir()
     a = admin_of(demo_db)
     with pytest.raises(Cancelled), demo_db.work(a) as s:
-        exchange.checkout(s, a, out=out, area_code=COMMUNITY, task=task)
+        exchange.checkout(s, a, out=folder / "c.xlsx", area_code=COMMUNITY, task=task)
     assert seen and max(seen) >= at
-    assert list(tmp_path.iterdir()) == []  # neither the workbook nor its .part
+    assert list(folder.iterdir()) == []  # neither the workbook nor its .part
     assert counts_of(demo_db) == before
 
 

@@ -260,21 +260,22 @@ def test_cancel_a_check_out_and_a_dry_run_from_the_page(qtbot, sqlite_demo, sign
     qtbot.waitUntil(lambda: page.area_box.count() > 0, timeout=10_000)
     wait_runner(qtbot, runner)
     page.select_checkout_area(COMMUNITY)
-    book = tmp_path / "out.xlsx"
+    (tmp_path / "out").mkdir()
+    book = tmp_path / "out" / "out.xlsx"
     page.out_edit.setText(str(book))
     n_packages = raw(sqlite_demo, "SELECT count(*) FROM exchange_packages")[0][0]
     page.run_checkout()
-    assert page.checkout_cancel.isVisible() and not page.checkout_button.isEnabled()
-    qtbot.mouseClick(page.checkout_cancel, Qt.MouseButton.LeftButton)
+    assert page.checkout_job.isVisible() and not page.checkout_button.isEnabled()
+    qtbot.mouseClick(page.checkout_job.button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.checkout_button.isEnabled(), timeout=20_000)
     wait_runner(qtbot, runner)
     assert "已取消" in page.checkout_label.text() and page.checkout_result is None
-    assert not page.checkout_cancel.isVisible() and not page.checkout_progress.isVisible()
-    assert list(tmp_path.iterdir()) == []
+    assert not page.checkout_job.isVisible()
+    assert list((tmp_path / "out").iterdir()) == []
     assert raw(sqlite_demo, "SELECT count(*) FROM exchange_packages")[0][0] == n_packages
     # not cancelled: it runs to the end, the bar having followed the service
     values: list[int] = []
-    page.checkout_progress.valueChanged.connect(values.append)
+    page.checkout_job.bar.valueChanged.connect(values.append)
     page.run_checkout()
     qtbot.waitUntil(lambda: page.checkout_result is not None, timeout=20_000)
     assert book.exists() and values and max(values) > 0

@@ -29,6 +29,7 @@ from gridman.core.services.permissions import Actor, Perm
 from gridman.core.tasks import Cancelled
 from gridman.gui.errors import describe, show_error
 from gridman.gui.i18n import language, tr
+from gridman.gui.offline_exchange.progress import JobProgress
 from gridman.gui.offline_exchange.values import (
     DELETION_ACTIONS,
     ConflictRow,
@@ -39,7 +40,7 @@ from gridman.gui.offline_exchange.values import (
     show_value,
     totals,
 )
-from gridman.gui.ops import Op, OpRunner
+from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QAbstractItemView,
     QCheckBox,
@@ -54,7 +55,6 @@ from gridman.gui.qt import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QStackedWidget,
     Qt,
@@ -65,8 +65,6 @@ from gridman.gui.qt import (
     QWidget,
     Signal,
 )
-
-PROGRESS_STEPS = 1000
 
 
 class OfflineExchangePage(QWidget):
@@ -90,8 +88,6 @@ class OfflineExchangePage(QWidget):
         self.last_error: BaseException | None = None
         self.packages: list[exchange.PackageInfo] = []
         self.boxes: list[Any] = []
-        self.checkout_op: Op | None = None
-        self.checkin_op: Op | None = None
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         self.tabs = QTabWidget()
@@ -152,18 +148,12 @@ class OfflineExchangePage(QWidget):
         self.checkout_button = QPushButton(tr("导出交换包"))
         self.checkout_button.setObjectName("checkoutButton")
         self.checkout_button.clicked.connect(self.run_checkout)
-        self.checkout_progress = QProgressBar()
-        self.checkout_progress.setRange(0, PROGRESS_STEPS)
-        self.checkout_progress.setVisible(False)
-        self.checkout_progress.setMaximumWidth(320)
-        self.checkout_cancel = QPushButton(tr("取消"))
-        self.checkout_cancel.setObjectName("checkoutCancel")
-        self.checkout_cancel.setVisible(False)
-        self.checkout_cancel.clicked.connect(self.cancel_checkout)
+        self.checkout_job = JobProgress("checkoutCancel")
+        self.checkout_job.button.clicked.connect(self.cancel_checkout)
+        self.checkout_job.setMaximumWidth(400)
         row = QHBoxLayout()
         row.addWidget(self.checkout_button)
-        row.addWidget(self.checkout_progress)
-        row.addWidget(self.checkout_cancel)
+        row.addWidget(self.checkout_job)
         row.addStretch(1)
         form.addRow(row)
         self.checkout_label = QLabel(tr("把一个街道、社区或几个网格的台账导出为交换工作簿，交给没有联网的站点填写，再导回。"))
@@ -260,7 +250,7 @@ class OfflineExchangePage(QWidget):
             self.checkout_label.setText(tr("请至少勾选一个网格。"))
             return
         actor, code = self.actor, node.code
-        self._checkout_busy(True)
+        self.checkout_button.setEnabled(False)
         self.checkout_label.setText(tr("正在导出交换包…"))
 
         def job(s, task):  # type: ignore[no-untyped-def]
@@ -268,35 +258,27 @@ class OfflineExchangePage(QWidget):
                 return exchange.checkout(s, actor, out=out, grid_codes=grids, task=task)
             return exchange.checkout(s, actor, out=out, area_code=code, task=task)
 
-        self.checkout_op = self.runner.run(job, mode="write", on_done=self._checked_out,
-                                           on_error=self._checkout_failed, on_progress=self._checkout_progressed,
-                                           label="exchange-checkout")
+        self.checkout_job.start(self.runner.run(job, mode="write", on_done=self._checked_out,
+                                                on_error=self._checkout_failed,
+                                                on_progress=self.checkout_job.progressed, label="exchange-checkout"))
 
-    def _checkout_busy(self, on: bool) -> None:
-        self.checkout_button.setEnabled(not on)
-        self.checkout_progress.setValue(0)
-        self.checkout_progress.setVisible(on)
-        self.checkout_cancel.setVisible(on)
-        self.checkout_cancel.setEnabled(on)
-
-    def _checkout_progressed(self, fraction: float, _message: str) -> None:
-        self.checkout_progress.setValue(int(fraction * PROGRESS_STEPS))
+    def _checkout_ended(self) -> None:
+        self.checkout_button.setEnabled(True)
+        self.checkout_job.stop()
 
     def cancel_checkout(self) -> None:
         """Ask the running check-out to stop; the service then writes no file and no record."""
-        if self.checkout_op is not None and not self.checkout_op.finished:
-            self.checkout_op.cancel()
-            self.checkout_cancel.setEnabled(False)
+        if self.checkout_job.cancel():
             self.checkout_label.setText(tr("正在取消…"))
 
     def _checkout_failed(self, exc: BaseException) -> None:
-        self._checkout_busy(False)
+        self._checkout_ended()
         self.checkout_label.setText(describe(exc)[0])
         self._failed(exc)
 
     def _checked_out(self, r: exchange.CheckoutResult) -> None:
         self.checkout_result = r
-        self._checkout_busy(False)
+        self._checkout_ended()
         per = "　".join(f"{register_name(k)} {n:,}" for k, n in r.counts.items())
         self.checkout_label.setText(
             tr("已导出交换包 {pid}（{area}），用时 {sec} 秒。").format(pid=r.package_id, area=r.area_name, sec=r.seconds)
@@ -322,17 +304,9 @@ class OfflineExchangePage(QWidget):
         self.check_button.clicked.connect(self.run_dry)
         row.addWidget(self.check_button)
         lay.addLayout(row)
-        self.checkin_progress = QProgressBar()
-        self.checkin_progress.setRange(0, PROGRESS_STEPS)
-        self.checkin_progress.setVisible(False)
-        self.checkin_cancel = QPushButton(tr("取消"))
-        self.checkin_cancel.setObjectName("checkinCancel")
-        self.checkin_cancel.setVisible(False)
-        self.checkin_cancel.clicked.connect(self.cancel_checkin)
-        row = QHBoxLayout()
-        row.addWidget(self.checkin_progress, 1)
-        row.addWidget(self.checkin_cancel)
-        lay.addLayout(row)
+        self.checkin_job = JobProgress("checkinCancel")
+        self.checkin_job.button.clicked.connect(self.cancel_checkin)
+        lay.addWidget(self.checkin_job)
         self.checkin_label = QLabel(tr("先试运行：显示将新增、更新、保持不变的行和冲突，不写入数据库；确认后再导入。"))
         self.checkin_label.setObjectName("checkinSummary")
         self.checkin_label.setWordWrap(True)
@@ -408,33 +382,23 @@ class OfflineExchangePage(QWidget):
     def _checkin_busy(self, on: bool, text: str = "") -> None:
         self.check_button.setEnabled(not on)
         self.apply_button.setEnabled(not on)
-        self.checkin_progress.setValue(0)
-        self.checkin_progress.setVisible(on)
-        self.checkin_cancel.setVisible(on)
-        self.checkin_cancel.setEnabled(on)
+        if not on:
+            self.checkin_job.stop()
         if text:
             self.checkin_label.setText(text)
 
-    def _checkin_progressed(self, fraction: float, _message: str) -> None:
-        self.checkin_progress.setValue(int(fraction * PROGRESS_STEPS))
-
     def cancel_checkin(self) -> None:
         """Ask the running dry run or check-in to stop; nothing is written then."""
-        if self.checkin_op is not None and not self.checkin_op.finished:
-            self.checkin_op.cancel()
-            self.checkin_cancel.setEnabled(False)
+        if self.checkin_job.cancel():
             self.checkin_label.setText(tr("正在取消…"))
 
     def _op_ended(self, _n: int) -> None:
         """A cancelled job ends without a result or an error: put its controls back."""
-        if self.checkout_op is not None and self.checkout_op.finished and self.checkout_op.task.cancelled:
-            self.checkout_op = None
-            self._checkout_busy(False)
+        if self.checkout_job.ended_by_cancel():
+            self._checkout_ended()
             self.checkout_label.setText(describe(Cancelled())[0])
-        if self.checkin_op is not None and self.checkin_op.finished and self.checkin_op.task.cancelled:
-            self.checkin_op = None
-            self._checkin_busy(False)
-            self.checkin_label.setText(describe(Cancelled())[0])
+        if self.checkin_job.ended_by_cancel():
+            self._checkin_busy(False, describe(Cancelled())[0])
 
     def run_dry(self) -> None:
         path = self.in_edit.text().strip()
@@ -447,9 +411,9 @@ class OfflineExchangePage(QWidget):
         self.stack.setCurrentIndex(0)
         self._checkin_busy(True, tr("正在检查交换工作簿…"))
         # a dry run writes nothing: a read session, rolled back
-        self.checkin_op = self.runner.run(lambda s, t: exchange.checkin(s, actor, path=path, dry_run=True, task=t),
-                                          on_done=self._dry_done, on_error=self._checkin_failed,
-                                          on_progress=self._checkin_progressed, label="exchange-dry-run")
+        self.checkin_job.start(self.runner.run(
+            lambda s, t: exchange.checkin(s, actor, path=path, dry_run=True, task=t), on_done=self._dry_done,
+            on_error=self._checkin_failed, on_progress=self.checkin_job.progressed, label="exchange-dry-run"))
 
     def _summary(self, r: exchange.CheckinResult) -> str:
         t = totals(r.counts)
@@ -542,11 +506,11 @@ class OfflineExchangePage(QWidget):
             return
         actor, choices, confirm = self.actor, self.choices(), self.confirm_deletes.isChecked()
         self._checkin_busy(True, tr("正在导入交换包…"))
-        self.checkin_op = self.runner.run(
+        self.checkin_job.start(self.runner.run(
             lambda s, t: exchange.checkin(s, actor, path=path, choices=choices or None, confirm_deletes=confirm,
                                           task=t),
-            mode="write", on_done=self._applied, on_error=self._checkin_failed, on_progress=self._checkin_progressed,
-            label="exchange-checkin")
+            mode="write", on_done=self._applied, on_error=self._checkin_failed, on_progress=self.checkin_job.progressed,
+            label="exchange-checkin"))
 
     def _applied(self, r: exchange.CheckinResult) -> None:
         self._checkin_busy(False)

@@ -187,6 +187,7 @@ def checkout(session: Session, actor: Actor, *, out: str | Path, area_code: str 
     try:
         res = _record(session, actor, w, meta, out)
         task.progress(1.0, "已导出")
+        task.check()  # cancelled at the last moment: still nothing kept
     except BaseException:
         out.unlink(missing_ok=True)  # no file without its record
         raise

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gridman.core.tasks import TaskState
+from gridman.core.xlsxstream import col_letter
 
 LIST_SHEET = "_列表"
 SHEET_PASSWORD = "gridman"  # protection against slips, not against intent: the checksum guards the keys
@@ -37,15 +38,6 @@ def _esc(s: str) -> str:
         s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     if not s.isprintable():  # control characters are not allowed in XML 1.0; CR would be normalised away
         s = _ILLEGAL.sub("", s).replace("\r", "&#13;")
-    return s
-
-
-def _col_letter(i: int) -> str:
-    s = ""
-    i += 1
-    while i:
-        i, r = divmod(i - 1, 26)
-        s = chr(65 + r) + s
     return s
 
 
@@ -92,7 +84,7 @@ def write_workbook(path: str | Path, sheets: list[SheetRows], *, task: TaskState
             c.protection = Protection(locked=True)
             if locked[i]:
                 c.fill = key_fill
-            letter = _col_letter(i)
+            letter = col_letter(i)
             dim = ws.column_dimensions[letter]
             dim.width = (sh.widths[i] if sh.widths else 14)
             if sh.hidden and sh.hidden[i]:
@@ -114,11 +106,11 @@ def write_workbook(path: str | Path, sheets: list[SheetRows], *, task: TaskState
             list_col += 1
             for r, v in enumerate(values, 1):
                 lists_ws.cell(row=r, column=list_col, value=v)
-            letter = _col_letter(list_col - 1)
+            letter = col_letter(list_col - 1)
             dv = DataValidation(type="list", formula1=f"'{LIST_SHEET}'!${letter}$1:${letter}${len(values)}",
                                 allow_blank=True, showErrorMessage=True, errorTitle="取值无效",
                                 error="请从下拉列表中选择")
-            dv.add(f"{_col_letter(i)}2:{_col_letter(i)}1048576")
+            dv.add(f"{col_letter(i)}2:{col_letter(i)}1048576")
             ws.add_data_validation(dv)
         ws.freeze_panes = "A2"
         if sh.protect:
@@ -222,7 +214,7 @@ def _cell_writer(letter: str, sattr: str, kind: str) -> Callable[[Any, str], str
 
 def _write_rows(fh: Any, sh: SheetRows, styles: dict[str, str]) -> None:
     n = len(sh.headers)
-    letters = [_col_letter(i) for i in range(n)]
+    letters = [col_letter(i) for i in range(n)]
     kinds = sh.kinds or ["text"] * n
     writers = [_cell_writer(x, f' s="{styles[x]}"' if x in styles else "", k) for x, k in zip(letters, kinds, strict=True)]
     buf: list[str] = []
