@@ -114,13 +114,14 @@ def run_phase(name: str, args: list[str]) -> None:
     elif name == "peer_openpyxl":
         from openpyxl import Workbook
 
-        from gridman.core.services.exchange import BY_REG, _canon_row, _Ctx, _display_row, _register_select  # noqa: F401
+        from gridman.core.services.exchange.canonical import canon_row, display_row, register_select
+        from gridman.core.services.exchange.workbook import BY_KEY
 
         db = open_database(args[0])
-        reg = BY_REG["residents"]
+        reg = BY_KEY["residents"]
         with db.session() as s:
-            rows = [_display_row(reg, r._mapping, _canon_row(reg, r._mapping, False), r._mapping["version"])
-                    for r in s.execute(_register_select(reg, lambda t: t.c.id > 0))]
+            rows = [display_row(reg, r._mapping, canon_row(reg, r._mapping, False), r._mapping["version"])
+                    for r in s.execute(register_select(reg, lambda t: t.c.id > 0))]
         t1 = time.perf_counter()
         wb = Workbook(write_only=True)
         ws = wb.create_sheet("实有人口")

@@ -27,8 +27,8 @@ from gridman.core.models import (
     VisitLog,
     new_uuid,
 )
-from gridman.core.services import exchange, people
-from gridman.core.services.exchange_book import REGISTERS
+from gridman.core.services import exchange, people, scope
+from gridman.core.services.exchange.workbook import REGISTERS
 from gridman.core.services.permissions import Actor, system_actor
 
 COMMUNITY = "340104001001"  # 笔架山怡景园社区 of the demo sample
@@ -61,9 +61,9 @@ def snapshot(db: Database) -> dict[str, dict[str, tuple]]:
     with db.session() as s:
         for reg in REGISTERS:
             rows = {}
-            for r in s.execute(exchange._register_select(reg, lambda t: t.c.id > 0)):
+            for r in s.execute(exchange.register_select(reg, lambda t: t.c.id > 0)):
                 m = r._mapping
-                rows[m["uuid"]] = (m["version"] if reg.versioned else 0, *exchange._canon_row(reg, m, False))
+                rows[m["uuid"]] = (m["version"] if reg.versioned else 0, *exchange.canon_row(reg, m, False))
             out[reg.key] = rows
     return out
 
@@ -163,7 +163,7 @@ def test_checkout_writes_a_protected_workbook_with_metadata(demo_db: Database, t
     res = checkout(demo_db, tmp_path / "c.xlsx", area_code=COMMUNITY)
     with demo_db.session() as s:
         com = s.scalar(select(Area).where(Area.code == COMMUNITY))
-        grids = list(s.scalars(select(Area.id).where(Area.path.like(com.path + "%"), Area.level == "grid")))
+        grids = list(s.scalars(scope.subtree_ids(com.path, level="grid")))
         n_res = s.scalar(select(func.count()).select_from(Resident).where(Resident.grid_id.in_(grids)))
         n_steps = s.scalar(select(func.count()).select_from(IncidentStep).join(Incident)
                            .where(Incident.grid_id.in_(grids)))
@@ -562,7 +562,7 @@ def test_checkin_is_set_based_on_an_unchanged_street(demo_db: Database, tmp_path
 
 def test_workbook_survives_excel_style_rewrites(tmp_path: Path) -> None:
     """Cells as Excel users type them (numbers for phones, text dates, labels) clean to the same values."""
-    from gridman.core.services.exchange_book import BY_KEY, CellError, clean_cell
+    from gridman.core.services.exchange.workbook import BY_KEY, CellError, clean_cell
 
     cols = {c.header: c for c in BY_KEY["residents"].cols}
     assert clean_cell(cols["联系电话"], 13912345678.0) == "13912345678"
@@ -629,7 +629,7 @@ def test_clerk_gets_masked_ids_and_they_survive_the_round_trip(demo_db: Database
 
 def test_streamed_cells_read_back_exactly(tmp_path: Path) -> None:
     """Text with line breaks and XML specials, numbers, dates and date-times survive the writer."""
-    from gridman.core.services.exchange_book import Book, SheetRows, write_workbook
+    from gridman.core.services.exchange.xlsx import Book, SheetRows, write_workbook
 
     rows = [["a\r\nb <&> \"c\"", 13912345678.0, 117.2345678, date(2001, 2, 3), datetime(2026, 1, 2, 3, 4, 5), 7]]
     write_workbook(tmp_path / "t.xlsx", [SheetRows("表", ["文本", "电话", "经度", "日期", "时间", "整数"], rows,
@@ -641,3 +641,136 @@ def test_streamed_cells_read_back_exactly(tmp_path: Path) -> None:
     assert str(d)[:10] == "2001-02-03" and str(dt)[:19] == "2026-01-02 03:04:05"
     wb = load_workbook(tmp_path / "t.xlsx")  # and openpyxl reads the streamed sheet too
     assert wb["表"].cell(2, 1).value == "a\r\nb <&> \"c\""
+
+
+# --- progress and cancel (tasks.TaskState) -----------------------------------------------------------
+
+
+def cancelling_task(at: float) -> tuple[Any, list[float]]:
+    """A task that records the fractions reported and cancels itself at the first one ≥ ``at``."""
+    from gridman.core.tasks import TaskState
+
+    seen: list[float] = []
+
+    def cb(f: float, _m: str) -> None:
+        seen.append(f)
+        if f >= at:
+            task.cancel()
+
+    task = TaskState(cb, min_interval=0.0)
+    return task, seen
+
+
+def counts_of(db: Database) -> tuple[int, int, int]:
+    with db.session() as s:
+        return (s.scalar(select(func.count()).select_from(ExchangePackage)),
+                s.scalar(select(func.count()).select_from(ImportBatch)),
+                s.scalar(select(func.count()).select_from(AuditEntry)))
+
+
+def test_checkout_reports_progress_up_to_the_end(demo_db: Database, tmp_path: Path) -> None:
+    task, seen = cancelling_task(2.0)  # never cancels
+    a = admin_of(demo_db)
+    with demo_db.work(a) as s:
+        exchange.checkout(s, a, out=tmp_path / "c.xlsx", area_code=COMMUNITY, task=task)
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+    assert len([f for f in seen if 0.0 < f < 1.0]) >= 3  # reported along the way, not only at the ends
+
+
+@pytest.mark.parametrize("at", [0.0, 0.5, 0.99])
+def test_cancelled_checkout_leaves_no_file_and_no_record(demo_db: Database, tmp_path: Path, at: float) -> None:
+    from gridman.core.tasks import Cancelled
+
+    before = counts_of(demo_db)
+    task, seen = cancelling_task(at)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    a = admin_of(demo_db)
+    with pytest.raises(Cancelled), demo_db.work(a) as s:
+        exchange.checkout(s, a, out=folder / "c.xlsx", area_code=COMMUNITY, task=task)
+    assert seen and max(seen) >= at
+    assert list(folder.iterdir()) == []  # neither the workbook nor its .part
+    assert counts_of(demo_db) == before
+
+
+@pytest.mark.parametrize(("dry_run", "at"), [(True, 0.0), (True, 0.6), (False, 0.3), (False, 0.75), (False, 1.0)])
+def test_cancelled_checkin_writes_nothing(demo_db: Database, tmp_path: Path, dry_run: bool, at: float) -> None:
+    """Cancelled while reading, planning or writing (or at the very end): the database is as it was,
+    and the same workbook checks in afterwards."""
+    from gridman.core.tasks import Cancelled
+
+    if demo_db.dialect != "sqlite" and at not in (0.75,):
+        pytest.skip("the cancel points are backend-independent; the writing one runs on both")
+    rows = pick_rows(demo_db)
+    book = tmp_path / "c.xlsx"
+    checkout(demo_db, book, area_code=COMMUNITY)
+    edit_workbook(book, rows, tmp_path / "back.xlsx")
+    before, n_before = snapshot(demo_db), counts_of(demo_db)
+    task, seen = cancelling_task(at)
+    a = admin_of(demo_db)
+    with pytest.raises(Cancelled), demo_db.work(a) as s:
+        exchange.checkin(s, a, path=tmp_path / "back.xlsx", dry_run=dry_run, task=task)
+    assert max(seen) >= at
+    assert snapshot(demo_db) == before and counts_of(demo_db) == n_before
+    res = checkin(demo_db, tmp_path / "back.xlsx")
+    assert res.batch_id and sum(v.get("inserted", 0) for v in res.counts.values()) == 3
+
+
+@pytest.mark.parametrize("at", [0.2, 0.6])
+def test_cancelled_open_leaves_the_local_database_empty(demo_db: Database, tmp_path: Path, at: float) -> None:
+    from gridman.core.tasks import Cancelled
+
+    book = tmp_path / "c.xlsx"
+    checkout(demo_db, book, area_code=COMMUNITY)
+    local = open_database(tmp_path / "local.sqlite")
+    try:
+        la = admin_of(local)
+        with local.session() as s:
+            n_areas = s.scalar(select(func.count()).select_from(Area))
+        task, seen = cancelling_task(at)
+        with pytest.raises(Cancelled), local.work(la) as s:
+            exchange.open_package(s, la, path=book, task=task)
+        assert max(seen) >= at
+        with local.session() as s:
+            assert s.scalar(select(func.count()).select_from(Resident)) == 0
+            assert s.scalar(select(func.count()).select_from(Household)) == 0
+            assert s.scalar(select(func.count()).select_from(ExchangePackage)) == 0
+            assert s.scalar(select(func.count()).select_from(Area)) == n_areas
+        with local.work(la) as s:  # and it opens normally afterwards (not "local changes")
+            opened = exchange.open_package(s, la, path=book)
+        assert not opened.refreshed and opened.counts["residents"] > 0
+    finally:
+        local.dispose()
+
+
+# --- scope of the package list ---------------------------------------------------------------------
+
+
+def test_cli_exchange_list_shows_only_the_users_scope(sqlite_demo: Database, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`gridman --as USER exchange list --json` lists the packages whose area lies in the user's
+    scope (scope.covers), for every demo account; community staff see their community's packages."""
+    from gridman.cli import main
+    from gridman.core.services.auth import actor_by_username
+
+    checkout(sqlite_demo, tmp_path / "c.xlsx", area_code=COMMUNITY)
+    checkout(sqlite_demo, tmp_path / "o.xlsx", area_code=OTHER_COMMUNITY)
+    checkout(sqlite_demo, tmp_path / "g.xlsx", grid_codes=[G1])
+    checkout(sqlite_demo, tmp_path / "s.xlsx", area_code=OTHER_COMMUNITY[:9])
+    with sqlite_demo.session() as s:
+        areas = {code: s.scalar(select(Area).where(Area.code == code))
+                 for code in (COMMUNITY, OTHER_COMMUNITY, G1, OTHER_COMMUNITY[:9])}
+        actors = {u: actor_by_username(s, u) for u in ("admin", "clerk", "street", "community", "warden")}
+        expected = {u: sorted(c for c, area in areas.items() if a.covers(area)) for u, a in actors.items()}
+    dbp = str(sqlite_demo.sqlite_path)
+    sqlite_demo.dispose()
+    got = {}
+    for user in actors:
+        rc = main(["--db", dbp, "--as", user, "exchange", "list", "--json"])
+        out = json.loads(capsys.readouterr().out)
+        assert rc == 0
+        got[user] = sorted(p["area_code"] for p in out["packages"])
+    assert got == expected
+    assert got["community"] == sorted([COMMUNITY, G1])  # not the other street's packages
+    assert got["admin"] == got["clerk"] == sorted(areas)
+    assert got["warden"] == [G1]

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from gridman.cli.common import Context, add_json, to_jsonable
+from gridman.core import tasks
 from gridman.core.db import open_database
 from gridman.core.services import exchange
 from gridman.core.services.errors import ValidationError
@@ -59,12 +62,22 @@ def cmd_checkout(ctx: Context) -> int:
     grids = [g.strip() for g in a.grids.split(",") if g.strip()] if a.grids else None
     if not a.area and not grids:
         raise ValidationError("请用 --area 或 --grids 指定导出范围", en="Give --area or --grids")
-    with ctx.db.work(ctx.actor) as s:
-        res = exchange.checkout(s, ctx.actor, out=a.out, area_code=a.area, grid_codes=grids)
+    with _progress(ctx) as task, ctx.db.work(ctx.actor) as s:
+        res = exchange.checkout(s, ctx.actor, out=a.out, area_code=a.area, grid_codes=grids, task=task)
     total = sum(res.counts.values())
     ctx.out(res, lambda: f"已导出 {res.area_name}（{res.area_code}）交换包 {res.package_id} → {res.path}："
                          f"{total} 行，用时 {res.seconds} 秒\n" + _counts(res.counts))
     return 0
+
+
+@contextmanager
+def _progress(ctx: Context) -> Iterator[tasks.TaskState]:
+    """The task of a long command: progress on stderr (none with --json), the line ended after it."""
+    try:
+        yield tasks.printer(quiet=ctx.json)
+    finally:
+        if not ctx.json:
+            print(file=sys.stderr)
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -88,9 +101,9 @@ def cmd_checkin(ctx: Context) -> int:
     if a.choices:
         choices = json.loads(Path(a.choices).read_text(encoding="utf-8"))
     try:
-        with ctx.db.work(ctx.actor) as s:
+        with _progress(ctx) as task, ctx.db.work(ctx.actor) as s:
             res = exchange.checkin(s, ctx.actor, path=a.file, dry_run=a.dry_run, resolve=a.resolve, choices=choices,
-                                   confirm_deletes=a.confirm_deletes, expect_area=a.area)
+                                   confirm_deletes=a.confirm_deletes, expect_area=a.area, task=task)
     except exchange.ConflictsPending as exc:
         pending = exc
         obj = {"error": "conflicts", "message": pending.text(ctx.lang), "conflicts": to_jsonable(pending.conflicts)}
@@ -126,8 +139,8 @@ def cmd_open(ctx: Context) -> int:
     try:
         with db.session() as s:
             actor = system_actor(s)
-        with db.work(actor) as s:
-            res = exchange.open_package(s, actor, path=ctx.args.file, force=ctx.args.force)
+        with _progress(ctx) as task, db.work(actor) as s:
+            res = exchange.open_package(s, actor, path=ctx.args.file, force=ctx.args.force, task=task)
     finally:
         db.dispose()
     ctx.out(res, lambda: f"{'已刷新' if res.refreshed else '已创建'}本地库 {ctx.args.local_db}（{res.area_code}，"
@@ -140,8 +153,8 @@ def cmd_export(ctx: Context) -> int:
     try:
         with db.session() as s:
             actor = system_actor(s)
-        with db.work(actor) as s:
-            res = exchange.export_local(s, actor, out=ctx.args.out)
+        with _progress(ctx) as task, db.work(actor) as s:
+            res = exchange.export_local(s, actor, out=ctx.args.out, task=task)
     finally:
         db.dispose()
     ctx.out(res, lambda: f"已导出回传交换包 {res.package_id} → {res.path}，用时 {res.seconds} 秒\n" + _counts(res.counts))

@@ -152,7 +152,7 @@ class MainWindow(QMainWindow):
 
     def _make_exchange(self) -> QWidget:
         from gridman.gui.import_export.page import ImportExportPage
-        from gridman.gui.views.offline_view import OfflineExchangePage
+        from gridman.gui.offline_exchange import OfflineExchangePage
 
         v = ImportExportPage(self.runner, self.actor, self)
         v.set_exchange_widget(OfflineExchangePage(self.runner, self.actor, self))

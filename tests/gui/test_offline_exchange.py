@@ -12,8 +12,8 @@ from pathlib import Path
 from openpyxl import load_workbook
 
 from gridman.core.services import people
+from gridman.gui.offline_exchange import OfflineExchangePage
 from gridman.gui.qt import QMessageBox, Qt
-from gridman.gui.views.offline_view import OfflineExchangePage
 from tests.gui.conftest import raw, wait_runner
 from tests.gui.test_mediation_gui import window
 
@@ -245,3 +245,47 @@ def test_cell_errors_are_listed_by_sheet_row_and_column_and_nothing_is_written(q
         runner.wait()
     finally:
         i18n.set_language("zh_CN")
+
+
+def test_cancel_a_check_out_and_a_dry_run_from_the_page(qtbot, sqlite_demo, signed_in, tmp_path):
+    """Cancel while the job runs: the page's controls come back, no file and no package record are
+    written; the progress bar shows the service's progress when it is not cancelled."""
+    from gridman.gui.ops import OpRunner
+
+    clerk = signed_in("clerk")
+    runner = OpRunner(sqlite_demo, clerk)
+    page = OfflineExchangePage(runner, clerk)
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitUntil(lambda: page.area_box.count() > 0, timeout=10_000)
+    wait_runner(qtbot, runner)
+    page.select_checkout_area(COMMUNITY)
+    (tmp_path / "out").mkdir()
+    book = tmp_path / "out" / "out.xlsx"
+    page.out_edit.setText(str(book))
+    n_packages = raw(sqlite_demo, "SELECT count(*) FROM exchange_packages")[0][0]
+    page.run_checkout()
+    assert page.checkout_job.isVisible() and not page.checkout_button.isEnabled()
+    qtbot.mouseClick(page.checkout_job.button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.checkout_button.isEnabled(), timeout=20_000)
+    wait_runner(qtbot, runner)
+    assert "已取消" in page.checkout_label.text() and page.checkout_result is None
+    assert not page.checkout_job.isVisible()
+    assert list((tmp_path / "out").iterdir()) == []
+    assert raw(sqlite_demo, "SELECT count(*) FROM exchange_packages")[0][0] == n_packages
+    # not cancelled: it runs to the end, the bar having followed the service
+    values: list[int] = []
+    page.checkout_job.bar.valueChanged.connect(values.append)
+    page.run_checkout()
+    qtbot.waitUntil(lambda: page.checkout_result is not None, timeout=20_000)
+    assert book.exists() and values and max(values) > 0
+    # a dry run cancelled: the check-in tab is back to its start, no batch
+    page.tabs.setCurrentIndex(1)
+    page.in_edit.setText(str(book))
+    page.run_dry()
+    page.cancel_checkin()
+    qtbot.waitUntil(lambda: page.check_button.isEnabled(), timeout=20_000)
+    wait_runner(qtbot, runner)
+    assert "已取消" in page.checkin_label.text() and page.dry is None and page.last_error is None
+    assert raw(sqlite_demo, "SELECT count(*) FROM import_batches")[0][0] == 0
+    runner.wait()

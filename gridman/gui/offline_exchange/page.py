@@ -4,11 +4,11 @@ Three tabs over ``services.exchange`` — no merge rule lives here:
 
 - 导出交换包 (check out): the area selected in the tree, another street/community/grid of the
   user's scope, or a set of grids → a save-file dialog → ``exchange.checkout`` on the op runner
-  (indeterminate progress) → the package id, rows per register and the file.
+  (progress, and Cancel: nothing written) → the package id, rows per register and the file.
 - 导回交换包 (check in): a returned workbook → a dry run → a summary (inserted / updated / unchanged /
   deletions reported / steps appended) and, when rows changed on both sides, a field-by-field
   conflict table with a choice per field (keep central is the default) → apply (one transaction in
-  the service) → the result. ``ExchangeRefused`` and ``ExchangeInvalid`` are shown as a dialog and a
+  the service) → the result. Both runs show the service's progress and can be cancelled. ``ExchangeRefused`` and ``ExchangeInvalid`` are shown as a dialog and a
   sheet/row/column/reason table; nothing is written then (the service raises before writing).
 - 交换包记录 (packages): checked out / checked in, who, when, counts, and undo of a check-in.
 
@@ -18,18 +18,28 @@ undo; the tabs a role may not use are disabled, and the service refuses anyway.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from gridman.core import enums
 from gridman.core.services import exchange
 from gridman.core.services.areas import tree
-from gridman.core.services.exchange_book import BY_KEY, REGISTERS
 from gridman.core.services.permissions import Actor, Perm
+from gridman.core.tasks import Cancelled
 from gridman.gui.errors import describe, show_error
-from gridman.gui.i18n import N_, language, tr
+from gridman.gui.i18n import language, tr
+from gridman.gui.offline_exchange.progress import JobProgress
+from gridman.gui.offline_exchange.values import (
+    DELETION_ACTIONS,
+    ConflictRow,
+    conflict_rows,
+    field_name,
+    local_time,
+    register_name,
+    show_value,
+    totals,
+)
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QAbstractItemView,
@@ -45,7 +55,6 @@ from gridman.gui.qt import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QStackedWidget,
     Qt,
@@ -56,74 +65,6 @@ from gridman.gui.qt import (
     QWidget,
     Signal,
 )
-
-REGISTER_NAMES = {"buildings": N_("楼栋"), "households": N_("户"), "residents": N_("实有人口"), "premises": N_("场所"),
-                  "organisations": N_("组织"), "incidents": N_("事件"), "incident_steps": N_("处置记录"),
-                  "visit_logs": N_("走访记录")}
-CHOICES = ("keep-central", "offline")
-DELETION_ACTIONS = {"reported": N_("仅报告，未删除"), "deleted": N_("已删除"),
-                    "already_deleted_centrally": N_("中心已删除"), "kept_changed_centrally": N_("中心已修改，保留"),
-                    "kept_record": N_("记录类数据，保留")}
-
-
-def register_name(key: str) -> str:
-    return tr(REGISTER_NAMES.get(key, key))
-
-
-def field_name(reg_key: str, field: str) -> str:
-    """The column's Chinese header (as in the workbook), through the catalog for English."""
-    col = BY_KEY[reg_key].field_cols.get(field) if reg_key in BY_KEY else None
-    return tr(col.header) if col is not None else field
-
-
-def show_value(reg_key: str, field: str, v: Any) -> str:
-    """A canonical exchange value as the user reads it (enumeration labels, not codes)."""
-    if v is None or v == "":
-        return tr("（空）")
-    col = BY_KEY[reg_key].field_cols.get(field) if reg_key in BY_KEY else None
-    if col is not None and col.kind == "enum" and col.enum is not None:
-        return enums.label(str(v), language(), col.enum)
-    if col is not None and col.kind == "choice":
-        return tr((col.choices or {}).get(str(v), str(v)))
-    if col is not None and col.kind == "ref":
-        return str(v)[:8] + "…"
-    return str(v)
-
-
-def local_time(dt: datetime | None) -> str:
-    """A stored (naive UTC) timestamp in the user's local time."""
-    return "—" if dt is None else dt.replace(tzinfo=UTC).astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-def totals(counts: dict[str, dict[str, int]]) -> dict[str, int]:
-    keys = ("inserted", "updated", "unchanged", "conflicts", "deleted_offline", "deleted", "appended", "central_deleted")
-    return {k: sum(v.get(k, 0) for v in counts.values()) for k in keys}
-
-
-@dataclass
-class ConflictRow:
-    """One row of the conflict table: a field the offline side changed in a row changed on both sides."""
-
-    uuid: str
-    register: str
-    label: str
-    field: str
-    original: Any
-    central: Any
-    offline: Any
-    clash: bool
-
-
-def conflict_rows(conflicts: list[exchange.Conflict]) -> list[ConflictRow]:
-    """The fields to choose for: those changed offline (a field changed only centrally stays as it
-    is, whatever is chosen, so it is not offered)."""
-    out: list[ConflictRow] = []
-    for c in conflicts:
-        for d in c.fields:
-            if d.offline != d.original:
-                out.append(ConflictRow(c.uuid, c.register, c.label, d.field, d.original, d.central, d.offline,
-                                       d.clash))
-    return out
 
 
 class OfflineExchangePage(QWidget):
@@ -166,6 +107,7 @@ class OfflineExchangePage(QWidget):
             self.tabs.setTabToolTip(1, tr("您的角色没有导入数据的权限"))
         self.tabs.setCurrentIndex(0 if can_out else 1 if can_in else 2)
         self.tabs.currentChanged.connect(self._tab_changed)
+        runner.busy_changed.connect(self._op_ended)
         if can_out:
             self.load_areas()
         if can_out or can_in:
@@ -206,13 +148,12 @@ class OfflineExchangePage(QWidget):
         self.checkout_button = QPushButton(tr("导出交换包"))
         self.checkout_button.setObjectName("checkoutButton")
         self.checkout_button.clicked.connect(self.run_checkout)
-        self.checkout_progress = QProgressBar()
-        self.checkout_progress.setRange(0, 0)  # the service reports no steps: a busy indicator
-        self.checkout_progress.setVisible(False)
-        self.checkout_progress.setMaximumWidth(320)
+        self.checkout_job = JobProgress("checkoutCancel")
+        self.checkout_job.button.clicked.connect(self.cancel_checkout)
+        self.checkout_job.setMaximumWidth(400)
         row = QHBoxLayout()
         row.addWidget(self.checkout_button)
-        row.addWidget(self.checkout_progress)
+        row.addWidget(self.checkout_job)
         row.addStretch(1)
         form.addRow(row)
         self.checkout_label = QLabel(tr("把一个街道、社区或几个网格的台账导出为交换工作簿，交给没有联网的站点填写，再导回。"))
@@ -310,27 +251,34 @@ class OfflineExchangePage(QWidget):
             return
         actor, code = self.actor, node.code
         self.checkout_button.setEnabled(False)
-        self.checkout_progress.setVisible(True)
         self.checkout_label.setText(tr("正在导出交换包…"))
 
-        def job(s, _t):  # type: ignore[no-untyped-def]
+        def job(s, task):  # type: ignore[no-untyped-def]
             if grids:
-                return exchange.checkout(s, actor, out=out, grid_codes=grids)
-            return exchange.checkout(s, actor, out=out, area_code=code)
+                return exchange.checkout(s, actor, out=out, grid_codes=grids, task=task)
+            return exchange.checkout(s, actor, out=out, area_code=code, task=task)
 
-        self.runner.run(job, mode="write", on_done=self._checked_out, on_error=self._checkout_failed,
-                        label="exchange-checkout")
+        self.checkout_job.start(self.runner.run(job, mode="write", on_done=self._checked_out,
+                                                on_error=self._checkout_failed,
+                                                on_progress=self.checkout_job.progressed, label="exchange-checkout"))
+
+    def _checkout_ended(self) -> None:
+        self.checkout_button.setEnabled(True)
+        self.checkout_job.stop()
+
+    def cancel_checkout(self) -> None:
+        """Ask the running check-out to stop; the service then writes no file and no record."""
+        if self.checkout_job.cancel():
+            self.checkout_label.setText(tr("正在取消…"))
 
     def _checkout_failed(self, exc: BaseException) -> None:
-        self.checkout_button.setEnabled(True)
-        self.checkout_progress.setVisible(False)
+        self._checkout_ended()
         self.checkout_label.setText(describe(exc)[0])
         self._failed(exc)
 
     def _checked_out(self, r: exchange.CheckoutResult) -> None:
         self.checkout_result = r
-        self.checkout_button.setEnabled(True)
-        self.checkout_progress.setVisible(False)
+        self._checkout_ended()
         per = "　".join(f"{register_name(k)} {n:,}" for k, n in r.counts.items())
         self.checkout_label.setText(
             tr("已导出交换包 {pid}（{area}），用时 {sec} 秒。").format(pid=r.package_id, area=r.area_name, sec=r.seconds)
@@ -356,10 +304,9 @@ class OfflineExchangePage(QWidget):
         self.check_button.clicked.connect(self.run_dry)
         row.addWidget(self.check_button)
         lay.addLayout(row)
-        self.checkin_progress = QProgressBar()
-        self.checkin_progress.setRange(0, 0)
-        self.checkin_progress.setVisible(False)
-        lay.addWidget(self.checkin_progress)
+        self.checkin_job = JobProgress("checkinCancel")
+        self.checkin_job.button.clicked.connect(self.cancel_checkin)
+        lay.addWidget(self.checkin_job)
         self.checkin_label = QLabel(tr("先试运行：显示将新增、更新、保持不变的行和冲突，不写入数据库；确认后再导入。"))
         self.checkin_label.setObjectName("checkinSummary")
         self.checkin_label.setWordWrap(True)
@@ -435,9 +382,23 @@ class OfflineExchangePage(QWidget):
     def _checkin_busy(self, on: bool, text: str = "") -> None:
         self.check_button.setEnabled(not on)
         self.apply_button.setEnabled(not on)
-        self.checkin_progress.setVisible(on)
+        if not on:
+            self.checkin_job.stop()
         if text:
             self.checkin_label.setText(text)
+
+    def cancel_checkin(self) -> None:
+        """Ask the running dry run or check-in to stop; nothing is written then."""
+        if self.checkin_job.cancel():
+            self.checkin_label.setText(tr("正在取消…"))
+
+    def _op_ended(self, _n: int) -> None:
+        """A cancelled job ends without a result or an error: put its controls back."""
+        if self.checkout_job.ended_by_cancel():
+            self._checkout_ended()
+            self.checkout_label.setText(describe(Cancelled())[0])
+        if self.checkin_job.ended_by_cancel():
+            self._checkin_busy(False, describe(Cancelled())[0])
 
     def run_dry(self) -> None:
         path = self.in_edit.text().strip()
@@ -450,8 +411,9 @@ class OfflineExchangePage(QWidget):
         self.stack.setCurrentIndex(0)
         self._checkin_busy(True, tr("正在检查交换工作簿…"))
         # a dry run writes nothing: a read session, rolled back
-        self.runner.run(lambda s, _t: exchange.checkin(s, actor, path=path, dry_run=True),
-                        on_done=self._dry_done, on_error=self._checkin_failed, label="exchange-dry-run")
+        self.checkin_job.start(self.runner.run(
+            lambda s, t: exchange.checkin(s, actor, path=path, dry_run=True, task=t), on_done=self._dry_done,
+            on_error=self._checkin_failed, on_progress=self.checkin_job.progressed, label="exchange-dry-run"))
 
     def _summary(self, r: exchange.CheckinResult) -> str:
         t = totals(r.counts)
@@ -544,9 +506,11 @@ class OfflineExchangePage(QWidget):
             return
         actor, choices, confirm = self.actor, self.choices(), self.confirm_deletes.isChecked()
         self._checkin_busy(True, tr("正在导入交换包…"))
-        self.runner.run(lambda s, _t: exchange.checkin(s, actor, path=path, choices=choices or None,
-                                                       confirm_deletes=confirm),
-                        mode="write", on_done=self._applied, on_error=self._checkin_failed, label="exchange-checkin")
+        self.checkin_job.start(self.runner.run(
+            lambda s, t: exchange.checkin(s, actor, path=path, choices=choices or None, confirm_deletes=confirm,
+                                          task=t),
+            mode="write", on_done=self._applied, on_error=self._checkin_failed, on_progress=self.checkin_job.progressed,
+            label="exchange-checkin"))
 
     def _applied(self, r: exchange.CheckinResult) -> None:
         self._checkin_busy(False)
@@ -573,7 +537,7 @@ class OfflineExchangePage(QWidget):
                 n=len(exc.issues)))
             self.issues.setRowCount(len(exc.issues))
             for i, iss in enumerate(exc.issues):
-                reg = next((r.key for r in REGISTERS if r.sheet == iss.sheet), None)
+                reg = next((r.key for r in exchange.REGISTERS if r.sheet == iss.sheet), None)
                 sheet = register_name(reg) if reg else iss.sheet
                 for j, t in enumerate((sheet, str(iss.row), tr(iss.column), iss.reason)):
                     self.issues.setItem(i, j, QTableWidgetItem(t))
@@ -622,30 +586,18 @@ class OfflineExchangePage(QWidget):
     def load_packages(self) -> None:
         actor = self.actor
 
-        def job(s, _t):  # type: ignore[no-untyped-def]
-            from sqlalchemy import select
+        # the service lists the packages of the user's scope, with who checked each in
+        self.runner.run(lambda s, _t: exchange.list_packages(s, actor), on_done=self._packages_loaded,
+                        on_error=self._failed, label="exchange-packages")
 
-            from gridman.core.models import ImportBatch, User
-
-            # the packages of the areas the user sees (the service lists them all)
-            visible = {n.code for n in tree(s, actor)}
-            pkgs = [p for p in exchange.list_packages(s, actor) if p.area_code in visible]
-            ids = [p.checkin_batch_id for p in pkgs if p.checkin_batch_id]
-            who = dict(s.execute(select(ImportBatch.id, User.username).join(User, User.id == ImportBatch.user_id)
-                                 .where(ImportBatch.id.in_(ids))).all()) if ids else {}
-            return pkgs, who
-
-        self.runner.run(job, on_done=self._packages_loaded, on_error=self._failed, label="exchange-packages")
-
-    def _packages_loaded(self, result: tuple[list[exchange.PackageInfo], dict[int, str]]) -> None:
-        pkgs, who = result
+    def _packages_loaded(self, pkgs: list[exchange.PackageInfo]) -> None:
         self.packages = list(reversed(pkgs))  # newest first
         t = self.package_table
         t.setRowCount(len(self.packages))
         for i, p in enumerate(self.packages):
             if p.checked_in_at is not None:
                 state = tr("已导回：{when}，{who}，批次 {batch}").format(
-                    when=local_time(p.checked_in_at), who=who.get(p.checkin_batch_id or 0, "—"),
+                    when=local_time(p.checked_in_at), who=p.checked_in_by or "—",
                     batch=p.checkin_batch_id)
             else:
                 state = tr("已导出，待导回")

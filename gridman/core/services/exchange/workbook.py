@@ -1,8 +1,9 @@
-"""The exchange workbook (离线交换工作簿): which registers and columns it carries, how a database value
-becomes a cell and a cell becomes a value again, and fast .xlsx writing and reading.
+"""The exchange workbook (离线交换工作簿): which registers and columns it carries, and how a database
+value becomes a cell and a cell becomes a value again.
 
-Why a module of its own: :mod:`gridman.core.services.exchange` decides *what* to merge; this module
-only knows the file format, so the format can be read and tested without a database.
+Why a module of its own: the other modules of :mod:`gridman.core.services.exchange` decide *what*
+to merge; this module only knows the format, so it can be read and tested without a database
+(the file layer, streamed writing and calamine reading, is :mod:`.xlsx`).
 
 Values travel in a **canonical form** — ``str | int | float | None``, dates as ``YYYY-MM-DD``,
 date-times as ``YYYY-MM-DD HH:MM:SS`` (rounded to the second), enumerations as their codes,
@@ -10,26 +11,16 @@ areas as their codes, rows as their ``uuid`` and users as their user names. The 
 canonical values of every row are kept in the package (hidden sheet ``_原始值``), so a check-in
 compares a cell with what was exported through the same cleaner, never with a float that went
 through Excel.
-
-Writing: openpyxl builds the skeleton of each sheet (headers, styles, hidden key columns, sheet
-protection that leaves the data cells editable, drop-down lists) with one template data row; the
-rows themselves are then streamed into the sheet XML with the template row's styles. openpyxl's
-own cell writer manages ~60,000 cells/s here, a street's package has ~7 million cells.
-Reading: python-calamine (Rust) — values only, which is all a check-in needs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import re
-import zipfile
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from gridman.core import enums, idcard
@@ -52,16 +43,15 @@ from gridman.core.enums import (
     VisitKind,
 )
 from gridman.core.services import cleaning
+from gridman.core.services.exchange.xlsx import EXCEL_EPOCH
 
 FORMAT = "gridman-exchange/1"
 META_SHEET = "_元数据"
 ORIG_SHEET = "_原始值"
-LIST_SHEET = "_列表"
 HELP_SHEET = "说明"
 UUID_HEADER = "UUID"
 VERSION_HEADER = "版本"
 DELETE_HEADER = "删除（填“是”）"
-SHEET_PASSWORD = "gridman"  # protection against slips, not against intent: the checksum guards the keys
 
 HOUSEHOLD_KINDS = {"family": "家庭户", "collective": "集体户"}
 STEP_ACTIONS = {
@@ -255,12 +245,9 @@ BY_KEY: dict[str, Register] = {r.key: r for r in REGISTERS}
 # Package-only rows kept in the originals sheet (not merged back): the area subtree and the users
 # the rows refer to, so `exchange open` can build a complete local database.
 AREA_FIELDS = ["code", "name", "level", "parent_code", "center_lon", "center_lat", "household_limit", "boundary_hex"]
-USER_FIELDS = ["display_name", "role"]
 
 
 # --- canonical values ------------------------------------------------------------------------
-
-_EXCEL_EPOCH = datetime(1899, 12, 30)
 
 
 def canon_datetime(v: datetime) -> str:
@@ -398,7 +385,7 @@ def clean_cell(col: Col, raw: Any) -> Any:
         if isinstance(raw, date):
             return f"{raw.isoformat()} 00:00:00"
         if isinstance(raw, float | int):
-            return canon_datetime(_EXCEL_EPOCH + timedelta(days=float(raw)))
+            return canon_datetime(EXCEL_EPOCH + timedelta(days=float(raw)))
         try:
             return canon_datetime(datetime.fromisoformat(str(raw).replace("/", "-")))
         except ValueError:
@@ -477,23 +464,6 @@ def cleaner_for(col: Col) -> Callable[[Any], Any]:
     return lambda v: None if v is None or v == "" else slow(col, v)
 
 
-def display(col: Col, v: Any) -> Any:
-    """Canonical value → what the cell shows (labels for enumerations, real dates)."""
-    if v is None:
-        return None
-    k = col.kind
-    if k == "enum":
-        assert col.enum is not None
-        return enum_label(col.enum, v)
-    if k == "choice":
-        return (col.choices or {}).get(v, v)
-    if k == "date":
-        return date.fromisoformat(v)
-    if k == "datetime":
-        return datetime.fromisoformat(v)
-    return v
-
-
 def to_db(col: Col, v: Any) -> Any:
     """Canonical → Python value for a plain column (areas/refs/users are mapped by the caller)."""
     if v is None:
@@ -514,7 +484,7 @@ def checksum(meta: dict[str, Any], originals: Iterable[tuple[str, str, int, str]
     return h.hexdigest()
 
 
-# --- writing ---------------------------------------------------------------------------------
+# --- the metadata sheet ------------------------------------------------------------------------
 
 META_LABELS = {
     "format": "格式", "package_id": "交换包编号", "area_code": "区划编码", "area_name": "区划名称",
@@ -525,239 +495,3 @@ META_LABELS = {
 }
 CHECKSUMMED_META = ("format", "package_id", "area_code", "area_name", "area_level", "grid_codes",
                     "source_database_id", "exported_at", "exported_by", "ids_masked", "columns", "counts")
-
-_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def _esc(s: str) -> str:
-    if "&" in s or "<" in s or ">" in s:
-        s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    if not s.isprintable():  # control characters are not allowed in XML 1.0; CR would be normalised away
-        s = _ILLEGAL.sub("", s).replace("\r", "&#13;")
-    return s
-
-
-def _col_letter(i: int) -> str:
-    s = ""
-    i += 1
-    while i:
-        i, r = divmod(i - 1, 26)
-        s = chr(65 + r) + s
-    return s
-
-
-@dataclass
-class SheetRows:
-    """Rows for one sheet: a header list and an iterator of row lists of *display* values."""
-
-    title: str
-    headers: list[str]
-    rows: Iterable[list[Any]]
-    kinds: list[str] = field(default_factory=list)  # per column: text/int/float/date/datetime
-    hidden: list[bool] = field(default_factory=list)
-    locked: list[bool] = field(default_factory=list)
-    widths: list[int] = field(default_factory=list)
-    lists: dict[int, list[str]] = field(default_factory=dict)  # column index -> drop-down values
-    state: str = "visible"
-    protect: bool = True
-
-
-def write_workbook(path: str | Path, sheets: list[SheetRows]) -> None:
-    """Write an .xlsx: openpyxl for the skeleton, then rows streamed in with the template styles."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill, Protection
-    from openpyxl.worksheet.datavalidation import DataValidation
-
-    wb = Workbook()
-    wb.remove(wb.active)
-    lists_ws = None
-    list_col = 0
-    bold = Font(bold=True)
-    key_fill = PatternFill("solid", fgColor="DDDDDD")
-    for sh in sheets:
-        ws = wb.create_sheet(sh.title)
-        n = len(sh.headers)
-        kinds = sh.kinds or ["text"] * n
-        locked = sh.locked or [False] * n
-        for i, h in enumerate(sh.headers):
-            c = ws.cell(row=1, column=i + 1, value=h)
-            c.font = bold
-            c.alignment = Alignment(wrap_text=True, vertical="center")
-            c.protection = Protection(locked=True)
-            if locked[i]:
-                c.fill = key_fill
-            letter = _col_letter(i)
-            dim = ws.column_dimensions[letter]
-            dim.width = (sh.widths[i] if sh.widths else 14)
-            if sh.hidden and sh.hidden[i]:
-                dim.hidden = True
-            if not locked[i]:
-                dim.protection = Protection(locked=False)
-            # the template cell: its style index is reused for every streamed cell of the column
-            t = ws.cell(row=2, column=i + 1, value={"int": 1, "float": 1.5, "date": date(2000, 1, 1),
-                                                     "datetime": datetime(2000, 1, 1, 1, 1, 1)}.get(kinds[i], "x"))
-            t.protection = Protection(locked=locked[i])
-            if kinds[i] == "date":
-                t.number_format = "yyyy-mm-dd"
-            elif kinds[i] == "datetime":
-                t.number_format = "yyyy-mm-dd hh:mm:ss"
-        for i, values in sh.lists.items():
-            if lists_ws is None:
-                lists_ws = wb.create_sheet(LIST_SHEET)
-                lists_ws.sheet_state = "hidden"
-            list_col += 1
-            for r, v in enumerate(values, 1):
-                lists_ws.cell(row=r, column=list_col, value=v)
-            letter = _col_letter(list_col - 1)
-            dv = DataValidation(type="list", formula1=f"'{LIST_SHEET}'!${letter}$1:${letter}${len(values)}",
-                                allow_blank=True, showErrorMessage=True, errorTitle="取值无效",
-                                error="请从下拉列表中选择")
-            dv.add(f"{_col_letter(i)}2:{_col_letter(i)}1048576")
-            ws.add_data_validation(dv)
-        ws.freeze_panes = "A2"
-        if sh.protect:
-            p = ws.protection
-            p.sheet = True
-            p.password = SHEET_PASSWORD
-            p.insertRows = False
-            p.deleteRows = False
-            p.sort = False
-            p.autoFilter = False
-            p.formatCells = False
-            p.formatRows = False
-        ws.sheet_state = sh.state
-    if lists_ws is not None:
-        lists_ws.protection.sheet = True
-    skeleton = io.BytesIO()
-    wb.save(skeleton)
-    skeleton.seek(0)
-    _stream_rows(skeleton, Path(path), sheets, [ws.title for ws in wb.worksheets])
-
-
-_SHEETDATA = re.compile(rb"<sheetData>.*?</sheetData>|<sheetData\s*/>", re.S)
-_ROW2 = re.compile(rb'<row r="2".*?</row>', re.S)
-_CELL_S = re.compile(rb'<c r="([A-Z]+)2"[^>]*?s="(\d+)"')
-
-
-def _stream_rows(skeleton: io.BytesIO, out: Path, sheets: list[SheetRows], titles: list[str]) -> None:
-    by_title = {s.title: s for s in sheets}
-    zin = zipfile.ZipFile(skeleton)
-    # sheet XML file per title (openpyxl names them sheet1.xml… in creation order)
-    files = {t: f"xl/worksheets/sheet{i}.xml" for i, t in enumerate(titles, 1)}
-    tmp = out.with_name(out.name + ".part")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zout:
-        for item in zin.infolist():
-            data = zin.read(item.filename)
-            title = next((t for t, f in files.items() if f == item.filename), None)
-            if title is None or title not in by_title:
-                zout.writestr(item, data)
-                continue
-            sh = by_title[title]
-            m = _SHEETDATA.search(data)
-            assert m is not None
-            inner = m.group(0)
-            row1 = re.search(rb'<row r="1".*?</row>', inner, re.S)
-            row2 = _ROW2.search(inner)
-            styles = {}
-            if row2:
-                for letter, s in _CELL_S.findall(row2.group(0)):
-                    styles[letter.decode()] = s.decode()
-            with zout.open(item.filename, "w", force_zip64=True) as fh:
-                head = data[: m.start()]
-                head = re.sub(rb'<dimension ref="[^"]*"\s*/>', b"", head)
-                fh.write(head)
-                fh.write(b"<sheetData>")
-                if row1:
-                    fh.write(row1.group(0))
-                _write_rows(fh, sh, styles)
-                fh.write(b"</sheetData>")
-                fh.write(data[m.end():])
-    zin.close()
-    tmp.replace(out)
-
-
-def _cell_writer(letter: str, sattr: str, kind: str) -> Callable[[Any, str], str]:
-    epoch, epoch_d = _EXCEL_EPOCH, _EXCEL_EPOCH.date()
-
-    def text(v: Any, rs: str) -> str:
-        if v.__class__ is not str:
-            if isinstance(v, bool | int | float) and not isinstance(v, bool):
-                return f'<c r="{letter}{rs}"{sattr}><v>{v!r}</v></c>'
-            v = str(v)
-        return f'<c r="{letter}{rs}" t="inlineStr"{sattr}><is><t>{_esc(v)}</t></is></c>'
-
-    def number(v: Any, rs: str) -> str:
-        if v.__class__ is str:
-            return text(v, rs)
-        return f'<c r="{letter}{rs}"{sattr}><v>{v!r}</v></c>'
-
-    def when(v: Any, rs: str) -> str:
-        if v.__class__ is datetime:
-            d = v - epoch
-            return f'<c r="{letter}{rs}"{sattr}><v>{d.days + d.seconds / 86400!r}</v></c>'
-        if v.__class__ is date:
-            return f'<c r="{letter}{rs}"{sattr}><v>{(v - epoch_d).days}</v></c>'
-        return text(v, rs)
-
-    return {"int": number, "float": number, "date": when, "datetime": when}.get(kind, text)
-
-
-def _write_rows(fh: Any, sh: SheetRows, styles: dict[str, str]) -> None:
-    n = len(sh.headers)
-    letters = [_col_letter(i) for i in range(n)]
-    kinds = sh.kinds or ["text"] * n
-    writers = [_cell_writer(x, f' s="{styles[x]}"' if x in styles else "", k) for x, k in zip(letters, kinds, strict=True)]
-    buf: list[str] = []
-    r = 1
-    for row in sh.rows:
-        r += 1
-        rs = str(r)
-        parts = [f'<row r="{rs}">']
-        parts += [writers[i](v, rs) for i, v in enumerate(row) if v is not None and v != ""]
-        parts.append("</row>")
-        buf.append("".join(parts))
-        if len(buf) >= 2000:
-            fh.write("".join(buf).encode())
-            buf.clear()
-    if buf:
-        fh.write("".join(buf).encode())
-
-
-# --- reading ---------------------------------------------------------------------------------
-
-
-class Book:
-    """A workbook opened for reading (values only)."""
-
-    def __init__(self, path: str | Path) -> None:
-        from python_calamine import CalamineWorkbook
-
-        self.path = Path(path)
-        self._wb = CalamineWorkbook.from_path(str(path))
-        self.sheet_names: list[str] = list(self._wb.sheet_names)
-
-    def rows(self, title: str) -> list[list[Any]]:
-        if title not in self.sheet_names:
-            return []
-        return self._wb.get_sheet_by_name(title).to_python(skip_empty_area=False)
-
-    def close(self) -> None:
-        close = getattr(self._wb, "close", None)
-        if close:
-            close()
-
-
-def iter_chunks(seq: list[Any], n: int = 5000) -> Iterator[list[Any]]:
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-ConvFn = Callable[[Any], Any]
