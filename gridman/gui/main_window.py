@@ -43,7 +43,7 @@ from gridman.gui.views.admin_view import AdminView
 from gridman.gui.views.incidents_view import IncidentsView
 from gridman.gui.views.lazy import LazyView
 from gridman.gui.views.mediation_gui import OverdueSweeper, QueueView
-from gridman.gui.views.register_view import RegisterView, kind_title
+from gridman.gui.registers.view import RegisterView, kind_title
 
 AREA_ROLE = Qt.ItemDataRole.UserRole + 2
 OTHER_REGISTERS = ("households", "buildings", "premises", "organisations", "visits")
@@ -144,7 +144,7 @@ class MainWindow(QMainWindow):
         self.reload_tree()
 
     def _make_map(self) -> QWidget:
-        from gridman.gui.views.map_view import MapView
+        from gridman.gui.map.view import MapView
 
         v = MapView(self.runner, self.actor)
         v.grid_clicked.connect(self.select_area)

@@ -8,7 +8,7 @@ from gridman.core import enums
 from gridman.core.services import registers
 from gridman.core.services.permissions import Actor
 from gridman.gui.i18n import N_, language, tr
-from gridman.gui.models.register_model import ID_ROLE, RegisterModel
+from gridman.gui.registers.table_model import ID_ROLE, RegisterModel
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QAbstractItemView,
