@@ -47,6 +47,7 @@ _RESULT = "changes"
 
 Ids = frozenset[int] | None  # None: some rows, too many to list
 _NONE: frozenset[int] = frozenset()
+_NO_FIELDS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class TableChanges:
     inserted: Ids = _NONE
     updated: Ids = _NONE
     deleted: Ids = _NONE
-    fields: frozenset[str] | None = _NONE
+    fields: frozenset[str] | None = _NO_FIELDS
 
     @property
     def ids(self) -> Ids:
@@ -186,6 +187,7 @@ def collect(session: Session) -> Changes:
                              .group_by(a.table_name, a.action)).all()
     acc: dict[str, dict[str, Any]] = {}
     for table, action, n in counts:
+        table = str(table)
         slot = acc.setdefault(table, {"insert": set(), "update": set(), "delete": set(), "fields": set()})
         if n > MAX_IDS:
             slot[action] = None

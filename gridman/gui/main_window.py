@@ -249,14 +249,17 @@ class MainWindow(QMainWindow):
         self.progress = QProgressBar()
         self.progress.setObjectName("jobProgress")
         self.progress.setRange(0, 1000)
-        self.progress.setMaximumWidth(260)
+        self.progress.setFixedWidth(160)
         self.progress.setTextVisible(True)
+        self.progress_label = QLabel()
+        self.progress_label.setObjectName("jobMessage")
         self.cancel_button = QPushButton(tr("取消"))
         self.cancel_button.setObjectName("cancelJob")
         self.cancel_button.clicked.connect(self.cancel_job)
         self.progress_op: Op | None = None
         sb = self.statusBar()
         sb.addWidget(self.area_label, 1)
+        sb.addPermanentWidget(self.progress_label)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel_button)
         self._show_progress(None)
@@ -520,9 +523,10 @@ class MainWindow(QMainWindow):
     # --- progress and cancel of long jobs ---------------------------------------------------
     def _job_progress(self, op: Op, fraction: float, message: str) -> None:
         if self.progress_op is None or self.progress_op.finished or op is self.progress_op:
-            self._show_progress(op)
+            if op is not self.progress_op:
+                self._show_progress(op)
             self.progress.setValue(int(fraction * 1000))
-            self.progress.setFormat(f"{message} %p%" if message else "%p%")
+            self.progress_label.setText(message)
 
     def _job_finished(self, op: Op) -> None:
         if op is self.progress_op:
@@ -531,6 +535,8 @@ class MainWindow(QMainWindow):
     def _show_progress(self, op: Op | None) -> None:
         self.progress_op = op
         self.progress.setVisible(op is not None)
+        self.progress_label.setVisible(op is not None)
+        self.progress_label.setText("")
         self.cancel_button.setVisible(op is not None)
         self.cancel_button.setEnabled(op is not None)
         self.cancel_button.setText(tr("取消"))
