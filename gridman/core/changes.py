@@ -157,13 +157,22 @@ class Changes:
 def start(session: Session) -> None:
     """Note where this unit of work starts in the audit log; :func:`collect` runs at its commit.
     Called by ``Database.work`` after the transaction has begun (SQLite: holding the write lock)."""
-    session.info[_MARK] = int(session.scalar(select(func.coalesce(func.max(AuditEntry.id), 0))) or 0)
+    session.info[_MARK] = _newest(session)
     session.info.pop(_RESULT, None)
-    if not event.contains(session, "before_commit", _at_commit):
-        event.listen(session, "before_commit", _at_commit)
+    if not event.contains(Session, "before_commit", _at_commit):  # once per process, for every session
+        event.listen(Session, "before_commit", _at_commit)
+
+
+def _newest(session: Session) -> int:
+    """The newest audit id (Core on the session's connection: cheaper than an ORM query)."""
+    return int(session.connection().scalar(_NEWEST) or 0)
+
+
+_NEWEST = select(func.coalesce(func.max(AuditEntry.__table__.c.id), 0))
 
 
 def _at_commit(session: Session) -> None:
+    """Sessions that :func:`start` did not mark (reads, migrations, tests' own) are left alone."""
     if _MARK in session.info:
         session.info[_RESULT] = collect(session)
 
@@ -182,7 +191,11 @@ def collect(session: Session) -> Changes:
         return Changes()
     session.flush()
     a = AuditEntry
-    mine = (a.id > since, a.table_name.isnot(None), a.action.in_(ROW_ACTIONS))
+    upto = _newest(session)
+    if upto <= since:
+        return Changes()  # nothing audited: nothing written
+    # both bounds, so that the database reads the id range (SQLite otherwise scans an index)
+    mine = (a.id > since, a.id <= upto, a.table_name.isnot(None), a.action.in_(ROW_ACTIONS))
     counts = session.execute(select(a.table_name, a.action, func.count()).where(*mine)
                              .group_by(a.table_name, a.action)).all()
     acc: dict[str, dict[str, Any]] = {}
