@@ -132,9 +132,9 @@ def bench_register(app) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import text
 
     from gridman.core.services.permissions import system_actor
-    from gridman.gui.models.register_model import RegisterModel
     from gridman.gui.ops import OpRunner
     from gridman.gui.qt import QTableView
+    from gridman.gui.registers.table_model import RegisterModel
 
     db = open_city_readonly()
     with db.session() as s:
@@ -203,8 +203,8 @@ def bench_map(app, frames: int) -> None:  # type: ignore[no-untyped-def]
 
     from gridman.core.services import dashboard
     from gridman.core.services.permissions import system_actor
+    from gridman.gui.map.view import CLASS_COLOURS, GridLayer, classify, rings_path
     from gridman.gui.qt import QBrush, QColor, QGraphicsPathItem, QPen
-    from gridman.gui.views.map_view import CLASS_COLOURS, GridLayer, classify, rings_path
 
     db = open_city_readonly()
     with db.session() as s:

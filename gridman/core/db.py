@@ -132,6 +132,7 @@ class Database:
                 s.info["actor"] = actor
                 if note:
                     s.info["audit_note"] = note
+                _track_changes(s)
                 yield s
         except StaleDataError as exc:
             raise ConflictError(
@@ -141,6 +142,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _track_changes(session: Session) -> None:
+    """The unit of work reports what it changed (``gridman.core.changes.of(session)`` after it
+    commits), read back from the audit log — the one change-notice mechanism."""
+    from gridman.core import changes
+
+    changes.start(session)
 
 
 def open_database(db: str | os.PathLike[str] | None = None, *, upgrade: bool = True, **kw: Any) -> Database:

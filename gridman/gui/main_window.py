@@ -4,8 +4,13 @@ shortcuts and a status bar showing who is signed in. Size, splitter, open view a
 widths persist between runs (QSettings).
 
 Everything shown is limited to the signed-in actor's scope (the services filter by it). The
-window never touches the database on the GUI thread: views ask the op runner, and refresh when
-the runner broadcasts ``changed(kind, ids)`` for what they show.
+window never touches the database on the GUI thread: views ask the op runner. After each write
+the runner broadcasts :class:`~gridman.core.changes.Changes`; the window hands it to the views
+whose content it can alter (:mod:`gridman.gui.interests`): registers refresh the changed rows in
+place, the tree, map and dashboard reload only when their figures may have changed.
+
+The status bar shows the progress of a running job that reports it (census import, exchange,
+exports…) with a Cancel button that stops the job, leaving nothing written.
 """
 
 from __future__ import annotations
@@ -13,15 +18,17 @@ from __future__ import annotations
 from typing import Any
 
 from gridman.core import enums
+from gridman.core.changes import Changes
 from gridman.core.db import Database
 from gridman.core.services import dashboard
 from gridman.core.services.areas import tree
 from gridman.core.services.permissions import Actor, Perm
+from gridman.gui import interests
 from gridman.gui.dialogs.household_form import HouseholdDialog, HouseholdForm
 from gridman.gui.dialogs.resident_form import ResidentDialog
 from gridman.gui.errors import show_error, show_info
 from gridman.gui.i18n import language, set_language, tr
-from gridman.gui.ops import OpRunner
+from gridman.gui.ops import Op, OpRunner
 from gridman.gui.qt import (
     QAction,
     QActionGroup,
@@ -29,6 +36,8 @@ from gridman.gui.qt import (
     QLabel,
     QMainWindow,
     QModelIndex,
+    QProgressBar,
+    QPushButton,
     QSplitter,
     QStandardItem,
     QStandardItemModel,
@@ -38,24 +47,15 @@ from gridman.gui.qt import (
     QWidget,
     Signal,
 )
+from gridman.gui.registers.view import RegisterView, kind_title
 from gridman.gui.settings import app_settings
 from gridman.gui.views.admin_view import AdminView
 from gridman.gui.views.incidents_view import IncidentsView
 from gridman.gui.views.lazy import LazyView
 from gridman.gui.views.mediation_gui import OverdueSweeper, QueueView
-from gridman.gui.views.register_view import RegisterView, kind_title
 
 AREA_ROLE = Qt.ItemDataRole.UserRole + 2
 OTHER_REGISTERS = ("households", "buildings", "premises", "organisations", "visits")
-# which views care about which broadcast kinds
-INTERESTS = {
-    "map": {"households", "residents", "incidents", "areas", "all"},
-    "residents": {"residents", "all"},
-    "incidents": {"incidents", "all"},
-    "dashboard": {"residents", "incidents", "households", "all"},
-    "admin": {"users", "all"},
-    "queue": {"incidents", "all"},
-}
 
 
 class MainWindow(QMainWindow):
@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
         self.runner = runner or OpRunner(database, actor, parent=self)
         self.runner.actor = actor
         self.runner.error.connect(self._show_error)
+        self.runner.changes.connect(self.apply_changes)
         self.runner.changed.connect(self._changed)
         self.area_id: int | None = None
         self.area_items: dict[int, QStandardItem] = {}
@@ -144,7 +145,7 @@ class MainWindow(QMainWindow):
         self.reload_tree()
 
     def _make_map(self) -> QWidget:
-        from gridman.gui.views.map_view import MapView
+        from gridman.gui.map.view import MapView
 
         v = MapView(self.runner, self.actor)
         v.grid_clicked.connect(self.select_area)
@@ -245,12 +246,29 @@ class MainWindow(QMainWindow):
         self.overdue_label = QLabel()
         self.overdue_label.setObjectName("overdueLabel")
         self.overdue_label.setStyleSheet("color: #b3261e;")
+        self.progress = QProgressBar()
+        self.progress.setObjectName("jobProgress")
+        self.progress.setRange(0, 1000)
+        self.progress.setFixedWidth(160)
+        self.progress.setTextVisible(True)
+        self.progress_label = QLabel()
+        self.progress_label.setObjectName("jobMessage")
+        self.cancel_button = QPushButton(tr("取消"))
+        self.cancel_button.setObjectName("cancelJob")
+        self.cancel_button.clicked.connect(self.cancel_job)
+        self.progress_op: Op | None = None
         sb = self.statusBar()
         sb.addWidget(self.area_label, 1)
+        sb.addPermanentWidget(self.progress_label)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.cancel_button)
+        self._show_progress(None)
         sb.addPermanentWidget(self.overdue_label)
         sb.addPermanentWidget(self.busy_label)
         sb.addPermanentWidget(self.user_label)
         self.runner.busy_changed.connect(self._busy)
+        self.runner.progress.connect(self._job_progress)
+        self.runner.op_finished.connect(self._job_finished)
 
     # --- tree -------------------------------------------------------------------------------
     def reload_tree(self) -> None:
@@ -360,18 +378,23 @@ class MainWindow(QMainWindow):
             w.refresh()
         self.reload_tree()
 
-    def _changed(self, kind: str, _ids: object) -> None:
-        """Each view refreshes only if it shows what changed."""
-        if kind in ("households", "residents", "incidents", "areas", "all"):
+    def apply_changes(self, ch: Changes) -> None:
+        """Each view refreshes only if it shows what changed (a hidden one when next shown)."""
+        if interests.tree_needs(ch):
             self.reload_tree()
-        for key, view in (("map", self.map), ("residents", self.residents), ("incidents", self.incidents),
-                          ("dashboard", self.dashboard), ("admin", self.admin), ("queue", self.queue)):
-            if kind in INTERESTS[key]:
+        for needs, view in ((interests.map_needs, self.map), (interests.dashboard_needs, self.dashboard),
+                            (interests.admin_needs, self.admin), (interests.queue_needs, self.queue)):
+            if needs(ch):
                 view.mark_dirty()
-        if kind in OTHER_REGISTERS or kind in ("residents", "all"):
-            for k in OTHER_REGISTERS:
-                if k == kind or kind == "all" or (kind == "residents" and k == "households"):
-                    self.registers[k].mark_dirty()
+        for kind, reg in self.registers.items():
+            if interests.register_needs(kind, ch):
+                reg.apply_changes(ch)
+
+    def _changed(self, kind: str, _ids: object) -> None:
+        """Compatibility: the runner broadcasts every write's changes itself; only a hand-written
+        "all" (a restore, which is no unit of work) still means something here."""
+        if kind == "all":
+            self.apply_changes(Changes.all())
 
     def open_list(self, kind: str, filt: dict[str, Any]) -> None:
         if kind == "incidents":
@@ -470,7 +493,8 @@ class MainWindow(QMainWindow):
 
     def _retire(self) -> None:
         for sig, slot in ((self.runner.error, self._show_error), (self.runner.changed, self._changed),
-                          (self.runner.busy_changed, self._busy)):
+                          (self.runner.changes, self.apply_changes), (self.runner.busy_changed, self._busy),
+                          (self.runner.progress, self._job_progress), (self.runner.op_finished, self._job_finished)):
             sig.disconnect(slot)
         self._retired = True
         self.hide()
@@ -494,7 +518,37 @@ class MainWindow(QMainWindow):
         self.overdue_label.setText(tr("超期未办结：") + "　".join(parts) if parts else "")
 
     def _busy(self, n: int) -> None:
-        self.busy_label.setText(tr("正在读取…") if n else "")
+        self.busy_label.setText(tr("正在读取…") if n and self.progress_op is None else "")
+
+    # --- progress and cancel of long jobs ---------------------------------------------------
+    def _job_progress(self, op: Op, fraction: float, message: str) -> None:
+        if self.progress_op is None or self.progress_op.finished or op is self.progress_op:
+            if op is not self.progress_op:
+                self._show_progress(op)
+            self.progress.setValue(int(fraction * 1000))
+            self.progress_label.setText(message)
+
+    def _job_finished(self, op: Op) -> None:
+        if op is self.progress_op:
+            self._show_progress(None)
+
+    def _show_progress(self, op: Op | None) -> None:
+        self.progress_op = op
+        self.progress.setVisible(op is not None)
+        self.progress_label.setVisible(op is not None)
+        self.progress_label.setText("")
+        self.cancel_button.setVisible(op is not None)
+        self.cancel_button.setEnabled(op is not None)
+        self.cancel_button.setText(tr("取消"))
+        if op is not None:
+            self.busy_label.setText("")
+
+    def cancel_job(self) -> None:
+        """Stop the job whose progress is shown (it stops at its next check; nothing written)."""
+        if self.progress_op is not None and not self.progress_op.finished:
+            self.progress_op.cancel()
+            self.cancel_button.setEnabled(False)
+            self.cancel_button.setText(tr("正在取消…"))
 
     # --- settings ---------------------------------------------------------------------------
     def _restore(self) -> None:

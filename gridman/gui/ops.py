@@ -4,9 +4,19 @@ the database.
 ``OpRunner.run(fn, ...)`` runs ``fn(session, task)`` on a thread pool with a fresh session of its
 own — a read session, or a unit of work for the signed-in user (``mode="write"``: committed, every
 change audited) — and delivers the result or the error back on the GUI thread through queued
-signals. ``task`` is a :class:`gridman.core.tasks.TaskState` (Qt-free progress and cancel).
-After a write, the caller broadcasts what changed with ``runner.changed.emit(kind, ids)`` so each
-view refreshes only what it shows.
+signals. ``task`` is a :class:`gridman.core.tasks.TaskState` (Qt-free progress and cancel); every
+job's progress is relayed on ``progress(op, fraction, message)`` (the main window's bar and
+Cancel button show it), and ``op.cancel()`` stops the job at its next check — a write job rolls
+back, leaving nothing written.
+
+After a write job commits, the runner broadcasts what it changed on ``changes`` — a
+:class:`gridman.core.changes.Changes` read from the unit of work's audit rows, never written by
+hand — so each view refreshes only what it shows. ``broadcast(changes)`` is for the rare job that
+is not a unit of work (restoring a backup: ``Changes.all()``).
+
+``changed(kind, ids)`` is the old hand-written notice, kept only for compatibility while views
+still emit or listen to it: the runner also emits it (per table changed, never "all") after each
+broadcast, and the main window takes a hand-emitted ``changed("all", …)`` as ``Changes.all()``.
 
 Threading: create and use the runner on the GUI thread; callbacks run on the GUI thread.
 Unexpected exceptions are logged with their traceback (the log file in the data directory);
@@ -22,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import shiboken6
 
+from gridman.core import changes
+from gridman.core.changes import Changes
 from gridman.core.services.errors import GridmanError
 from gridman.core.tasks import Cancelled, TaskState
 from gridman.gui.qt import QObject, QRunnable, QThreadPool, Signal
@@ -34,7 +46,7 @@ log = logging.getLogger("gridman.gui.ops")
 
 
 class _Relay(QObject):
-    done = Signal(object)
+    done = Signal(object, object)  # result, Changes | None
     failed = Signal(object)
     progress = Signal(float, str)
 
@@ -62,11 +74,14 @@ class _Job(QRunnable):
         try:
             if self.mode != "none" and self.db is None:
                 raise RuntimeError("no database open yet")
+            changed: Changes | None = None
             if self.mode == "write":
                 if self.actor is None:
                     raise RuntimeError("write op without a signed-in user")
                 with self.db.work(self.actor) as s:
                     result = self.fn(s, self.op.task)
+                    self.op.task.check()  # cancelled at the very end: still rolled back
+                changed = changes.of(s)
             elif self.mode == "begin":
                 with self.db.begin() as s:
                     result = self.fn(s, self.op.task)
@@ -84,7 +99,7 @@ class _Job(QRunnable):
             log.error("op %s failed:\n%s", self.op.label, traceback.format_exc())
             self.relay.failed.emit(exc)
         else:
-            self.relay.done.emit(result)
+            self.relay.done.emit(result, changed)
 
 
 def _deliver(callback: Callable[[Any], None], value: Any, label: str) -> None:
@@ -107,9 +122,12 @@ def _deliver(callback: Callable[[Any], None], value: Any, label: str) -> None:
 
 
 class OpRunner(QObject):
-    """Runs database jobs off the GUI thread and broadcasts changes."""
+    """Runs database jobs off the GUI thread and broadcasts what the write jobs changed."""
 
-    changed = Signal(str, object)  # kind ("residents", "households", "incidents", "users", "areas", "all"), ids|None
+    changes = Signal(object)  # gridman.core.changes.Changes, after every write job that changed something
+    changed = Signal(str, object)  # compatibility only (see the module docstring): table, ids|None
+    progress = Signal(object, float, str)  # op, fraction 0..1, message — any job that reports progress
+    op_finished = Signal(object)  # op (done, failed or cancelled)
     busy_changed = Signal(int)  # number of jobs running
     error = Signal(object)  # an error no callback handled (the window shows it)
 
@@ -126,12 +144,24 @@ class OpRunner(QObject):
     def pending(self) -> int:
         return len(self._live)
 
+    def broadcast(self, changed: Changes) -> None:
+        """Tell the views what changed (after each write job; by hand only for a job that is not
+        a unit of work, e.g. ``Changes.all()`` after a restore)."""
+        if not changed:
+            return
+        self.changes.emit(changed)
+        for table in sorted(changed.tables) if not changed.everything else ("incidents",):
+            ids = changed.ids(table)
+            self.changed.emit(table, None if ids is None else sorted(ids))
+
     def run(self, fn: Callable[[Any, TaskState], Any], *, on_done: Callable[[Any], None] | None = None,
             on_error: Callable[[BaseException], None] | None = None,
             on_progress: Callable[[float, str], None] | None = None, mode: str = "read",
             label: str = "", on_cancelled: Callable[[BaseException], None] | None = None) -> Op:
-        """Run ``fn(session, task)`` off the GUI thread; a cancelled job (``tasks.Cancelled``) calls
-        neither ``on_done`` nor ``on_error``, only ``on_cancelled(exc)`` if given (its writes rolled back)."""
+        """Run ``fn(session, task)`` in the background (``mode``: "read", "write" — a unit of
+        work of the signed-in user, committed and broadcast —, "begin", or "none": no session).
+        A cancelled job (``tasks.Cancelled``) calls neither ``on_done`` nor ``on_error``, only
+        ``on_cancelled(exc)`` if given (its writes rolled back)."""
         op = Op(label or getattr(fn, "__name__", "op"))
         relay = _Relay()
         self._live.add(relay)
@@ -139,12 +169,15 @@ class OpRunner(QObject):
         def finish() -> None:
             op.finished = True
             self._live.discard(relay)
+            self.op_finished.emit(op)
             self.busy_changed.emit(len(self._live))
 
-        def done(result: Any) -> None:
+        def done(result: Any, changed: Changes | None) -> None:
             finish()
             if on_done is not None:
                 _deliver(on_done, result, op.label)
+            if changed:
+                self.broadcast(changed)
 
         def failed(exc: BaseException) -> None:
             finish()
@@ -157,11 +190,18 @@ class OpRunner(QObject):
             else:
                 self.error.emit(exc)
 
+        def progressed(fraction: float, message: str) -> None:
+            if op.finished:
+                return
+            self.progress.emit(op, fraction, message)
+            owner = getattr(on_progress, "__self__", None)
+            if on_progress is not None and not (isinstance(owner, QObject) and not shiboken6.isValid(owner)):
+                on_progress(fraction, message)
+
         relay.done.connect(done)
         relay.failed.connect(failed)
-        if on_progress is not None:
-            relay.progress.connect(on_progress)
-            op.task._callback = lambda f, m: relay.progress.emit(f, m)  # noqa: SLF001
+        relay.progress.connect(progressed)
+        op.task._callback = lambda f, m: relay.progress.emit(f, m)  # noqa: SLF001
         self.busy_changed.emit(len(self._live))
         self.pool.start(_Job(self.db, self.actor, mode, fn, op, relay))
         return op

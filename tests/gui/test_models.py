@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 
 from gridman.core.services.registers import Filters
-from gridman.gui.models.register_model import ID_ROLE, RegisterModel
 from gridman.gui.ops import OpRunner
+from gridman.gui.registers.table_model import ID_ROLE, RegisterModel
 from tests.gui.conftest import raw, wait_runner
 
 

@@ -8,6 +8,7 @@ import threading
 
 from sqlalchemy import text
 
+from gridman.core.changes import Changes
 from gridman.core.services.errors import ValidationError
 from gridman.gui.errors import describe, show_error
 from gridman.gui.ops import OpRunner
@@ -84,11 +85,11 @@ def test_changed_broadcast_reaches_only_interested_views(qtbot, sqlite_demo, sig
     qtbot.waitUntil(lambda: win.runner.pending == 0, timeout=10_000)
     incidents, buildings = win.incidents, win.registers["buildings"]
     incidents._dirty = buildings._dirty = False
-    win.runner.changed.emit("residents", [1])
-    assert not incidents._dirty and not buildings._dirty  # not shown there
+    win.runner.changes.emit(Changes.of("residents", [1], reshaped=False))
+    assert not incidents._pending and not buildings._pending  # not shown there
     assert win.residents.model.busy  # the shown residents register re-queried at once
-    win.runner.changed.emit("incidents", [1])
-    assert incidents._dirty and not buildings._dirty
+    win.runner.changes.emit(Changes.of("incidents", [1], reshaped=False))
+    assert incidents._pending and not buildings._pending  # hidden: applied when next shown
     qtbot.waitUntil(lambda: win.runner.pending == 0, timeout=10_000)
     win.close()
     win.runner.wait()

@@ -149,7 +149,7 @@ def add_resident(session: Session, actor: Actor, *, grid_id: int, household_id: 
     session.add(r)
     session.flush()
     for code in tags or []:
-        set_tag(session, actor, r, code, on=True)
+        set_tag(session, actor, r.id, code, on=True)
     return r
 
 
@@ -185,7 +185,8 @@ def update_resident(session: Session, actor: Actor, resident_id: int, *, expecte
     return r
 
 
-def set_tag(session: Session, actor: Actor, resident: Resident, tag_code: str, *, on: bool = True) -> None:
+def set_tag(session: Session, actor: Actor, resident_id: int, tag_code: str, *, on: bool = True) -> None:
+    resident = get_resident(session, actor, resident_id)
     tag = session.scalar(select(Tag).where(Tag.code == tag_code))
     if tag is None:
         raise ValidationError(f"标签 {tag_code} 不存在", field="tags", en=f"Unknown tag {tag_code}")

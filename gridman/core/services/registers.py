@@ -12,6 +12,7 @@ its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -367,7 +368,19 @@ def page(session: Session, actor: Actor, kind: str, *, filters: Filters | None =
         q = q.order_by(*default)
     else:
         q = q.order_by(default)
-    rows = session.execute(q.offset(offset).limit(limit)).all()
+    return _finish(session, actor, kind, offset, session.execute(q.offset(offset).limit(limit)).all())
+
+
+def rows_by_id(session: Session, actor: Actor, kind: str, ids: list[int], *, filters: Filters | None = None,
+               today: date | None = None) -> Page:
+    """The rows ``ids`` of register ``kind`` as a page would show them — those that the filters
+    (and the actor's scope) still select; a register refreshes changed rows in place with it."""
+    require(actor, Perm.READ)
+    q, _s, _d = _query(session, actor, kind, filters or Filters(), today or date.today())
+    return _finish(session, actor, kind, 0, session.execute(q.where(q.selected_columns[0].in_(ids))).all())
+
+
+def _finish(session: Session, actor: Actor, kind: str, offset: int, rows: Sequence[Any]) -> Page:
     ids = [r[0] for r in rows]
     out = [tuple(r[1:]) for r in rows]
     extra: list[dict[str, Any]] = [{} for _ in rows]

@@ -199,8 +199,6 @@ class HouseholdForm(QDialog):
         hid, rids = result
         self.household_id = hid
         self.message.setText("")
-        self.runner.changed.emit("households", [hid])
-        self.runner.changed.emit("residents", rids)
         self.registered.emit(hid)
         self.accept()
 

@@ -242,7 +242,6 @@ class ResidentDialog(QDialog):
 
     def _saved(self, rid: int) -> None:
         self.message.setText("")
-        self.runner.changed.emit("residents", [rid])
         self.saved.emit(rid)
         self.accept()
 

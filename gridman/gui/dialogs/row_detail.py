@@ -4,8 +4,8 @@ row as the register shows it, field by field. Their edit forms come with their s
 from __future__ import annotations
 
 from gridman.gui.i18n import pick, tr
-from gridman.gui.models.register_model import RegisterModel
 from gridman.gui.qt import QDialog, QDialogButtonBox, QFormLayout, QLabel, Qt, QWidget
+from gridman.gui.registers.table_model import RegisterModel
 
 
 class RowDetailDialog(QDialog):

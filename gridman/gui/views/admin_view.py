@@ -30,7 +30,7 @@ from gridman.gui.qt import (
     QWidget,
     Signal,
 )
-from gridman.gui.views.register_view import RegisterView
+from gridman.gui.registers.view import RegisterView
 
 
 def _role_combo() -> QComboBox:

@@ -18,7 +18,7 @@ from gridman.gui.qt import (
     QPushButton,
     QWidget,
 )
-from gridman.gui.views.register_view import RegisterView
+from gridman.gui.registers.view import RegisterView
 
 
 class IncidentsView(RegisterView):

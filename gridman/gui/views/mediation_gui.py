@@ -20,7 +20,6 @@ from gridman.core.services.errors import ConflictError, GridmanError, Permission
 from gridman.core.services.permissions import Actor, Perm
 from gridman.gui.errors import describe, show_error, show_info
 from gridman.gui.i18n import N_, language, pick, tr
-from gridman.gui.models.register_model import hours_text, time_left_colour
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QAbstractItemView,
@@ -48,6 +47,7 @@ from gridman.gui.qt import (
     QWidget,
     Signal,
 )
+from gridman.gui.registers.table_model import hours_text, time_left_colour
 from gridman.gui.views.stale import ReloadWhenVisible
 
 log = logging.getLogger("gridman.gui.mediation")

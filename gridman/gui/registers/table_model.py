@@ -5,6 +5,12 @@ The model keeps only the rows fetched so far (pages of ``PAGE_SIZE``); ``canFetc
 the GUI thread and a city register is never loaded whole. Sorting (``sort``) and filtering
 (``set_filters``) are done in SQL by re-querying from the first page. A refresh that is
 overtaken by a newer one is dropped (generation counter).
+
+After a write, :meth:`RegisterModel.apply_changes` refreshes only what changed (calibre's
+``refresh_ids``): updated rows are re-fetched by id and replaced in place (``dataChanged``); rows
+inserted or deleted, or rows that no longer match the filters, re-query the rows loaded so far in
+one go, announced by ``about_to_reload`` / ``reloaded`` so the view keeps its scroll position and
+its selection by id.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ from datetime import date, datetime
 from typing import Any
 
 from gridman.core import enums
+from gridman.core.changes import Changes
 from gridman.core.services import registers
 from gridman.core.services.permissions import Actor
 from gridman.gui.i18n import language, pick, tr
+from gridman.gui.interests import REGISTER_RELATED, register_table
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import QAbstractTableModel, QBrush, QColor, QModelIndex, Qt, Signal
 
@@ -54,6 +62,8 @@ class RegisterModel(QAbstractTableModel):
     fetched = Signal(int)  # a further page arrived (rows added)
     counted = Signal(int)  # total matching rows (computed in the background)
     failed = Signal(object)
+    about_to_reload = Signal()  # the loaded rows are about to be replaced, keeping the position
+    reloaded = Signal()  # … and were (the view restores scroll and selection)
 
     def __init__(self, runner: OpRunner, actor: Actor, kind: str, *, page_size: int = registers.PAGE_SIZE,
                  parent: Any = None) -> None:
@@ -70,6 +80,7 @@ class RegisterModel(QAbstractTableModel):
         self._more = False
         self._fetching = False
         self._generation = 0
+        self._refreshing = 0  # in-place refreshes under way
         self._enum_cache = {c.key: getattr(enums, c.enum) for c in self.columns if c.enum}
 
     # --- loading --------------------------------------------------------------------------
@@ -145,9 +156,86 @@ class RegisterModel(QAbstractTableModel):
             self.endInsertRows()
         self.fetched.emit(len(p.ids))
 
+    # --- refreshing what a write changed ----------------------------------------------------
+    def apply_changes(self, ch: Changes) -> None:
+        """Refresh the rows ``ch`` touched: in place when only known rows of this register were
+        updated; otherwise re-query the rows loaded so far, keeping the position."""
+        if not self._generation:
+            return  # never loaded: the first load will show it
+        table = register_table(self.kind)
+        ids = ch.ids(table)
+        if ch.everything or ids is None or ch.reshaped(table) or ch.touches(*REGISTER_RELATED.get(self.kind, ())):
+            self.reload_keeping(count=ch.everything or ch.reshaped(table) or ids is None)
+        elif ids:
+            self.refresh_rows(ids)
+
+    def refresh_rows(self, ids: set[int] | frozenset[int]) -> None:
+        """Re-fetch the loaded rows ``ids`` and replace them in place; a row the filters no
+        longer select (or scope no longer allows) makes it a reload keeping the position."""
+        want = [i for i in self.ids if i in ids]
+        if not want:
+            return
+        gen = self._generation
+        self._refreshing += 1
+        kind, actor, f = self.kind, self.actor, self.filters
+
+        def job(s, _task):  # type: ignore[no-untyped-def]
+            return registers.rows_by_id(s, actor, kind, want, filters=f)
+
+        def failed(e: BaseException) -> None:
+            self._refreshing -= 1
+            self._error(gen, e)
+
+        self.runner.run(job, on_done=lambda p: self._replace(gen, want, p), on_error=failed, label=f"{kind}:rows")
+
+    def _replace(self, gen: int, want: list[int], p: registers.Page) -> None:
+        self._refreshing -= 1
+        if gen != self._generation:
+            return
+        got = dict(zip(p.ids, zip(p.rows, p.extra, strict=True), strict=True))
+        if len(got) < len(want):
+            self.reload_keeping(count=True)
+            return
+        pos = {rid: i for i, rid in enumerate(self.ids)}
+        last = len(self.columns) - 1
+        for rid, (row, extra) in got.items():
+            i = pos.get(rid)
+            if i is not None:
+                self.rows[i], self.extra[i] = row, extra
+                self.dataChanged.emit(self.index(i, 0), self.index(i, last))
+
+    def reload_keeping(self, *, count: bool = False) -> None:
+        """Re-query the rows loaded so far (at least one page) in one go and replace them,
+        announced by ``about_to_reload`` / ``reloaded`` so the view keeps its place."""
+        self._generation += 1
+        gen = self._generation
+        self._fetching = True
+        kind, actor, f, sk, desc = self.kind, self.actor, self.filters, self.sort_key, self.descending
+        n = max(self.page_size, -(-len(self.ids) // self.page_size) * self.page_size)
+
+        def job(s, _task):  # type: ignore[no-untyped-def]
+            return registers.page(s, actor, kind, filters=f, sort=sk, descending=desc, offset=0, limit=n)
+
+        self.runner.run(job, on_done=lambda p: self._reloaded(gen, n, p), on_error=lambda e: self._error(gen, e),
+                        label=f"{kind}:reload")
+        if count:
+            self.runner.run(lambda s, _t: registers.count(s, actor, kind, filters=f),
+                            on_done=lambda c: self._counted(gen, c), on_error=lambda e: None, label=f"{kind}:count")
+
+    def _reloaded(self, gen: int, n: int, p: registers.Page) -> None:
+        if gen != self._generation:
+            return
+        self.about_to_reload.emit()
+        self.beginResetModel()
+        self.ids, self.rows, self.extra = list(p.ids), list(p.rows), list(p.extra)
+        self._more = len(p.ids) >= n
+        self._fetching = False
+        self.endResetModel()
+        self.reloaded.emit()
+
     @property
     def busy(self) -> bool:
-        return self._fetching
+        return self._fetching or self._refreshing > 0
 
     # --- Qt model interface ---------------------------------------------------------------
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802

@@ -1,14 +1,18 @@
-"""A register page: search and filters (applied in SQL) over a lazily fetched table."""
+"""A register page: search and filters (applied in SQL) over a lazily fetched table.
+
+A broadcast change reaches :meth:`RegisterView.apply_changes`: a visible register refreshes the
+changed rows in place (or re-queries what it has loaded, keeping its scroll position and the
+selection by id); a hidden one keeps the changes and applies them when it is next shown."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from gridman.core import enums
+from gridman.core.changes import Changes
 from gridman.core.services import registers
 from gridman.core.services.permissions import Actor
 from gridman.gui.i18n import N_, language, tr
-from gridman.gui.models.register_model import ID_ROLE, RegisterModel
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QAbstractItemView,
@@ -26,6 +30,7 @@ from gridman.gui.qt import (
     QWidget,
     Signal,
 )
+from gridman.gui.registers.table_model import ID_ROLE, RegisterModel
 from gridman.gui.settings import app_settings
 from gridman.gui.views.stale import ReloadWhenVisible
 
@@ -55,6 +60,8 @@ class RegisterView(ReloadWhenVisible, QWidget):
         self.runner, self.actor, self.kind = runner, actor, kind
         self.area_id: int | None = None
         self._dirty = True
+        self._pending = Changes()  # changes that arrived while hidden
+        self._kept: tuple[int, int, list[int], int | None] | None = None
         self.model = RegisterModel(runner, actor, kind, parent=self)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -119,6 +126,8 @@ class RegisterView(ReloadWhenVisible, QWidget):
                 w.valueChanged.connect(lambda _v: self._debounce.start())
         self.model.counted.connect(self._show_count)
         self.model.loaded.connect(self._show_count)
+        self.model.about_to_reload.connect(self._keep_position)
+        self.model.reloaded.connect(self._restore_position)
         self._restore_columns()
 
     def _load_tags(self) -> None:
@@ -146,7 +155,48 @@ class RegisterView(ReloadWhenVisible, QWidget):
         self._dirty = False
 
     def refresh(self) -> None:
+        self._pending = Changes()
         self.apply_filters()
+
+    # --- changes broadcast by the op runner ---------------------------------------------------
+    def apply_changes(self, ch: Changes) -> None:
+        """Show what a write changed, without losing the user's place."""
+        if self._dirty:
+            return  # a full reload is due anyway
+        if not self.isVisible():
+            self._pending = self._pending.merged(ch)
+            return
+        self.model.apply_changes(ch)
+
+    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
+        super().showEvent(event)
+        if self._pending and not self._dirty:
+            pending, self._pending = self._pending, Changes()
+            self.model.apply_changes(pending)
+
+    def _keep_position(self) -> None:
+        sel = self.table.selectionModel()
+        current = self.table.currentIndex()
+        self._kept = (self.table.verticalScrollBar().value(), self.table.horizontalScrollBar().value(),
+                      [self.model.row_id(i.row()) for i in sel.selectedRows()] if sel is not None else [],
+                      self.model.row_id(current.row()) if current.isValid() else None)
+
+    def _restore_position(self) -> None:
+        if self._kept is None:
+            return
+        v, h, selected, current = self._kept
+        self._kept = None
+        where = {rid: i for i, rid in enumerate(self.model.ids)}
+        sel = self.table.selectionModel()
+        flags = sel.SelectionFlag.Select | sel.SelectionFlag.Rows
+        if current in where:
+            sel.setCurrentIndex(self.model.index(where[current], 0), sel.SelectionFlag.NoUpdate)
+        for rid in selected:
+            if rid in where:
+                sel.select(self.model.index(where[rid], 0), flags)
+        self.table.doItemsLayout()  # scroll ranges for the new rows, before restoring the position
+        self.table.verticalScrollBar().setValue(v)
+        self.table.horizontalScrollBar().setValue(h)
 
     def _show_count(self, *_a: object) -> None:
         n = self.model.total

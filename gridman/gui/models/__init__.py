@@ -1,1 +1,0 @@
-"""Qt table models over the registers: hold one page of rows at a time, fetch more lazily."""
