@@ -366,8 +366,6 @@ class ImportWizard(QDialog):
 
     def _imported(self, r: census.ImportResult) -> None:
         self.import_result = r
-        self.runner.changed.emit("residents", None)
-        self.runner.changed.emit("households", None)
         errors = sum(1 for i in r.issues if i.severity == "error")
         status = {"imported": tr("已导入"), "rejected": tr("有错误，整批未导入")}.get(r.status, r.status)
         self.result_label.setText(tr(

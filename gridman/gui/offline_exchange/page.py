@@ -524,7 +524,6 @@ class OfflineExchangePage(QWidget):
             text += "\n" + tr("提示：") + "；".join(r.notices[:5])
         self.checkin_label.setText(text)
         self.stack.setCurrentIndex(3)
-        self.runner.changed.emit("all", None)
         self.checked_in.emit(r)
         self.load_packages()
 
@@ -664,7 +663,6 @@ class OfflineExchangePage(QWidget):
     def _undone(self, r: exchange.UndoResult) -> None:
         n = sum(r.reverted.values())
         self.package_label.setText(tr("已撤销批次 {batch}：恢复 {n} 行。").format(batch=r.batch_id, n=n))
-        self.runner.changed.emit("all", None)
         self.undone.emit(r)
         self.load_packages()
 
