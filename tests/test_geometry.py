@@ -18,7 +18,7 @@ import shapely
 from shapely.geometry import mapping
 from sqlalchemy import func, select
 
-from gridman.core import geo
+from gridman.core import geo, tasks
 from gridman.core.enums import Role
 from gridman.core.models import Area, AuditEntry, Building, Household, Incident, Resident, WardenAssignment
 from gridman.core.services import areas as area_svc
@@ -343,6 +343,52 @@ def test_assign_scoped_to_an_area_and_refused_to_wardens(db, layout):
     with db.work(a) as s:
         rep = G.assign(s, a, area_id=area_svc.by_code(s, COMM).id)
     assert rep.changed["buildings"] == 1 and grid_of(db, Building, b) == G1
+
+
+def _cancel_at(marker: str, nth: int = 1) -> tuple[tasks.TaskState, list[tuple[float, str]]]:
+    """A task that records its reports and cancels itself at the ``nth`` report whose message
+    contains ``marker`` (as the GUI's Cancel button would, from another thread)."""
+    seen: list[tuple[float, str]] = []
+
+    def report(fraction: float, message: str) -> None:
+        seen.append((fraction, message))
+        if sum(marker in m for _f, m in seen) == nth:
+            task.cancel()
+
+    task = tasks.TaskState(report, min_interval=0.0)
+    return task, seen
+
+
+def test_assign_cancelled_while_writing_leaves_nothing_written(db, layout):
+    a = admin(db)
+    moved = [add_building(db, f"错{i}", 1500, 100 + 100 * i, G1, households=1, residents_each=2) for i in range(3)]
+    before = audit_count(db)
+    task, seen = _cancel_at("writing buildings")
+    with pytest.raises(tasks.Cancelled) as exc, db.work(a) as s:  # the exception leaves the unit of work
+        G.assign(s, a, task=task)
+    assert "未写入" in exc.value.message  # a user-facing message, Chinese first
+    assert any("writing households" in m or "writing residents" in m for _f, m in seen) is False
+    fractions = [f for f, _m in seen]
+    assert fractions == sorted(fractions) and 0.5 <= fractions[-1] < 1.0  # cancelled inside the write stage
+    assert all(grid_of(db, Building, b) == G1 for b in moved)  # the buildings' UPDATE was rolled back
+    assert audit_count(db) == before
+    with db.work(a) as s:
+        assert G.assign(s, a, task=tasks.TaskState()).changed["buildings"] == 3  # and a new run does it all
+
+
+def test_boundary_import_cancelled_midway_writes_nothing(db, layout):
+    before = audit_count(db)
+    codes = [COMM + f"{n:03d}" for n in range(5, 9)]
+    data = fc(*[(c, f"第{k}网格", ll_polygon(rect(10 * k, 0, 10 * k + 10, 10))) for k, c in enumerate(codes)])
+    task, seen = _cancel_at("writing areas", nth=2)  # the first new grid has been created by then
+    with pytest.raises(tasks.Cancelled):
+        load(db, data, level="grid", parent=COMM, task=task)
+    assert any("reading features" in m for _f, m in seen)
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Area).where(Area.code.in_(codes))) == 0
+    assert audit_count(db) == before
+    res = load(db, data, level="grid", parent=COMM, task=tasks.TaskState())
+    assert res.created == codes
 
 
 # --- split / merge / edit ---------------------------------------------------------------------
