@@ -24,6 +24,7 @@ from gridman.core.services.geometry.checks import (
     CheckReport,
     Repair,
     check_subtree,
+    first_root_area_id,
     household_limit_default,
     root_area_ids,
 )
@@ -58,7 +59,7 @@ __all__ = [
     "CODE_KEYS", "CRS_CHOICES", "NAME_KEYS", "SAMPLE_CAP", "AreaMeasure", "AssignReport", "BoundaryChangeReport",
     "CheckIssue", "CheckReport", "CommunityCoverage", "CoverageReport", "FeatureProblem", "ImportResult", "MovePlan",
     "MoveRow", "PointNote", "Repair", "ShapeChange", "UncoveredBuilding", "assign", "boundaries_from_geojson",
-    "check_subtree", "coverage", "edit_boundaries", "export_geojson", "facilities_from_geojson", "geojson_text",
+    "check_subtree", "coverage", "edit_boundaries", "export_geojson", "facilities_from_geojson", "first_root_area_id", "geojson_text",
     "household_limit_default", "import_geojson", "measure_area", "merge_grids", "plan_moves", "read_geojson",
     "root_area_ids", "split_grid", "write_moves",
 ]

@@ -21,6 +21,7 @@ from gridman.core import geo
 from gridman.core.enums import AreaLevel
 from gridman.core.models import Area, Household, Setting, WardenAssignment
 from gridman.core.services import scope
+from gridman.core.services.errors import NotFound
 from gridman.core.services.geometry.shared import chunks
 from gridman.core.services.permissions import Actor, Perm, require_area
 
@@ -72,6 +73,14 @@ def household_limit_default(session: Session) -> int:
 def root_area_ids(session: Session) -> list[int]:
     """The top-level areas (what ``grids check`` without an area checks), by code."""
     return list(session.scalars(select(Area.id).where(Area.parent_id.is_(None)).order_by(Area.code)))
+
+
+def first_root_area_id(session: Session) -> int:
+    """The area checked when none is chosen: the first top-level area (the city)."""
+    ids = root_area_ids(session)
+    if not ids:
+        raise NotFound("还没有任何区划。", en="There are no areas yet.")
+    return ids[0]
 
 
 def _today() -> date:
