@@ -40,6 +40,21 @@ def _add_areas(combo: QComboBox, areas: list[tuple[int, str, str]]) -> None:
         combo.addItem(f"{n}（{enums.label(lv, language(), enums.AreaLevel)}）", i)
 
 
+def _message_and_buttons(dialog: QDialog, form: QFormLayout, ok_text: str) -> tuple[QLabel, QDialogButtonBox]:
+    """The foot of a form: the error line, then OK (``ok_text``, runs ``dialog.save``) and Cancel."""
+    message = QLabel()
+    message.setStyleSheet("color: #b00020;")
+    message.setWordWrap(True)
+    form.addRow(message)
+    bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+    bb.button(QDialogButtonBox.StandardButton.Ok).setText(ok_text)
+    bb.button(QDialogButtonBox.StandardButton.Cancel).setText(tr("取消"))
+    bb.accepted.connect(dialog.save)  # type: ignore[attr-defined]
+    bb.rejected.connect(dialog.reject)
+    form.addRow(bb)
+    return message, bb
+
+
 class UserForm(QDialog):
     """新建用户: user name, name, password, role and (for staff roles) the area."""
 
@@ -58,15 +73,7 @@ class UserForm(QDialog):
         form.addRow(tr("初始密码"), self.password)
         form.addRow(tr("角色"), self.role)
         form.addRow(tr("管辖区域"), self.area)
-        self.message = QLabel()
-        self.message.setStyleSheet("color: #b00020;")
-        form.addRow(self.message)
-        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        bb.button(QDialogButtonBox.StandardButton.Ok).setText(tr("创建"))
-        bb.button(QDialogButtonBox.StandardButton.Cancel).setText(tr("取消"))
-        bb.accepted.connect(self.save)
-        bb.rejected.connect(self.reject)
-        form.addRow(bb)
+        self.message, self.buttons = _message_and_buttons(self, form, tr("创建"))
         runner.run(lambda s, _t: registers.area_choices(s, levels=("street", "community")), on_done=self._areas,
                    label="areas")
 
@@ -115,16 +122,7 @@ class EditUserForm(QDialog):
         form.addRow(tr("角色"), self.role)
         form.addRow(tr("管辖区域"), self.area)
         form.addRow("", self.active)
-        self.message = QLabel()
-        self.message.setStyleSheet("color: #b00020;")
-        self.message.setWordWrap(True)
-        form.addRow(self.message)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(tr("保存"))
-        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText(tr("取消"))
-        self.buttons.accepted.connect(self.save)
-        self.buttons.rejected.connect(self.reject)
-        form.addRow(self.buttons)
+        self.message, self.buttons = _message_and_buttons(self, form, tr("保存"))
 
         def load(s, _t):  # type: ignore[no-untyped-def]
             u = auth.user_details(s, actor, user_id)
@@ -170,15 +168,7 @@ class AssignForm(QDialog):
         form = QFormLayout(self)
         self.grid = QComboBox()
         form.addRow(tr("网格"), self.grid)
-        self.message = QLabel()
-        self.message.setStyleSheet("color: #b00020;")
-        form.addRow(self.message)
-        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        bb.button(QDialogButtonBox.StandardButton.Ok).setText(tr("分配"))
-        bb.button(QDialogButtonBox.StandardButton.Cancel).setText(tr("取消"))
-        bb.accepted.connect(self.save)
-        bb.rejected.connect(self.reject)
-        form.addRow(bb)
+        self.message, self.buttons = _message_and_buttons(self, form, tr("分配"))
         runner.run(lambda s, _t: registers.grid_choices(s, actor), on_done=self._grids, label="grids")
 
     def _grids(self, grids: list[tuple[int, str]]) -> None:

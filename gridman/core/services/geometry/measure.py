@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import shapely
 from sqlalchemy.orm import Session
@@ -13,18 +13,13 @@ from gridman.core.services.geometry.shared import wkb_geometry
 from gridman.core.services.permissions import Actor, Perm, require_area
 
 
-@dataclass
-class AreaMeasure:
+@dataclass(frozen=True)
+class AreaMeasure(geo.Measure):
+    """The measures of :class:`gridman.core.geo.Measure` with the area they are of."""
+
     code: str
     name: str
     level: str
-    area_m2: float
-    area_km2: float
-    perimeter_m: float
-    centroid_lon: float
-    centroid_lat: float
-    geodesic_area_m2: float
-    crs: str
 
 
 def measure_area(session: Session, actor: Actor, *, area_id: int) -> AreaMeasure:
@@ -35,5 +30,4 @@ def measure_area(session: Session, actor: Actor, *, area_id: int) -> AreaMeasure
         raise ValidationError(f"{area.name}（{area.code}）没有边界", field="boundary",
                               en=f"{area.name} ({area.code}) has no boundary")
     m = geo.measure(geo.polygonal(shapely.make_valid(g)) if not g.is_valid else g)
-    return AreaMeasure(area.code, area.name, area.level, m.area_m2, m.area_km2, m.perimeter_m, m.centroid_lon,
-                       m.centroid_lat, m.geodesic_area_m2, m.crs)
+    return AreaMeasure(**asdict(m), code=area.code, name=area.name, level=area.level)
