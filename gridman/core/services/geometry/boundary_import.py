@@ -162,7 +162,7 @@ class _Parents:
 def _apply(session: Session, actor: Actor, f: _Feature, parents: _Parents, res: ImportResult) -> None:
     """Create or update the area of one feature (or, in a dry run, only count it)."""
     wkb = shapely.to_wkb(f.geom) if f.geom is not None else None
-    lon, lat = geo.label_point(f.geom) if f.geom is not None else (None, None)
+    center = geo.label_point(f.geom) if f.geom is not None else None
     par, pending = parents.find(f.code, f.level, f.parent_code)
     if pending and pending.startswith("?"):
         missing = pending[1:]
@@ -177,7 +177,7 @@ def _apply(session: Session, actor: Actor, f: _Feature, parents: _Parents, res: 
         else:
             parents.existing[f.code] = area_svc.create_area(
                 session, actor, code=f.code, name=f.name, level=f.level, parent=par, boundary=wkb,
-                center=(lon, lat) if f.geom is not None else None)
+                center=center)
         res.created.append(f.code)
         return
     if area.level != f.level:
@@ -193,7 +193,7 @@ def _apply(session: Session, actor: Actor, f: _Feature, parents: _Parents, res: 
     if not res.dry_run:
         area.name = f.name
         area.boundary = wkb
-        area.center_lon, area.center_lat = lon, lat
+        area.center_lon, area.center_lat = center if center is not None else (None, None)
     res.updated.append(f.code)
 
 

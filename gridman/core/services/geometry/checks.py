@@ -122,12 +122,12 @@ class _Subtree:
 def _validity(session: Session, t: _Subtree, repair: bool) -> list[Repair]:
     """``invalid`` (in lon/lat, as stored); with ``repair`` the polygonal part of make_valid is saved."""
     repaired: list[Repair] = []
-    for i in np.flatnonzero(~t.has):
-        t.add(int(i), "no_boundary", "没有边界", "no boundary")
+    for k in np.flatnonzero(~t.has):
+        t.add(int(k), "no_boundary", "没有边界", "no boundary")
     valid = np.ones(t.n, dtype=bool)
     valid[t.has] = shapely.is_valid(t.raw[t.has])
-    for i in np.flatnonzero(t.has & ~valid):
-        i = int(i)
+    for k in np.flatnonzero(t.has & ~valid):
+        i = int(k)
         reason = shapely.is_valid_reason(t.raw[i])
         fixed = geo.polygonal(shapely.make_valid(t.raw[i]))
         before = float(t.proj.area_m2(t.raw[i]))
@@ -172,7 +172,7 @@ def _overlaps(t: _Subtree) -> None:
         return
     inner = shapely.relate_pattern(t.geoms[a_g], t.geoms[b_g], "T********")
     a_g, b_g = a_g[inner], b_g[inner]
-    ov = t.m2(shapely.intersection(t.geoms[a_g], t.geoms[b_g])) if len(a_g) else []
+    ov: Any = t.m2(shapely.intersection(t.geoms[a_g], t.geoms[b_g])) if len(a_g) else []
     for x, y, v in zip(a_g, b_g, ov, strict=True):
         if v > t.tolerance_m2:
             other = t.rows[int(y)]

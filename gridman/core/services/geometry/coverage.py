@@ -107,7 +107,7 @@ def coverage(session: Session, actor: Actor, *, facilities: list[tuple[str, floa
         if not facility_kind:
             raise ValidationError("请给出设施点文件或设施类型", field="facilities",
                                   en="Give a facility file or a facility kind")
-        facilities = [(n, lo, la) for n, lo, la in session.execute(
+        facilities = [(n, lo or 0.0, la or 0.0) for n, lo, la in session.execute(  # (never NULL: see WHERE)
             select(Facility.name, Facility.lon, Facility.lat).where(
                 Facility.kind == facility_kind, Facility.lon.is_not(None), Facility.lat.is_not(None)))]
     area_rows = session.execute(select(Area.id, Area.code, Area.name, Area.level, Area.path)).all()

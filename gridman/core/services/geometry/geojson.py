@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import shapely
 from shapely.geometry import mapping, shape
@@ -105,7 +105,7 @@ def export_geojson(session: Session, actor: Actor, *, area_id: int,
     q = scope.subtree_areas(area.path).order_by(Area.depth, Area.code)
     if levels:
         q = q.where(Area.level.in_([AreaLevel(lv).value for lv in levels]))
-    rows = list(session.scalars(q))
+    rows = cast(list[Area], list(session.scalars(q)))  # scope's Select[tuple[Area]] types rows as tuples
     parent_ids = {a.parent_id for a in rows if a.parent_id}
     pcodes = dict(session.execute(select(Area.id, Area.code).where(Area.id.in_(parent_ids))).all()) if parent_ids else {}
     feats = []

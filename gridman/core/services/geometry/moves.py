@@ -12,10 +12,10 @@ from __future__ import annotations
 import gc
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import shapely
@@ -36,6 +36,7 @@ POINT_TABLES: tuple[tuple[str, Any], ...] = (("buildings", Building), ("premises
 TABLES: dict[str, Any] = {"buildings": Building, "premises": Premise, "incidents": Incident,
                           "households": Household, "residents": Resident}
 WRITE_BATCH = 10_000
+AUDIT_TABLE = cast(Table, AuditEntry.__table__)
 
 
 @dataclass
@@ -63,11 +64,11 @@ def load_grids(session: Session) -> tuple[np.ndarray, np.ndarray, dict[int, str]
     return ids, geoms, codes  # type: ignore[return-value]
 
 
-def _point_cond(t: Table, bbox: BBox | None, scope_list: list[int] | None) -> Any:
+def _point_cond(t: Any, bbox: BBox | None, scope_list: list[int] | None) -> Any:
     """Rows with a point in ``bbox`` or currently in a scope grid (both None: every row)."""
     if bbox is None and scope_list is None:
         return true()
-    conds = []
+    conds: list[Any] = []
     if bbox is not None:
         conds.append(t.c.lon.between(bbox[0], bbox[2]) & t.c.lat.between(bbox[1], bbox[3]))
     if scope_list is not None:
@@ -259,14 +260,16 @@ class _Planner:
             r_old.append(old)
             r_new.append(new)
 
-        for ch in chunks(sorted(hh_target)):
+        for hh_ids in chunks(sorted(hh_target)):
             for rid, g, hh in self.conn.execute(select(r.c.id, r.c.grid_id, r.c.household_id)
-                                                .where(r.c.household_id.in_(ch))):
+                                                .where(r.c.household_id.in_(hh_ids))):
                 if g != hh_target[hh]:
                     add(rid, g, hh_target[hh])
         q = (select(r.c.id, r.c.grid_id, r.c.household_id, h.c.grid_id)
              .join(h, h.c.id == r.c.household_id).where(r.c.grid_id != h.c.grid_id))
-        for ch in chunks(self.scope_list) if self.scope_list is not None else [None]:
+        batches: list[Sequence[int] | None] = (list(chunks(self.scope_list)) if self.scope_list is not None
+                                               else [None])
+        for ch in batches:
             for rid, g, hh, hg in self.conn.execute(q if ch is None else q.where(h.c.grid_id.in_(ch))):
                 if rid not in seen:
                     add(rid, g, hh_target.get(hh, hg))
@@ -376,7 +379,7 @@ def write_moves(session: Session, actor: Actor, plan: MovePlan, *, note: str, re
         stmt = update(t).where(t.c.id == bindparam("b_id")).values(**values)
         params = []
         for i, _u, _o, n in moves:
-            p = {"b_id": i, "b_new": n}
+            p: dict[str, Any] = {"b_id": i, "b_new": n}
             if table == "incidents":
                 p["b_comm"], p["b_street"] = anc.get(n, (None, None))
             params.append(p)
@@ -384,7 +387,7 @@ def write_moves(session: Session, actor: Actor, plan: MovePlan, *, note: str, re
                                      note=note)
         for ch, ach in zip(chunks(params, WRITE_BATCH), chunks(audit_rows, WRITE_BATCH), strict=True):
             session.execute(stmt, ch)
-            session.execute(AuditEntry.__table__.insert(), ach)
+            session.execute(AUDIT_TABLE.insert(), ach)
             written += len(ch)
             task.step(written, total, f"写入归属 / writing {table}")
     task.check()

@@ -19,12 +19,13 @@ from sqlalchemy.orm import Session
 
 from gridman.core import geo
 from gridman.core.enums import AreaLevel
-from gridman.core.models import Area, AuditEntry, Base, utcnow
+from gridman.core.models import Area, Base, utcnow
 from gridman.core.services import areas as area_svc
 from gridman.core.services import audit
 from gridman.core.services.errors import ConflictError, ValidationError
 from gridman.core.services.geometry.assignment import AssignReport, assignment_report, bbox_of
 from gridman.core.services.geometry.moves import (
+    AUDIT_TABLE,
     TABLES,
     MovePlan,
     load_grids,
@@ -248,7 +249,7 @@ def _repoint(session: Session, actor: Actor, fk_cols: list[tuple[Table, Any]], a
                                     [(r[0], r[1] if uc is not None else None, {col.name: (absorb.id, keep.id)})
                                      for r in rows], note=note)
             for ch in chunks(arows, 10_000):
-                session.execute(AuditEntry.__table__.insert(), ch)
+                session.execute(AUDIT_TABLE.insert(), ch)
 
 
 def _union(keep: Area, absorb: Area) -> tuple[Any, Any, Any]:
