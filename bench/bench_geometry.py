@@ -178,7 +178,7 @@ def main() -> None:
             root = s.scalar(select(Area).where(Area.parent_id.is_(None)))
             for run in range(2):
                 t0 = time.perf_counter()
-                rep = G.check_subtree(s, actor, area=root)
+                rep = G.check_subtree(s, actor, area_id=root.id)
                 dt = time.perf_counter() - t0
                 print(f"[check] grids check of the whole city ({rep.areas_checked:,} areas, {rep.grids_checked:,} "
                       f"grids): {dt:.2f} s (run {run + 1}) — target < 10 s; issues {rep.counts}")

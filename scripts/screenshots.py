@@ -212,7 +212,7 @@ def main() -> int:
 
     with db.work(admin) as s:
         g = s.scalar(select(Area).where(Area.code == "340104001001002"))
-        fc = geometry.export_geojson(s, admin, area=g)
+        fc = geometry.export_geojson(s, admin, area_id=g.id)
         feat = fc["features"][0]
         feat["properties"].update(code="340104001001099", name="新建第99网格")
         ring = feat["geometry"]["coordinates"]

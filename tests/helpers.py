@@ -44,17 +44,16 @@ def build_tree(db: Database) -> Tree:
 
 def make_user(db: Database, username: str, role: Role, *, area_id: int | None = None,
               grids: list[int] | None = None) -> Actor:
-    from gridman.core.models import Area, User
+    from gridman.core.models import User
     from gridman.core.services.permissions import actor_for
 
     with db.session() as s:
         admin = system_actor(s)
     with db.work(admin) as s:
-        area = s.get(Area, area_id) if area_id else None
         user = auth.create_user(s, admin, username=username, display_name=username, password=PASSWORD,
-                                role=role, area=area)
+                                role=role, area_id=area_id)
         for g in grids or []:
-            auth.assign_warden(s, admin, user=user, grid=s.get(Area, g), start=date(2020, 1, 1))
+            auth.assign_warden(s, admin, user_id=user.id, grid_id=g, start=date(2020, 1, 1))
         uid = user.id
     with db.session() as s:
         return actor_for(s, s.get(User, uid))

@@ -18,7 +18,7 @@ import shapely
 from shapely.geometry import mapping
 from sqlalchemy import func, select
 
-from gridman.core import geo
+from gridman.core import geo, tasks
 from gridman.core.enums import Role
 from gridman.core.models import Area, AuditEntry, Building, Household, Incident, Resident, WardenAssignment
 from gridman.core.services import areas as area_svc
@@ -52,8 +52,8 @@ def admin(db):  # type: ignore[no-untyped-def]
 def load(db, data: dict, level: str | None = None, parent: str | None = None, **kw):  # type: ignore[no-untyped-def]
     a = admin(db)
     with db.work(a) as s:
-        par = area_svc.by_code(s, parent) if parent else None
-        return G.import_geojson(s, a, data=data, level=level, parent=par, **kw)
+        par = area_svc.by_code(s, parent).id if parent else None
+        return G.import_geojson(s, a, data=data, level=level, parent_id=par, **kw)
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def test_import_creates_under_parent_and_round_trip_changes_nothing(db, layout, 
         new = area_svc.by_code(s, COMM + "003")
         assert new.parent_id == layout.community and new.path == area_svc.by_code(s, COMM).path + f"{new.id}/"
     with db.work(a) as s:
-        exported = G.export_geojson(s, a, area=area_svc.by_code(s, "340104"))
+        exported = G.export_geojson(s, a, area_id=area_svc.by_code(s, "340104").id)
     text = G.geojson_text(exported)
     f = tmp_path / "d.geojson"
     f.write_text(text, encoding="utf-8")
@@ -134,7 +134,7 @@ def test_import_creates_under_parent_and_round_trip_changes_nothing(db, layout, 
     assert again.created == [] and again.updated == [] and len(again.unchanged) == len(exported["features"]) == 9
     assert audit_count(db) == before  # nothing written
     with db.work(a) as s:
-        assert G.geojson_text(G.export_geojson(s, a, area=area_svc.by_code(s, "340104"))) == text
+        assert G.geojson_text(G.export_geojson(s, a, area_id=area_svc.by_code(s, "340104").id)) == text
 
 
 def test_import_updates_in_place_and_reports_problems_all_or_nothing(db, layout):
@@ -192,7 +192,7 @@ def test_import_gcj02_is_converted_to_wgs84(db, layout):
 def test_measure_service(db, layout):
     a = admin(db)
     with db.session() as s:
-        m = G.measure_area(s, a, area=area_svc.by_code(s, G3))
+        m = G.measure_area(s, a, area_id=area_svc.by_code(s, G3).id)
     assert m.area_m2 == pytest.approx(2_000_000 - 80_000, rel=1e-4)
     assert m.perimeter_m == pytest.approx(6000 + 1200, rel=1e-4)
     assert abs(m.area_m2 - m.geodesic_area_m2) / m.geodesic_area_m2 < 0.005
@@ -221,7 +221,7 @@ def test_check_finds_overlap_gap_outside_sliver_bowtie_staffing_and_size(db, lay
             s.add(Household(household_no=f"H{k}", grid_id=hh_grid))
     make_user(db, "wg1", Role.WARDEN, grids=[layout.grid1])
     with db.session() as s:
-        rep = G.check_subtree(s, a, area=area_svc.by_code(s, "340104"), today=date(2026, 1, 1))
+        rep = G.check_subtree(s, a, area_id=area_svc.by_code(s, "340104").id, today=date(2026, 1, 1))
     by = {}
     for i in rep.issues:
         by.setdefault((i.kind, i.code), []).append(i)
@@ -242,7 +242,7 @@ def test_check_finds_overlap_gap_outside_sliver_bowtie_staffing_and_size(db, lay
                                   "no_boundary"}
     # a household limit from the caller
     with db.session() as s:
-        rep2 = G.check_subtree(s, a, area=area_svc.by_code(s, COMM), household_limit=1)
+        rep2 = G.check_subtree(s, a, area_id=area_svc.by_code(s, COMM).id, household_limit=1)
     assert {i.code for i in rep2.issues if i.kind == "over_limit"} == {G1}  # g1's own limit (2) still wins
 
 
@@ -251,12 +251,12 @@ def test_check_repair_bowtie_is_reported_and_audited(db, layout):
     bowtie = ll_polygon([(0, 1000), (1000, 2000), (1000, 1000), (0, 2000), (0, 1000)])
     load(db, fc((G3, "第1网格", bowtie)), level="grid", parent=COMM2)
     with db.session() as s:  # without --repair: reported, nothing written
-        rep = G.check_subtree(s, a, area=area_svc.by_code(s, COMM2))
+        rep = G.check_subtree(s, a, area_id=area_svc.by_code(s, COMM2).id)
         inv = [i for i in rep.issues if i.kind == "invalid"]
         assert len(inv) == 1 and inv[0].code == G3 and "Self-intersection" in inv[0].detail
         assert not shapely.is_valid(shapely.from_wkb(area_svc.by_code(s, G3).boundary))
     with db.work(a) as s:
-        rep = G.check_subtree(s, a, area=area_svc.by_code(s, COMM2), repair=True)
+        rep = G.check_subtree(s, a, area_id=area_svc.by_code(s, COMM2).id, repair=True)
     assert len(rep.repaired) == 1
     r = rep.repaired[0]
     assert r.code == G3 and r.parts_after == 2 and "Self-intersection" in r.reason
@@ -269,7 +269,7 @@ def test_check_repair_bowtie_is_reported_and_audited(db, layout):
                                                 AuditEntry.action == "update").order_by(AuditEntry.id.desc()))
         assert "boundary" in row.changes
     with db.session() as s:
-        again = G.check_subtree(s, a, area=area_svc.by_code(s, COMM2))
+        again = G.check_subtree(s, a, area_id=area_svc.by_code(s, COMM2).id)
     assert not [i for i in again.issues if i.kind == "invalid"]
 
 
@@ -277,12 +277,12 @@ def test_check_of_the_demo_sample_is_clean_and_warden_cannot_repair(demo_db):
     a = admin(demo_db)
     with demo_db.session() as s:
         root = s.scalar(select(Area).where(Area.parent_id.is_(None)))
-        rep = G.check_subtree(s, a, area=root)
+        rep = G.check_subtree(s, a, area_id=root.id)
         assert set(rep.counts) == {"no_boundary"}  # only the city has no boundary in the sample
         grid = s.scalar(select(Area).where(Area.level == "grid"))
     warden = make_user(demo_db, "wgx", Role.WARDEN, grids=[grid.id])
     with demo_db.session() as s, pytest.raises(PermissionDenied):
-        G.check_subtree(s, warden, area=area_svc.by_code(s, grid.code), repair=True)
+        G.check_subtree(s, warden, area_id=area_svc.by_code(s, grid.code).id, repair=True)
 
 
 # --- assign -----------------------------------------------------------------------------------
@@ -339,10 +339,56 @@ def test_assign_scoped_to_an_area_and_refused_to_wardens(db, layout):
     b = add_building(db, "甲", 500, 500, G3)  # in g1 geometrically, assigned to g3 (other street)
     warden = make_user(db, "wg", Role.WARDEN, grids=[layout.grid1])
     with db.work(warden) as s, pytest.raises(PermissionDenied):
-        G.assign(s, warden, area=area_svc.by_code(s, G1))
+        G.assign(s, warden, area_id=area_svc.by_code(s, G1).id)
     with db.work(a) as s:
-        rep = G.assign(s, a, area=area_svc.by_code(s, COMM))
+        rep = G.assign(s, a, area_id=area_svc.by_code(s, COMM).id)
     assert rep.changed["buildings"] == 1 and grid_of(db, Building, b) == G1
+
+
+def _cancel_at(marker: str, nth: int = 1) -> tuple[tasks.TaskState, list[tuple[float, str]]]:
+    """A task that records its reports and cancels itself at the ``nth`` report whose message
+    contains ``marker`` (as the GUI's Cancel button would, from another thread)."""
+    seen: list[tuple[float, str]] = []
+
+    def report(fraction: float, message: str) -> None:
+        seen.append((fraction, message))
+        if sum(marker in m for _f, m in seen) == nth:
+            task.cancel()
+
+    task = tasks.TaskState(report, min_interval=0.0)
+    return task, seen
+
+
+def test_assign_cancelled_while_writing_leaves_nothing_written(db, layout):
+    a = admin(db)
+    moved = [add_building(db, f"错{i}", 1500, 100 + 100 * i, G1, households=1, residents_each=2) for i in range(3)]
+    before = audit_count(db)
+    task, seen = _cancel_at("writing buildings")
+    with pytest.raises(tasks.Cancelled) as exc, db.work(a) as s:  # the exception leaves the unit of work
+        G.assign(s, a, task=task)
+    assert "未写入" in exc.value.message  # a user-facing message, Chinese first
+    assert any("writing households" in m or "writing residents" in m for _f, m in seen) is False
+    fractions = [f for f, _m in seen]
+    assert fractions == sorted(fractions) and 0.5 <= fractions[-1] < 1.0  # cancelled inside the write stage
+    assert all(grid_of(db, Building, b) == G1 for b in moved)  # the buildings' UPDATE was rolled back
+    assert audit_count(db) == before
+    with db.work(a) as s:
+        assert G.assign(s, a, task=tasks.TaskState()).changed["buildings"] == 3  # and a new run does it all
+
+
+def test_boundary_import_cancelled_midway_writes_nothing(db, layout):
+    before = audit_count(db)
+    codes = [COMM + f"{n:03d}" for n in range(5, 9)]
+    data = fc(*[(c, f"第{k}网格", ll_polygon(rect(10 * k, 0, 10 * k + 10, 10))) for k, c in enumerate(codes)])
+    task, seen = _cancel_at("writing areas", nth=2)  # the first new grid has been created by then
+    with pytest.raises(tasks.Cancelled):
+        load(db, data, level="grid", parent=COMM, task=task)
+    assert any("reading features" in m for _f, m in seen)
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Area).where(Area.code.in_(codes))) == 0
+    assert audit_count(db) == before
+    res = load(db, data, level="grid", parent=COMM, task=tasks.TaskState())
+    assert res.created == codes
 
 
 # --- split / merge / edit ---------------------------------------------------------------------
@@ -360,7 +406,7 @@ def test_split_preview_then_apply_with_audit(db, layout):
     # the line runs beyond the grid on both sides, cutting it at x = 400 m (west 40 %, east 60 %)
     line = shapely.LineString([ll(400, -50), ll(400, 1050)])
     with db.session() as s:
-        prev = G.split_grid(s, a, grid=area_svc.by_code(s, G1), line=line)
+        prev = G.split_grid(s, a, grid_id=area_svc.by_code(s, G1).id, line=line)
     assert not prev.applied
     new_code = COMM + "003"
     assert [(x.code, x.action) for x in prev.shapes] == [(G1, "reshape"), (new_code, "create")]
@@ -370,7 +416,7 @@ def test_split_preview_then_apply_with_audit(db, layout):
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Area).where(Area.code == new_code)) == 0
     with db.work(a) as s:
-        done = G.split_grid(s, a, grid=area_svc.by_code(s, G1), line=line, apply=True, expected_token=prev.token)
+        done = G.split_grid(s, a, grid_id=area_svc.by_code(s, G1).id, line=line, apply=True, expected_token=prev.token)
     assert done.applied and done.moved == prev.moved
     assert grid_of(db, Building, west) == new_code and grid_of(db, Building, east) == G1
     with db.session() as s:
@@ -381,14 +427,14 @@ def test_split_preview_then_apply_with_audit(db, layout):
             AuditEntry.table_name == "residents", AuditEntry.note.like("网格拆分%"))) == 3
         assert s.scalar(select(func.count()).select_from(AuditEntry).where(
             AuditEntry.table_name == "areas", AuditEntry.action == "insert", AuditEntry.row_id == new.id)) == 1
-        rep = G.check_subtree(s, a, area=area_svc.by_code(s, COMM))
+        rep = G.check_subtree(s, a, area_id=area_svc.by_code(s, COMM).id)
     assert not [i for i in rep.issues if i.kind in ("overlap", "gap", "outside_parent", "sliver", "invalid")]
 
 
 def test_split_refuses_a_line_that_does_not_cross(db, layout):
     a = admin(db)
     with db.session() as s, pytest.raises(ValidationError, match="恰好两块"):
-        G.split_grid(s, a, grid=area_svc.by_code(s, G1), line=shapely.LineString([ll(400, -50), ll(400, 500)]))
+        G.split_grid(s, a, grid_id=area_svc.by_code(s, G1).id, line=shapely.LineString([ll(400, -50), ll(400, 500)]))
 
 
 def test_merge_preview_apply_audit_and_stale_token(db, layout):
@@ -399,23 +445,23 @@ def test_merge_preview_apply_audit_and_stale_token(db, layout):
         s.add(Incident(grid_id=layout.grid2, category="hazard", title="x", status="closed"))
         s.add(Incident(grid_id=layout.grid2, category="hazard", title="y", status="in_progress"))
     with db.session() as s:
-        prev = G.merge_grids(s, a, keep=area_svc.by_code(s, G1), absorb=area_svc.by_code(s, G2))
+        prev = G.merge_grids(s, a, keep_id=area_svc.by_code(s, G1).id, absorb_id=area_svc.by_code(s, G2).id)
     assert prev.moved == {"buildings": 1, "premises": 0, "households": 2, "residents": 4, "open_incidents": 1}
     assert prev.repointed == {"incidents.grid_id": 1, "warden_assignments.grid_id": 1}
     assert prev.shapes[0].area_m2_after == pytest.approx(2_000_000, rel=1e-4)
     # the data changes after the preview: applying with the old token is refused
     add_building(db, "丙", 1600, 600, G2)
     with db.work(a) as s, pytest.raises(ConflictError):
-        G.merge_grids(s, a, keep=area_svc.by_code(s, G1), absorb=area_svc.by_code(s, G2), apply=True,
+        G.merge_grids(s, a, keep_id=area_svc.by_code(s, G1).id, absorb_id=area_svc.by_code(s, G2).id, apply=True,
                       expected_token=prev.token)
     with db.work(a) as s:
-        done = G.merge_grids(s, a, keep=area_svc.by_code(s, G1), absorb=area_svc.by_code(s, G2), apply=True)
+        done = G.merge_grids(s, a, keep_id=area_svc.by_code(s, G1).id, absorb_id=area_svc.by_code(s, G2).id, apply=True)
     assert done.moved["buildings"] == 2
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Area).where(Area.code == G2)) == 0
         keep = area_svc.by_code(s, G1)
         assert shapely.from_wkb(keep.boundary).equals(ll_polygon(rect(0, 0, 2000, 1000)).buffer(0)) or \
-            G.measure_area(s, a, area=keep).area_m2 == pytest.approx(2_000_000, rel=1e-4)
+            G.measure_area(s, a, area_id=keep.id).area_m2 == pytest.approx(2_000_000, rel=1e-4)
         assert s.scalar(select(func.count()).select_from(Incident).where(Incident.grid_id == keep.id)) == 2
         assert s.scalar(select(WardenAssignment.grid_id).where(WardenAssignment.user_id == wg.user_id)) == keep.id
         assert s.scalar(select(func.count()).select_from(AuditEntry).where(
@@ -427,7 +473,7 @@ def test_merge_preview_apply_audit_and_stale_token(db, layout):
 def test_merge_refuses_grids_of_different_communities(db, layout):
     a = admin(db)
     with db.session() as s, pytest.raises(ValidationError):
-        G.merge_grids(s, a, keep=area_svc.by_code(s, G1), absorb=area_svc.by_code(s, G3))
+        G.merge_grids(s, a, keep_id=area_svc.by_code(s, G1).id, absorb_id=area_svc.by_code(s, G3).id)
 
 
 def test_edit_moves_shared_border(db, layout):
@@ -459,7 +505,7 @@ def test_coverage_on_a_known_layout(db, layout):
     assert per[COMM2].buildings_covered == 0 and per[COMM2].households == 5
     assert [u.id for u in r.uncovered] == [far] and r.uncovered[0].nearest_m == pytest.approx(620, abs=0.5)
     with db.session() as s:
-        r2 = G.coverage(s, a, facilities=fac, radius_m=630, area=area_svc.by_code(s, COMM2))
+        r2 = G.coverage(s, a, facilities=fac, radius_m=630, area_id=area_svc.by_code(s, COMM2).id)
     assert (r2.buildings, r2.buildings_covered) == (1, 1)
     staff = make_user(db, "sq", Role.COMMUNITY_STAFF, area_id=layout.community)
     with db.session() as s:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import shapely
 from shapely.geometry import shape
 
 from gridman.cli.common import Context, add_json
+from gridman.core import tasks
 from gridman.core.enums import AreaLevel
 from gridman.core.services import areas as area_svc
 from gridman.core.services import geometry as geosvc
@@ -96,6 +100,18 @@ def _confirm(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", metavar="T", help="apply only if the preview printed this token")
 
 
+@contextmanager
+def _progress(ctx: Context) -> Iterator[tasks.TaskState]:
+    """The task of a long command: progress on stderr when it is a terminal and the output is
+    text (the line is ended afterwards, so the result starts on a line of its own)."""
+    quiet = ctx.json or not sys.stderr.isatty()
+    try:
+        yield tasks.printer(quiet=quiet)
+    finally:
+        if not quiet:
+            print(file=sys.stderr)
+
+
 # --- areas ------------------------------------------------------------------------------------
 
 
@@ -103,9 +119,11 @@ def cmd_import(ctx: Context) -> int:
     a = ctx.args
     data = geosvc.read_geojson(a.file)
     with ctx.db.work(ctx.actor, note=f"GeoJSON 导入 {Path(a.file).name}") as s:
-        parent = area_svc.by_code(s, a.parent) if a.parent else None
-        res = geosvc.import_geojson(s, ctx.actor, data=data, level=a.level, parent=parent, code_field=a.code_field,
-                                    name_field=a.name_field, crs=a.crs, source=Path(a.file).name, dry_run=a.dry_run)
+        parent_id = area_svc.by_code(s, a.parent).id if a.parent else None
+        with _progress(ctx) as task:
+            res = geosvc.import_geojson(s, ctx.actor, data=data, level=a.level, parent_id=parent_id,
+                                        code_field=a.code_field, name_field=a.name_field, crs=a.crs,
+                                        source=Path(a.file).name, dry_run=a.dry_run, task=task)
         if a.dry_run:
             s.rollback()
     ctx.out(res, lambda: (f"{Path(a.file).name}：新建 {len(res.created)}，更新 {len(res.updated)}，未变 "
@@ -117,11 +135,11 @@ def cmd_import(ctx: Context) -> int:
 def cmd_export(ctx: Context) -> int:
     a = ctx.args
     with ctx.db.work(ctx.actor, note="GeoJSON 导出") as s:
-        area = area_svc.by_code(s, a.area)
-        fc = geosvc.export_geojson(s, ctx.actor, area=area, levels=a.level)
+        area_id = area_svc.by_code(s, a.area).id
+        fc = geosvc.export_geojson(s, ctx.actor, area_id=area_id, levels=a.level)
         from gridman.core.services import audit
 
-        audit.record(s, ctx.actor, "export_geojson", table="areas", row_id=area.id,
+        audit.record(s, ctx.actor, "export_geojson", table="areas", row_id=area_id,
                      changes={"features": len(fc["features"]), "file": str(a.out)})
     Path(a.out).write_text(geosvc.geojson_text(fc), encoding="utf-8")
     out = {"area": a.area, "out": str(a.out), "features": len(fc["features"])}
@@ -131,7 +149,7 @@ def cmd_export(ctx: Context) -> int:
 
 def cmd_measure(ctx: Context) -> int:
     with ctx.db.session() as s:
-        m = geosvc.measure_area(s, ctx.actor, area=area_svc.by_code(s, ctx.args.code))
+        m = geosvc.measure_area(s, ctx.actor, area_id=area_svc.by_code(s, ctx.args.code).id)
     ctx.out(m, lambda: (f"{m.name}（{m.code}）面积 {m.area_m2:,.1f} m²（{m.area_km2:.4f} km²），周长 {m.perimeter_m:,.1f} m，"
                         f"中心 {m.centroid_lon:.6f},{m.centroid_lat:.6f}（{m.crs}；椭球面积 {m.geodesic_area_m2:,.1f} m²）"))
     return 0
@@ -140,20 +158,14 @@ def cmd_measure(ctx: Context) -> int:
 # --- grids ------------------------------------------------------------------------------------
 
 
-def _roots(s: Any, code: str | None) -> list[Any]:
-    if code:
-        return [area_svc.by_code(s, code)]
-    from sqlalchemy import select
-
-    from gridman.core.models import Area
-
-    return list(s.scalars(select(Area).where(Area.parent_id.is_(None)).order_by(Area.code)))
+def _roots(s: Any, code: str | None) -> list[int]:
+    return [area_svc.by_code(s, code).id] if code else geosvc.root_area_ids(s)
 
 
 def cmd_check(ctx: Context) -> int:
     a = ctx.args
     with ctx.db.work(ctx.actor, note="边界检查修复") as s:
-        reports = [geosvc.check_subtree(s, ctx.actor, area=r, repair=a.repair, sliver_m2=a.sliver,
+        reports = [geosvc.check_subtree(s, ctx.actor, area_id=r, repair=a.repair, sliver_m2=a.sliver,
                                         household_limit=a.household_limit) for r in _roots(s, a.area)]
         if not a.repair:
             s.rollback()
@@ -190,8 +202,9 @@ def _assign_text(r: geosvc.AssignReport) -> str:
 def cmd_assign(ctx: Context) -> int:
     a = ctx.args
     with ctx.db.work(ctx.actor, note="网格归属") as s:
-        area = area_svc.by_code(s, a.area) if a.area else None
-        r = geosvc.assign(s, ctx.actor, area=area, dry_run=a.dry_run)
+        area_id = area_svc.by_code(s, a.area).id if a.area else None
+        with _progress(ctx) as task:
+            r = geosvc.assign(s, ctx.actor, area_id=area_id, dry_run=a.dry_run, task=task)
     ctx.out(r, lambda: _assign_text(r))
     return 0
 
@@ -243,7 +256,7 @@ def cmd_split(ctx: Context) -> int:
     line = _read_line(a)
 
     def fn(s: Any, *, apply: bool, expected_token: str | None) -> Any:
-        return geosvc.split_grid(s, ctx.actor, grid=area_svc.by_code(s, a.grid), line=line, new_code=a.new_code,
+        return geosvc.split_grid(s, ctx.actor, grid_id=area_svc.by_code(s, a.grid).id, line=line, new_code=a.new_code,
                                  new_name=a.name, apply=apply, expected_token=expected_token)
 
     return _boundary_cmd(ctx, fn, f"拆分网格 {a.grid}")
@@ -253,24 +266,17 @@ def cmd_merge(ctx: Context) -> int:
     a = ctx.args
 
     def fn(s: Any, *, apply: bool, expected_token: str | None) -> Any:
-        return geosvc.merge_grids(s, ctx.actor, keep=area_svc.by_code(s, a.keep), absorb=area_svc.by_code(s, a.absorb),
-                                  apply=apply, expected_token=expected_token)
+        return geosvc.merge_grids(s, ctx.actor, keep_id=area_svc.by_code(s, a.keep).id,
+                                  absorb_id=area_svc.by_code(s, a.absorb).id, apply=apply,
+                                  expected_token=expected_token)
 
     return _boundary_cmd(ctx, fn, f"合并网格 {a.absorb} → {a.keep}")
 
 
 def cmd_edit(ctx: Context) -> int:
     a = ctx.args
-    data = geosvc.read_geojson(a.file)
-    feats = geosvc._features(data, Path(a.file).name)
-    changes: dict[str, Any] = {}
-    for i, f in enumerate(feats, 1):
-        props = f.get("properties") or {}
-        code = geosvc._code_text(next((props.get(k) for k in geosvc.CODE_KEYS if props.get(k)), None)) or a.grid
-        if not code:
-            raise ValidationError(f"{a.file}：第 {i} 个要素没有编码，请用 --grid", field="code",
-                                  en=f"{a.file}: feature {i} has no code; give --grid")
-        changes[code] = geosvc._to_crs(shapely.force_2d(shape(f["geometry"])), a.crs)
+    changes = geosvc.boundaries_from_geojson(geosvc.read_geojson(a.file), crs=a.crs, default_code=a.grid,
+                                             source=a.file)
 
     def fn(s: Any, *, apply: bool, expected_token: str | None) -> Any:
         return geosvc.edit_boundaries(s, ctx.actor, changes=changes, apply=apply, expected_token=expected_token)
@@ -288,9 +294,9 @@ def cmd_coverage(ctx: Context) -> int:
         facilities = geosvc.facilities_from_geojson(geosvc.read_geojson(a.facilities), crs=a.crs,
                                                     source=Path(a.facilities).name)
     with ctx.db.session() as s:
-        area = area_svc.by_code(s, a.area) if a.area else None
+        area_id = area_svc.by_code(s, a.area).id if a.area else None
         r = geosvc.coverage(s, ctx.actor, facilities=facilities, facility_kind=a.facility_kind, radius_m=a.radius,
-                            area=area, uncovered_limit=a.limit)
+                            area_id=area_id, uncovered_limit=a.limit)
 
     def text() -> str:
         lines = [f"{r.facilities} 个设施，半径 {r.radius_m:.0f} m（{r.crs}）：楼栋 {r.buildings_covered}/{r.buildings}，"

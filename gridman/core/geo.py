@@ -235,7 +235,7 @@ def polygonal(geom: Any) -> Any:
     parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
     if not parts:
         return shapely.Polygon()
-    polys = []
+    polys: list[Any] = []
     for p in parts:
         polys.extend(shapely.get_parts(p) if p.geom_type == "MultiPolygon" else [p])
     return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)

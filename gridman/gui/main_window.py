@@ -24,6 +24,7 @@ from gridman.core.services import dashboard
 from gridman.core.services.areas import tree
 from gridman.core.services.permissions import Actor, Perm
 from gridman.gui import interests
+from gridman.gui.admin import AdminView
 from gridman.gui.dialogs.household_form import HouseholdDialog, HouseholdForm
 from gridman.gui.dialogs.resident_form import ResidentDialog
 from gridman.gui.errors import show_error, show_info
@@ -49,7 +50,6 @@ from gridman.gui.qt import (
 )
 from gridman.gui.registers.view import RegisterView, kind_title
 from gridman.gui.settings import app_settings
-from gridman.gui.views.admin_view import AdminView
 from gridman.gui.views.incidents_view import IncidentsView
 from gridman.gui.views.lazy import LazyView
 from gridman.gui.views.mediation_gui import OverdueSweeper, QueueView

@@ -210,7 +210,7 @@ def test_overdue_sweep_runs_in_the_background_at_start(qtbot, sqlite_demo, signe
 
 def test_report_form_takes_its_place_from_a_map_click(qtbot, sqlite_demo, signed_in):
     from gridman.core.services import geometry
-    from gridman.gui.views.admin_extra import CRS_NAMES
+    from gridman.gui.admin.boundary_import import CRS_NAMES
 
     assert tuple(CRS_NAMES) == geometry.CRS_CHOICES  # the boundary import offers every system
     win = window(qtbot, sqlite_demo, signed_in("warden"))

@@ -1,7 +1,8 @@
-"""Accounts: sign in, create users, assign wardens to grids."""
+"""Accounts: sign in, create and change users, assign wardens to grids. Services take ids."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from gridman.core.enums import AreaLevel, Role
 from gridman.core.models import Area, User, WardenAssignment, utcnow
 from gridman.core.services import audit
 from gridman.core.services.errors import NotFound, PermissionDenied, ValidationError
-from gridman.core.services.permissions import Actor, Perm, actor_for, require
+from gridman.core.services.permissions import Actor, Perm, actor_for, require, require_area
 from gridman.core.services.security import hash_password, verify_password
 
 # Which area level a role's scope must be.
@@ -45,9 +46,13 @@ def actor_by_username(session: Session, username: str) -> Actor:
 
 
 def create_user(session: Session, actor: Actor, *, username: str, display_name: str, password: str,
-                role: Role | str, area: Area | None = None, phone: str | None = None,
+                role: Role | str, area_id: int | None = None, phone: str | None = None,
                 password_hash: str | None = None) -> User:
+    """A new account; staff roles need an area of their level (``area_id``)."""
     require(actor, Perm.MANAGE_USERS)
+    area = session.get(Area, area_id) if area_id is not None else None
+    if area_id is not None and area is None:
+        raise NotFound(f"区划 {area_id} 不存在", en=f"Area {area_id} does not exist")
     role = Role(role)
     if not username or not username.isascii() or " " in username:
         raise ValidationError("用户名只能使用英文字母、数字和符号，不能有空格", field="username",
@@ -110,9 +115,34 @@ def update_user(session: Session, actor: Actor, user_id: int, *, expected_versio
     return user
 
 
-def assign_warden(session: Session, actor: Actor, *, user: User, grid: Area, start: date | None = None,
+@dataclass(frozen=True)
+class UserDetails:
+    """An account as plain data, for the edit form."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str
+    area_id: int | None
+    active: bool
+    version: int
+
+
+def user_details(session: Session, actor: Actor, user_id: int) -> UserDetails:
+    require(actor, Perm.MANAGE_USERS)
+    u = session.get(User, user_id)
+    if u is None or u.is_system:
+        raise NotFound(f"用户 {user_id} 不存在", en=f"No user {user_id}")
+    return UserDetails(u.id, u.username, u.display_name, u.role, u.area_id, bool(u.active), u.version)
+
+
+def assign_warden(session: Session, actor: Actor, *, user_id: int, grid_id: int, start: date | None = None,
                   primary: bool = True) -> WardenAssignment:
-    require(actor, Perm.MANAGE_AREAS, grid)
+    """Give warden ``user_id`` grid ``grid_id`` from ``start`` (today)."""
+    grid = require_area(session, actor, Perm.MANAGE_AREAS, grid_id)
+    user = session.get(User, user_id)
+    if user is None or user.is_system:
+        raise NotFound(f"用户 {user_id} 不存在", en=f"No user {user_id}")
     if user.role != Role.WARDEN:
         raise ValidationError(f"{user.display_name} 不是网格员", en=f"{user.display_name} is not a warden")
     if grid.level != AreaLevel.GRID:
@@ -122,11 +152,3 @@ def assign_warden(session: Session, actor: Actor, *, user: User, grid: Area, sta
     session.flush()
     return a
 
-
-def end_assignment(session: Session, actor: Actor, assignment_id: int, *, end: date | None = None) -> None:
-    a = session.get(WardenAssignment, assignment_id)
-    if a is None:
-        raise NotFound(f"分配记录 {assignment_id} 不存在", en=f"No assignment {assignment_id}")
-    grid = session.get(Area, a.grid_id)
-    require(actor, Perm.MANAGE_AREAS, grid)
-    a.end_date = end or date.today()

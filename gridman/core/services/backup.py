@@ -34,11 +34,6 @@ def backup_now(database: Database, actor: Actor) -> Path:
     return dest
 
 
-def list_backups(database: Database) -> list[Path]:
-    path = _path(database)
-    return sorted(path.parent.glob(f"{path.stem}.backup-*{path.suffix}"), reverse=True)
-
-
 def restore(database: Database, actor: Actor, source: Path) -> Path:
     """Replace the database's content with ``source`` (a backup). The current content is backed up
     first (returned path), so a restore can itself be undone. Close other windows/sessions first."""

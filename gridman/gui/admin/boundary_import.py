@@ -1,0 +1,167 @@
+"""边界导入: the boundary import dialog over ``geometry.import_geojson`` — a GeoJSON file, the
+level of its features, the parent area and the coordinate system; a preview (dry run) first
+shows what would change. The import runs on the op runner with its task: a progress bar, and
+Cancel stops it with nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gridman.core import enums
+from gridman.core.services.permissions import Actor
+from gridman.gui.errors import describe
+from gridman.gui.i18n import N_, language, tr
+from gridman.gui.ops import Op, OpRunner
+from gridman.gui.qt import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QWidget,
+    Signal,
+)
+
+if TYPE_CHECKING:  # geometry pulls in numpy, shapely and pyproj: imported when first used
+    from gridman.core.services import geometry
+
+CRS_NAMES = {"wgs84": N_("WGS84（GPS）"), "cgcs2000": N_("CGCS2000（国家大地坐标系）"), "gcj02": N_("GCJ-02（国测局/高德/腾讯）")}
+
+
+class BoundaryImportDialog(QDialog):
+    """边界导入: a GeoJSON file, the level of its features, the parent area and the coordinate
+    system; a dry run first shows what would change."""
+
+    imported = Signal(object)
+
+    def __init__(self, runner: OpRunner, actor: Actor, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runner, self.actor = runner, actor
+        self.op: Op | None = None
+        self.setObjectName("boundaryImport")
+        self.setWindowTitle(tr("导入边界"))
+        self.setMinimumWidth(600)
+        form = QFormLayout(self)
+        self.file = QLineEdit()
+        browse = QPushButton(tr("浏览…"))
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.file, 1)
+        row.addWidget(browse)
+        self.level = QComboBox()
+        self.level.addItem(tr("按文件中的 level 属性"), None)
+        for lv in enums.AreaLevel:
+            self.level.addItem(enums.label(lv, language()), lv.value)
+        self.parent_area = QComboBox()
+        self.parent_area.addItem(tr("按编码自动确定"), None)
+        self.crs = QComboBox()
+        for c in CRS_NAMES:  # the keys of geometry.CRS_CHOICES (a test checks)
+            self.crs.addItem(tr(CRS_NAMES[c]), c)
+        form.addRow(tr("GeoJSON 文件"), row)
+        form.addRow(tr("区划层级"), self.level)
+        form.addRow(tr("上级区划"), self.parent_area)
+        form.addRow(tr("坐标系"), self.crs)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setVisible(False)
+        form.addRow(self.progress)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setObjectName("boundaryMessage")
+        form.addRow(self.message)
+        bb = QDialogButtonBox()
+        self.check_button = bb.addButton(tr("预览"), QDialogButtonBox.ButtonRole.ActionRole)
+        self.import_button = bb.addButton(tr("导入"), QDialogButtonBox.ButtonRole.AcceptRole)
+        self.cancel_button = bb.addButton(tr("取消导入"), QDialogButtonBox.ButtonRole.ActionRole)
+        self.cancel_button.setObjectName("cancelBoundaryImport")
+        self.cancel_button.setEnabled(False)
+        close = bb.addButton(tr("关闭"), QDialogButtonBox.ButtonRole.RejectRole)
+        self.check_button.clicked.connect(lambda: self.run(dry_run=True))
+        self.import_button.clicked.connect(lambda: self.run(dry_run=False))
+        self.cancel_button.clicked.connect(self.cancel)
+        close.clicked.connect(self.reject)
+        form.addRow(bb)
+        runner.busy_changed.connect(self._busy_changed)
+
+        def job(s, _t):  # type: ignore[no-untyped-def]
+            from gridman.core.services.registers import area_choices
+
+            return area_choices(s, levels=("city", "district", "street", "community"))
+
+        runner.run(job, on_done=self._areas, label="boundary-areas")
+
+    def _areas(self, areas: list[tuple[int, str, str]]) -> None:
+        for i, n, lv in areas:
+            self.parent_area.addItem(f"{n}（{enums.label(lv, language(), enums.AreaLevel)}）", i)
+
+    def _browse(self) -> None:
+        fn, _ = QFileDialog.getOpenFileName(self, tr("选择 GeoJSON 文件"), "", tr("GeoJSON (*.geojson *.json)"))
+        if fn:
+            self.file.setText(fn)
+
+    def _running(self, on: bool) -> None:
+        self.check_button.setEnabled(not on)
+        self.import_button.setEnabled(not on)
+        self.cancel_button.setEnabled(on)
+        self.progress.setVisible(on)
+
+    def run(self, *, dry_run: bool) -> None:
+        actor, path = self.actor, Path(self.file.text().strip())
+        level, parent_id, crs = self.level.currentData(), self.parent_area.currentData(), self.crs.currentData()
+
+        def job(s, task):  # type: ignore[no-untyped-def]
+            from gridman.core.services import geometry
+
+            data = geometry.read_geojson(path)
+            return geometry.import_geojson(s, actor, data=data, level=level, parent_id=parent_id, crs=crs,
+                                           source=path.name, dry_run=dry_run, task=task)
+
+        self.message.setText(tr("正在处理…"))
+        self.progress.setValue(0)
+        self._running(True)
+        self.op = self.runner.run(job, mode="write", on_done=self._done, on_error=self._failed,
+                                  on_progress=self._progress, label="boundary-import")
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        self.message.setText(message)
+
+    def cancel(self) -> None:
+        """Ask the running import to stop; it stops at its next feature and writes nothing."""
+        if self.op is not None and not self.op.finished:
+            self.op.cancel()
+            self.cancel_button.setEnabled(False)
+            self.message.setText(tr("正在取消…"))
+
+    def _busy_changed(self, _n: int) -> None:
+        # a cancelled job reports nothing back (the runner drops Cancelled): notice its end here
+        if self.op is not None and self.op.finished and self.op.task.cancelled:
+            self.op = None
+            self._running(False)
+            from gridman.core.tasks import Cancelled
+
+            self.message.setText(describe(Cancelled())[0])
+
+    def _failed(self, exc: BaseException) -> None:
+        self._running(False)
+        self.message.setText(describe(exc)[0])
+
+    def _done(self, r: geometry.ImportResult) -> None:
+        self._running(False)
+        self.import_result = r
+        head = tr("预览（未写入）：") if r.dry_run else tr("已导入：")
+        text = head + tr("要素 {n} 个，新建 {c}，更新 {u}，无变化 {s}，跳过 {k}，问题 {p} 个。").format(
+            n=r.features, c=len(r.created), u=len(r.updated), s=len(r.unchanged), k=len(r.skipped), p=len(r.problems))
+        lang = language()
+        for p in r.problems[:10]:
+            text += "\n" + tr("第 {i} 个要素 {code}：{reason}").format(i=p.index, code=p.code or "",
+                                                                   reason=p.reason_en if lang == "en" else p.reason)
+        self.message.setText(text)
+        if not r.dry_run:
+            self.imported.emit(r)
