@@ -21,6 +21,9 @@ from gridman.gui.dialogs.household_form import HouseholdDialog, HouseholdForm
 from gridman.gui.dialogs.resident_form import ResidentDialog
 from gridman.gui.errors import show_error, show_info
 from gridman.gui.i18n import language, set_language, tr
+from gridman.gui.mediation.incidents_view import IncidentsView
+from gridman.gui.mediation.queue_view import QueueView
+from gridman.gui.mediation.sweeper import OverdueSweeper
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QAction,
@@ -40,9 +43,7 @@ from gridman.gui.qt import (
 )
 from gridman.gui.settings import app_settings
 from gridman.gui.views.admin_view import AdminView
-from gridman.gui.views.incidents_view import IncidentsView
 from gridman.gui.views.lazy import LazyView
-from gridman.gui.views.mediation_gui import OverdueSweeper, QueueView
 from gridman.gui.views.register_view import RegisterView, kind_title
 
 AREA_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -420,7 +421,7 @@ class MainWindow(QMainWindow):
 
     def report_incident(self):  # type: ignore[no-untyped-def]
         """事件上报; "在地图上选点" switches to the map and takes the next click as the place."""
-        from gridman.gui.views.mediation_gui import ReportForm
+        from gridman.gui.mediation.report_form import ReportForm
 
         grid = self.area_id if self.area_id is not None and self._is_grid(self.area_id) else None
         d = ReportForm(self.runner, self.actor, grid_id=grid, parent=self)

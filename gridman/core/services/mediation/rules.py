@@ -135,6 +135,7 @@ class ActionSpec:
     verifying: bool = False  # acted on by the verifying level (see :func:`verifying_level`)
     move: int = 0  # +1 one level up, -1 one level down
     inputs: tuple[Input, ...] = ()
+    quick: bool = False  # a front may run it at a click, without asking (all its inputs are optional)
 
     def label(self, lang: str = "zh") -> str:
         return self.en if lang.startswith("en") else self.zh
@@ -144,11 +145,6 @@ class ActionSpec:
             if i.key == key:
                 return i
         raise KeyError(key)
-
-    @property
-    def needs_input(self) -> bool:
-        """Does a front have to ask for anything before running it?"""
-        return bool(self.inputs) and any(i.key != "note" or i.required for i in self.inputs)
 
 
 def _note(zh: str = "备注", en: str = "note", *, required: bool = False) -> Input:
@@ -161,7 +157,7 @@ _TO_LEVEL = Input("to_level", "目标层级", "target level", Kind.LEVEL, cli="-
 
 _SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(Action.REPORT, "上报", "report"),
-    ActionSpec(Action.ACCEPT, "受理", "accept", frozenset({S.REPORTED}), inputs=(_note(),)),
+    ActionSpec(Action.ACCEPT, "受理", "accept", frozenset({S.REPORTED}), inputs=(_note(),), quick=True),
     ActionSpec(Action.ASSIGN, "分派", "assign", _OPEN, inputs=(
         Input("handler_id", "办理人", "handler", Kind.USER, required=True, cli="--to"), _note())),
     ActionSpec(Action.HANDLE, "处理", "handle", _WORKING, inputs=(
