@@ -281,3 +281,51 @@ def test_bulk_assign_gives_selected_cases_to_a_handler_picked_in_the_dialog(qtbo
         last = raw(sqlite_demo, "SELECT action FROM incident_steps WHERE incident_id = ? ORDER BY seq DESC LIMIT 1",
                    r.id)
         assert last == [("assign",)]
+
+
+def test_merging_refreshes_the_open_view_of_the_case_kept(qtbot, sqlite_demo, signed_in):
+    """The case kept shows the duplicate's timeline as soon as the merge is done (the broadcast
+    names both cases; it named the merged one twice before)."""
+    actor = signed_in("warden")
+    grid = min(actor.grid_ids)
+    with sqlite_demo.work(actor) as s:
+        first = mediation.report(s, actor, grid_id=grid, category="hazard", title="GUI测试：路灯不亮").incident_id
+        dup = mediation.report(s, actor, grid_id=grid, category="hazard", title="GUI测试：路灯坏了").incident_id
+    win = window(qtbot, sqlite_demo, actor)
+    kept = win.open_case(first)
+    qtbot.waitUntil(lambda: kept.view is not None, timeout=10_000)
+    assert kept.view.merged_ids == []
+    view = win.open_case(dup)
+    qtbot.waitUntil(lambda: "merge" in view.action_buttons, timeout=10_000)
+    qtbot.mouseClick(view.action_buttons["merge"], Qt.MouseButton.LeftButton)
+    d = view.action_dialog
+    qtbot.waitUntil(lambda: d.widgets["into_id"].findData(first) >= 0, timeout=10_000)
+    d.widgets["into_id"].setCurrentIndex(d.widgets["into_id"].findData(first))
+    qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: kept.view.merged_ids == [dup], timeout=15_000)
+    assert kept.steps.rowCount() == 3  # its report, the duplicate's report and its merge
+
+
+def test_action_dialog_fields_come_from_the_declaration(qtbot, sqlite_demo, signed_in):
+    """Each action's dialog shows exactly its declared inputs (a move's target level excepted) and
+    refuses a missing required one with the service's message."""
+    from gridman.gui.mediation.action_dialog import ActionDialog
+
+    actor = signed_in("street")
+    win = window(qtbot, sqlite_demo, actor)
+    for action in mediation.CASE_ACTIONS:
+        spec = mediation.action_spec(action)
+        d = ActionDialog(action.value, runner=win.runner, actor=actor, incident_ids=[1], category="dispute")
+        qtbot.addWidget(d)
+        assert list(d.widgets) == [i.key for i in spec.inputs if i.kind != mediation.Kind.LEVEL], action
+        wait_runner(qtbot, win.runner)
+    d = ActionDialog("resolve", runner=win.runner, actor=actor, incident_ids=[1], category="dispute")
+    qtbot.addWidget(d)
+    d.show()
+    qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    assert d.isVisible() and d.message.text() == "请填写调解协议内容"
+    d2 = ActionDialog("resolve", runner=win.runner, actor=actor, incident_ids=[1], category="hazard")
+    qtbot.addWidget(d2)
+    d2.show()
+    qtbot.mouseClick(d2.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    assert not d2.isVisible() and d2.values()["agreement_text"] is None  # not required for a hazard

@@ -13,7 +13,7 @@ from gridman.core.services.errors import ValidationError
 from gridman.core.services.mediation import Input, Kind, rules
 from gridman.core.services.permissions import Actor
 from gridman.gui.i18n import language, pick, tr
-from gridman.gui.mediation.dialog_parts import action_text, ok_cancel
+from gridman.gui.mediation.widgets import action_text, ok_cancel
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QCheckBox,

@@ -14,12 +14,11 @@ from typing import Any
 
 from gridman.core import enums
 from gridman.core.services import mediation
-from gridman.core.services.errors import ConflictError
 from gridman.core.services.permissions import Actor
-from gridman.gui.errors import show_error, show_info
+from gridman.gui.errors import show_error
 from gridman.gui.i18n import language, pick, tr
 from gridman.gui.mediation.action_dialog import ActionDialog
-from gridman.gui.mediation.dialog_parts import CONFLICT_TEXT, action_text, local_time
+from gridman.gui.mediation.widgets import action_text, local_time, show_failure
 from gridman.gui.models.register_model import hours_text, time_left_colour
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
@@ -180,20 +179,19 @@ class CaseView(QDialog):
 
         for b in self.action_buttons.values():
             b.setEnabled(False)
-        self.runner.run(job, mode="write", on_done=lambda r: self._done(action, r), on_error=self._failed,
+        self.runner.run(job, mode="write", on_done=lambda r: self._done(action, r, kw), on_error=self._failed,
                         label=f"case-{action}")
 
-    def _done(self, action: str, res: mediation.ActionResult) -> None:
-        ids = [self.incident_id]
-        if action == "merge" and self.view is not None:
-            ids.append(int(res.incident_id))
+    def _done(self, action: str, res: mediation.ActionResult, kw: dict[str, Any]) -> None:
+        ids = [res.incident_id]
+        if kw.get("into_id") is not None:  # a merge changes the timeline of the case kept too
+            ids.append(int(kw["into_id"]))
         self.acted.emit(action)
         self.runner.changed.emit("incidents", ids)  # reloads this view too (see _changed)
 
     def _failed(self, exc: BaseException) -> None:
-        if isinstance(exc, ConflictError):
-            self.conflict_box = show_info(self, tr(CONFLICT_TEXT), title=tr("无法完成操作"))
-        else:
-            show_error(self, exc)
+        box = show_failure(self, exc)
+        if box is not None:
+            self.conflict_box = box
         self.reload()
 

@@ -9,9 +9,10 @@ from dataclasses import replace
 from gridman.core import enums
 from gridman.core.services import registers
 from gridman.core.services.permissions import Actor
-from gridman.gui.i18n import language, tr
+from gridman.gui.i18n import tr
+from gridman.gui.mediation.widgets import enum_filter
 from gridman.gui.ops import OpRunner
-from gridman.gui.qt import QCheckBox, QComboBox, QWidget
+from gridman.gui.qt import QCheckBox, QWidget
 from gridman.gui.views.register_view import RegisterView
 
 
@@ -20,20 +21,12 @@ class IncidentsView(RegisterView):
         super().__init__(runner, actor, "incidents", parent)
         self.search.setPlaceholderText(tr("搜索事件标题、描述、地点（Ctrl+F）"))
         bar = self.layout().itemAt(0).layout()
-        self.status = QComboBox()
+        self.status = enum_filter(tr("全部状态"), enums.IncidentStatus)
         self.status.setObjectName("statusFilter")
-        self.status.addItem(tr("未办结"), "open")
-        self.status.addItem(tr("全部状态"), None)
-        for s in enums.IncidentStatus:
-            self.status.addItem(enums.label(s, language()), s.value)
-        self.category = QComboBox()
-        self.category.addItem(tr("全部类别"), None)
-        for c in enums.IncidentCategory:
-            self.category.addItem(enums.label(c, language()), c.value)
-        self.level = QComboBox()
-        self.level.addItem(tr("全部层级"), None)
-        for lv in enums.MediationLevel:
-            self.level.addItem(enums.label(lv, language()), lv.value)
+        self.status.insertItem(0, tr("未办结"), "open")
+        self.status.setCurrentIndex(0)
+        self.category = enum_filter(tr("全部类别"), enums.IncidentCategory)
+        self.level = enum_filter(tr("全部层级"), enums.MediationLevel)
         self.overdue = QCheckBox(tr("只看超期"))
         for i, w in enumerate((self.status, self.category, self.level, self.overdue)):
             bar.insertWidget(1 + i, w)

@@ -10,12 +10,12 @@ from typing import Any
 
 from gridman.core import enums
 from gridman.core.services import mediation, mediation_queue
-from gridman.core.services.errors import ConflictError, PermissionDenied
+from gridman.core.services.errors import PermissionDenied
 from gridman.core.services.permissions import Actor, Perm
 from gridman.gui.errors import show_error, show_info
 from gridman.gui.i18n import N_, language, pick, tr
 from gridman.gui.mediation.action_dialog import ActionDialog
-from gridman.gui.mediation.dialog_parts import CONFLICT_TEXT, local_time
+from gridman.gui.mediation.widgets import enum_filter, local_time, show_failure
 from gridman.gui.models.register_model import hours_text, time_left_colour
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
@@ -67,18 +67,9 @@ class QueueView(ReloadWhenVisible, QWidget):
         self.search.setObjectName("queueSearch")
         self.search.setClearButtonEnabled(True)
         self.search.setPlaceholderText(tr("搜索标题、描述"))
-        self.status = QComboBox()
-        self.status.addItem(tr("全部状态"), None)
-        for s in mediation.ACTIVE_STATUSES:
-            self.status.addItem(enums.label(s, language(), enums.IncidentStatus), s)
-        self.category = QComboBox()
-        self.category.addItem(tr("全部类别"), None)
-        for c in enums.IncidentCategory:
-            self.category.addItem(enums.label(c, language()), c.value)
-        self.level = QComboBox()
-        self.level.addItem(tr("全部层级"), None)
-        for lv in enums.MediationLevel:
-            self.level.addItem(enums.label(lv, language()), lv.value)
+        self.status = enum_filter(tr("全部状态"), enums.IncidentStatus, mediation.ACTIVE_STATUSES)
+        self.category = enum_filter(tr("全部类别"), enums.IncidentCategory)
+        self.level = enum_filter(tr("全部层级"), enums.MediationLevel)
         self.handler = QComboBox()
         self.handler.addItem(tr("全部办理人"), None)
         if actor.user_id is not None:
@@ -239,9 +230,8 @@ class QueueView(ReloadWhenVisible, QWidget):
         self.runner.changed.emit("incidents", result.done)
 
     def _bulk_failed(self, exc: BaseException) -> None:
-        if isinstance(exc, ConflictError):
-            self.bulk_box = show_info(self, tr(CONFLICT_TEXT), title=tr("无法完成操作"))
-        else:
-            show_error(self, exc)
+        box = show_failure(self, exc)
+        if box is not None:
+            self.bulk_box = box
         self.refresh()
 

@@ -10,7 +10,7 @@ from gridman.core.services import mediation, registers
 from gridman.core.services.permissions import Actor
 from gridman.gui.errors import describe
 from gridman.gui.i18n import language, tr
-from gridman.gui.mediation.dialog_parts import ok_cancel
+from gridman.gui.mediation.widgets import ok_cancel
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QComboBox,

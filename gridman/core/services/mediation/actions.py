@@ -243,15 +243,22 @@ def verify(session: Session, actor: Actor, incident_id: int, *, expected_version
                              note=v["note"] or "核查属实，予以结案")
 
 
+def _send_back(session: Session, actor: Actor, incident_id: int, action: Action, expected_version: int | None,
+               note: str | None, now: datetime | None) -> ActionResult:
+    """Back in progress at the level that handled the case, with a fresh deadline."""
+    inc, v = _open(session, actor, incident_id, action, expected_version, note=note)
+    fl, fs = _permit(session, actor, inc, action)
+    now = cases.now_or(now)
+    cases.reopen_at_handled_level(session, inc, now)
+    if action == Action.REOPEN:
+        inc.satisfaction = None  # a reopened case is evaluated again when it closes again
+    return cases.append_step(session, actor, inc, action, from_level=fl, from_status=fs, now=now, note=v["note"])
+
+
 def verify_fail(session: Session, actor: Actor, incident_id: int, *, expected_version: int | None,
                 note: str | None = None, now: datetime | None = None) -> ActionResult:
     """核查不通过: back in progress at the level that handled it, with a fresh deadline."""
-    inc, v = _open(session, actor, incident_id, Action.VERIFY_FAIL, expected_version, note=note)
-    fl, fs = _permit(session, actor, inc, Action.VERIFY_FAIL)
-    now = cases.now_or(now)
-    cases.reopen_at_handled_level(session, inc, now)
-    return cases.append_step(session, actor, inc, Action.VERIFY_FAIL, from_level=fl, from_status=fs, now=now,
-                             note=v["note"])
+    return _send_back(session, actor, incident_id, Action.VERIFY_FAIL, expected_version, note, now)
 
 
 def evaluate(session: Session, actor: Actor, incident_id: int, *, expected_version: int | None,
@@ -277,13 +284,7 @@ def evaluate(session: Session, actor: Actor, incident_id: int, *, expected_versi
 def reopen(session: Session, actor: Actor, incident_id: int, *, expected_version: int | None,
            note: str | None = None, now: datetime | None = None) -> ActionResult:
     """重新办理 a closed case at the level that handled it (e.g. the dispute flared up again)."""
-    inc, v = _open(session, actor, incident_id, Action.REOPEN, expected_version, note=note)
-    fl, fs = _permit(session, actor, inc, Action.REOPEN)
-    now = cases.now_or(now)
-    cases.reopen_at_handled_level(session, inc, now)
-    inc.satisfaction = None
-    return cases.append_step(session, actor, inc, Action.REOPEN, from_level=fl, from_status=fs, now=now,
-                             note=v["note"])
+    return _send_back(session, actor, incident_id, Action.REOPEN, expected_version, note, now)
 
 
 def merge(session: Session, actor: Actor, incident_id: int, *, expected_version: int | None,
