@@ -74,6 +74,17 @@ def act_in_view(qtbot, view, action: str, *, note: str = "", agreement: str = ""
     wait_runner(qtbot, view.runner)
 
 
+def merge_in_dialog(qtbot, view, into: int) -> None:  # type: ignore[no-untyped-def]
+    """Click 合并 in the case view, pick case ``into`` in the dialog, confirm."""
+    qtbot.waitUntil(lambda: "merge" in view.action_buttons, timeout=10_000)
+    qtbot.mouseClick(view.action_buttons["merge"], Qt.MouseButton.LeftButton)
+    d = view.action_dialog
+    box = d.widgets["into_id"]
+    qtbot.waitUntil(lambda: box.findData(into) >= 0, timeout=10_000)
+    box.setCurrentIndex(box.findData(into))
+    qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+
+
 def test_supervisor_finds_escalates_and_resolves_a_wardens_dispute(qtbot, sqlite_demo, signed_in):
     warden = window(qtbot, sqlite_demo, signed_in("warden"))
     iid = report_dispute(qtbot, warden, "GUI测试：楼道堆物纠纷")
@@ -232,13 +243,8 @@ def test_merge_a_duplicate_into_the_case_picked_in_the_dialog(qtbot, sqlite_demo
         dup = mediation.report(s, actor, grid_id=grid, category="hazard", title="GUI测试：井盖丢失").incident_id
     win = window(qtbot, sqlite_demo, actor)
     view = win.open_case(dup)
-    qtbot.waitUntil(lambda: "merge" in view.action_buttons, timeout=10_000)
-    qtbot.mouseClick(view.action_buttons["merge"], Qt.MouseButton.LeftButton)
-    d = view.action_dialog
-    qtbot.waitUntil(lambda: d.widgets["into_id"].findData(first) >= 0, timeout=10_000)
-    assert d.widgets["into_id"].findData(dup) < 0  # not into itself
-    d.widgets["into_id"].setCurrentIndex(d.widgets["into_id"].findData(first))
-    qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    merge_in_dialog(qtbot, view, first)
+    assert view.action_dialog.widgets["into_id"].findData(dup) < 0  # not into itself
     qtbot.waitUntil(lambda: view.view is not None and view.view.status == "merged", timeout=15_000)
     assert raw(sqlite_demo, "SELECT status, merged_into_id FROM incidents WHERE id = ?", dup) == [("merged", first)]
     assert view.action_buttons == {} and view.actions_label.text() == "当前没有您可执行的操作。"
@@ -296,12 +302,7 @@ def test_merging_refreshes_the_open_view_of_the_case_kept(qtbot, sqlite_demo, si
     qtbot.waitUntil(lambda: kept.view is not None, timeout=10_000)
     assert kept.view.merged_ids == []
     view = win.open_case(dup)
-    qtbot.waitUntil(lambda: "merge" in view.action_buttons, timeout=10_000)
-    qtbot.mouseClick(view.action_buttons["merge"], Qt.MouseButton.LeftButton)
-    d = view.action_dialog
-    qtbot.waitUntil(lambda: d.widgets["into_id"].findData(first) >= 0, timeout=10_000)
-    d.widgets["into_id"].setCurrentIndex(d.widgets["into_id"].findData(first))
-    qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    merge_in_dialog(qtbot, view, first)
     qtbot.waitUntil(lambda: kept.view.merged_ids == [dup], timeout=15_000)
     assert kept.steps.rowCount() == 3  # its report, the duplicate's report and its merge
 
