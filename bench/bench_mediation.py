@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import select  # noqa: E402
 
 from gridman.core.db import Database, current_revision, head_revision, make_engine, open_database, resolve_url  # noqa: E402  # noqa: E402
-from gridman.core.models import Area  # noqa: E402
+from gridman.core.models import Area, Incident  # noqa: E402
 from gridman.core.sample import SAMPLE_AS_OF  # noqa: E402
 from gridman.core.services import mediation as med  # noqa: E402
 from gridman.core.services import mediation_queue as mq  # noqa: E402
@@ -100,7 +100,7 @@ def main() -> None:
     raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     with db.session() as s:
         admin = system_actor(s)
-        n_inc = s.execute(select(__import__("sqlalchemy").func.count()).select_from(med.Incident)).scalar_one()
+        n_inc = s.execute(select(__import__("sqlalchemy").func.count()).select_from(Incident)).scalar_one()
         # the street with the most active cases
         sid = raw.execute(f"SELECT street_id FROM incidents WHERE status IN {ACTIVE_SQL} GROUP BY street_id "
                           "ORDER BY count(*) DESC LIMIT 1").fetchone()[0]

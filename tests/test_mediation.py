@@ -349,7 +349,7 @@ def test_stale_object_in_a_session_is_a_conflict(w):
         act(w, w.warden, r, "accept")
         inc.title = "改个标题"
         with pytest.raises(ConflictError):
-            m._flush(s_old)
+            m.cases.flush(s_old)
     finally:
         s_old.rollback()
         s_old.close()

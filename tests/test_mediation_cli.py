@@ -82,3 +82,45 @@ def test_cli_walk(demo_templates, tmp_path):
     assert stats["closure_rate"] == f.closure_rate and stats["referrals"] == f.referrals
     human = run(db, "stats", "mediation")
     assert human.returncode == 0 and "结案率" in human.stdout and "矛盾不上交" in human.stdout
+
+
+def test_cli_bulk_act_and_options_from_the_declaration(demo_templates, tmp_path):
+    """``incidents act ACTION ID ID …``: each case in a savepoint, the refused ones listed with the
+    reason; required options come from the action's declaration."""
+    from gridman.core.models import User
+    from gridman.core.services import mediation
+    from gridman.core.services.mediation import user_id
+    from gridman.core.services.permissions import actor_for
+
+    db = tmp_path / "demo.sqlite"
+    shutil.copyfile(demo_templates["sqlite"], db)
+    d = open_database(db)
+    try:
+        with d.session() as s:
+            warden = actor_for(s, s.get(User, user_id(s, "warden")))
+        with d.work(warden) as s:
+            new = [mediation.report(s, warden, grid_id=min(warden.grid_ids), category="hazard", title=f"井盖缺失 {i}")
+                   for i in range(3)]
+            fresh = [r.incident_id for r in new[:2]]
+            taken = mediation.accept(s, warden, new[2].incident_id, expected_version=1).incident_id  # accepted already
+    finally:
+        d.dispose()
+    assert len(fresh) == 2
+    r = run(db, "incidents", "act", "accept", *map(str, fresh), str(taken), "--note", "批量受理", "--json",
+            as_user="warden")
+    assert r.returncode == 1, r.stderr  # some were skipped
+    out = json.loads(r.stdout)
+    assert out["action"] == "accept" and out["done"] == fresh
+    assert [sk["incident_id"] for sk in out["skipped"]] == [taken]
+    assert "不能“受理”" in out["skipped"][0]["reason"] and out["skipped"][0]["reason_en"]
+    assert [x["status"] for x in out["results"]] == ["accepted", "accepted"]
+    again = run(db, "incidents", "act", "accept", *map(str, fresh), as_user="warden")
+    assert again.returncode == 1 and "完成 0 件" in again.stdout and "跳过 2 件" in again.stdout
+    # a required option missing: named with its label, nothing done
+    bad = run(db, "incidents", "act", "refer", str(fresh[0]), "--json", as_user="warden")
+    assert bad.returncode == 2 and "--to" in bad.stderr and "分流去向" in bad.stderr
+    bad = run(db, "incidents", "act", "escalate", str(fresh[0]), "--to", "street", "--note", "x", as_user="warden")
+    assert bad.returncode == 2 and "只能上报到相邻一级" in bad.stderr
+    # assign names the handler by username (looked up by the service)
+    r = ok(run(db, "incidents", "act", "assign", str(fresh[0]), "--to", "warden", "--json", as_user="warden"))
+    assert r["status"] == "accepted" and r["version"] == 3

@@ -2,26 +2,30 @@
 
 Every sub-command calls the same services as the GUI (:mod:`gridman.core.services.mediation`,
 :mod:`~gridman.core.services.mediation_queue`, :mod:`~gridman.core.services.time_limits`) and
-prints one JSON object with ``--json``. ``act`` without ``--version`` acts on the version it reads
-just before (a one-shot command has nothing older to protect); with ``--version`` a case changed
-meanwhile is refused (exit 2).
+prints one JSON object with ``--json``. ``act`` without ``--version`` acts on the current version
+(a one-shot command has nothing older to protect); with ``--version`` a case changed meanwhile is
+refused (exit 2). ``act ACTION ID ID …`` acts on several cases (``mediation.act_many``: each in
+a savepoint, the refused ones listed with the reason). Its options and which are required come
+from the actions' declaration (``mediation.action_spec``), not from a list kept here.
 """
 
 from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from gridman.cli.common import Context, add_json
-from gridman.core.enums import IncidentStatus, MediationLevel, ReferralTarget, label
-from gridman.core.models import Incident
+from gridman.core.enums import IncidentStatus, MediationLevel, label
 from gridman.core.services import mediation as med
 from gridman.core.services import mediation_queue as mq
 from gridman.core.services import time_limits as tl
 from gridman.core.services.areas import by_code
-from gridman.core.services.errors import NotFound, ValidationError
+from gridman.core.services.errors import ValidationError
 
-ACTION_NAMES = [a.replace("_", "-") for a in med.ACTIONS]
+ACTION_NAMES = [a.value.replace("_", "-") for a in med.CASE_ACTIONS]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,19 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("id", type=int)
     s.set_defaults(func=cmd_show)
 
-    a = add_json(isub.add_parser("act", help="办理事件：" + " ".join(ACTION_NAMES)))
-    a.add_argument("id", type=int)
-    a.add_argument("action", choices=ACTION_NAMES, metavar="ACTION", help=" | ".join(ACTION_NAMES))
-    a.add_argument("--note", help="办理情况 / 理由 / 交办意见 / 分流结果")
-    a.add_argument("--to", help="escalate/hand-down: 目标层级；refer: 调委会或部门；assign: 办理人用户名")
-    a.add_argument("--agreement", help="调解协议内容 (resolve)")
-    a.add_argument("--terms", help="协议条款 (resolve)")
-    a.add_argument("--satisfaction", help="满意/基本满意/不满意 (evaluate)")
-    a.add_argument("--into", type=int, help="合并到的事件 id (merge)")
-    a.add_argument("--kind", default="note", help="note/visit/session (handle)")
-    a.add_argument("--settled", choices=["yes", "no"], help="分流是否化解 (referral-outcome)")
-    a.add_argument("--attach", action="append", default=[], metavar="FILE", help="附件 (attach)")
-    a.add_argument("--version", type=int, help="办理时看到的版本号（冲突检测）")
+    a = add_json(isub.add_parser("act", help="办理事件（可一次办理多件）：" + " ".join(ACTION_NAMES)))
+    a.add_argument("first", metavar="ACTION", help="操作：" + " | ".join(ACTION_NAMES) + "（也可写作 ID ACTION）")
+    a.add_argument("rest", nargs="+", metavar="ID", help="一个或多个事件 id（多件时逐件办理，不能办理的列出原因）")
+    for flag, inputs in _options().items():
+        _add_option(a, flag, inputs)
+    a.add_argument("--version", type=int, help="办理时看到的版本号（冲突检测，仅限一件）")
     a.add_argument("--now", help=argparse.SUPPRESS)
     a.set_defaults(func=cmd_act)
 
@@ -140,82 +137,101 @@ def cmd_show(ctx: Context) -> int:
     return 0
 
 
+def _options() -> dict[str, list[tuple[str, med.Input]]]:
+    """Each option of ``act`` with the (action, input) pairs it fills, from the one declaration."""
+    out: dict[str, list[tuple[str, med.Input]]] = {}
+    for action in med.CASE_ACTIONS:
+        for inp in med.action_spec(action).inputs:
+            out.setdefault(inp.cli, []).append((action.value.replace("_", "-"), inp))
+    return out
+
+
+def _add_option(p: argparse.ArgumentParser, flag: str, inputs: list[tuple[str, med.Input]]) -> None:
+    kinds = {i.kind for _a, i in inputs}
+    helps: dict[str, list[str]] = {}
+    for action, inp in inputs:
+        text = inp.zh + ("（用户名）" if inp.kind == med.Kind.USER else "")
+        if inp.choices():
+            text += "：" + "/".join(c.value for c in inp.choices())
+        helps.setdefault(text, []).append(action)
+    help_text = "；".join(f"{'/'.join(acts)}: {text}" for text, acts in helps.items())
+    kw: dict[str, Any] = {"help": help_text, "metavar": "VALUE"}
+    if kinds == {med.Kind.FILES}:
+        kw.update(action="append", default=[], metavar="FILE")
+    elif kinds == {med.Kind.CASE}:
+        kw.update(type=int, metavar="ID")
+    elif kinds == {med.Kind.FLAG}:
+        kw.update(choices=["yes", "no"], metavar="yes|no")
+    p.add_argument(flag, dest="opt_" + flag.lstrip("-").replace("-", "_"), **kw)
+
+
+def _action_and_ids(words: list[str]) -> tuple[str, list[int]]:
+    names = [w for w in words if not w.isdigit()]
+    if len(names) != 1:
+        raise ValidationError("请给出一个操作和一个或多个事件 id，如：act accept 12 13", field="action",
+                              en="Give one action and one or more case ids, e.g. act accept 12 13")
+    ids = [int(w) for w in words if w.isdigit()]
+    if not ids:
+        raise ValidationError("请给出事件 id", field="id", en="Give the case id(s)")
+    return med.action_spec(names[0]).action.value, ids
+
+
+def _inputs(ctx: Context, s: Session, action: str) -> dict[str, object]:
+    """The action's inputs from the command line, as its declaration describes them."""
+    kw: dict[str, object] = {}
+    for inp in med.action_spec(action).inputs:
+        raw = getattr(ctx.args, "opt_" + inp.cli.lstrip("-").replace("-", "_"))
+        if raw is None or raw == []:
+            if inp.needed() and inp.default is None:
+                raise ValidationError(f"请用 {inp.cli} 指定{inp.zh}", field=inp.key, en=f"Give {inp.cli} ({inp.en})")
+            continue
+        if inp.kind == med.Kind.USER:
+            raw = med.user_id(s, raw)
+        elif inp.kind == med.Kind.FLAG:
+            raw = raw == "yes"
+        elif inp.kind == med.Kind.FILES:
+            raw = med.file_inputs(raw)
+        kw[inp.key] = raw
+    return kw
+
+
+def _bulk_text(res: med.BulkResult) -> str:
+    lines = [f"{med.action_label(res.action)}：完成 {len(res.done)} 件"
+             + (f"（{'、'.join(f'#{i}' for i in res.done)}）" if res.done else "")]
+    if res.skipped:
+        lines.append(f"跳过 {len(res.skipped)} 件：")
+        lines += [f"  #{sk.incident_id}：{sk.reason}" for sk in res.skipped]
+    return "\n".join(lines)
+
+
 def cmd_act(ctx: Context) -> int:
+    """One case: the result or the refusal (exit 2). Several: each in a savepoint; the done and
+    the skipped cases with the reason each was refused (exit 1 if any was skipped)."""
     a = ctx.args
-    action = a.action.replace("-", "_")
+    action, ids = _action_and_ids([a.first, *a.rest])
+    if a.version is not None and len(ids) > 1:
+        raise ValidationError("--version 只能用于一件事件", field="version", en="--version applies to one case only")
     now = _now(a.now)
     with ctx.db.work(ctx.actor) as s:
-        inc = s.get(Incident, a.id)
-        if inc is None:
-            raise NotFound(f"事件 #{a.id} 不存在", en=f"No incident #{a.id}")
-        version = a.version if a.version is not None else inc.version
-        kw: dict[str, object] = {"now": now}
-        if action in ("handle", "fail", "escalate", "hand_down", "verify_fail", "reopen"):
-            kw["note"] = a.note
-        elif action in ("accept", "resolve", "refer", "verify", "evaluate", "merge", "attach"):
-            if a.note:
-                kw["note"] = a.note
-        if action == "handle":
-            kw["kind"] = a.kind
-        if action in ("escalate", "hand_down") and a.to:
-            want = med.level_above(inc.level) if action == "escalate" else med.level_below(inc.level)
-            if a.to != want:
-                raise ValidationError(
-                    f"事件 #{inc.id} 在{label(inc.level, enum=MediationLevel)}层级，只能"
-                    f"{'上报' if action == 'escalate' else '交办'}到相邻一级（{want or '无'}），不能到 {a.to}",
-                    field="to", en=f"Case #{inc.id} can only move one level ({want}), not to {a.to}")
-        if action == "assign":
-            if not a.to:
-                raise ValidationError("请用 --to 指定办理人的用户名", field="to", en="Give --to USERNAME")
-            from sqlalchemy import select
-
-            from gridman.core.models import User
-
-            uid = s.scalar(select(User.id).where(User.username == a.to))
-            if uid is None:
-                raise NotFound(f"用户 {a.to} 不存在", en=f"No user {a.to}")
-            kw["handler_id"] = uid
-        if action == "refer":
-            if not a.to:
-                raise ValidationError("请用 --to 指定分流去向：" + "、".join(t.value for t in ReferralTarget),
-                                      field="to", en="Give --to COMMITTEE")
-            kw["target"] = a.to
-        if action == "resolve":
-            kw["agreement_text"] = a.agreement
-            kw["agreement_terms"] = a.terms
-        if action == "evaluate":
-            kw["satisfaction"] = a.satisfaction
-        if action == "merge":
-            if a.into is None:
-                raise ValidationError("请用 --into 指定要合并到的事件", field="into", en="Give --into ID")
-            kw["into_id"] = a.into
-        if action == "referral_outcome":
-            if a.settled is None:
-                raise ValidationError("请用 --settled yes|no 说明分流是否化解", field="settled", en="Give --settled yes|no")
-            kw["outcome"] = a.note
-            kw["settled"] = a.settled == "yes"
-        if action == "attach":
-            kw["files"] = med.file_inputs(a.attach)
-        res = med.act(s, ctx.actor, a.id, action, expected_version=version, **kw)
-    ctx.out(res, lambda: f"事件 #{res.incident_id}：{med._lbl(res.action)}完成，现为"
+        kw = _inputs(ctx, s, action)
+        if len(ids) == 1:
+            res = med.act(s, ctx.actor, ids[0], action, expected_version=a.version, now=now, **kw)
+        else:
+            bulk = med.act_many(s, ctx.actor, action, ids, now=now, **kw)
+    if len(ids) > 1:
+        ctx.out(bulk, lambda: _bulk_text(bulk))
+        return 1 if bulk.skipped else 0
+    ctx.out(res, lambda: f"事件 #{res.incident_id}：{med.action_label(res.action)}完成，现为"
                          f"{label(res.level, enum=MediationLevel)}层级“{label(res.status, enum=IncidentStatus)}”"
                          f"（版本 {res.version}）")
     return 0
 
 
 def cmd_queue(ctx: Context) -> int:
-    from sqlalchemy import select
-
-    from gridman.core.models import User
-
     a = ctx.args
     with ctx.db.session() as s:
         area_id = by_code(s, a.area).id if a.area else None
-        handler = None
-        if a.handler:
-            handler = s.scalar(select(User.id).where(User.username == a.handler))
-            if handler is None:
-                raise NotFound(f"用户 {a.handler} 不存在", en=f"No user {a.handler}")
+        handler = med.user_id(s, a.handler) if a.handler else None
         res = mq.queue(s, ctx.actor, area_id, level=a.level, status=a.status, category=a.category,
                        overdue=True if a.overdue else None, handler=handler, text=a.text, limit=a.limit,
                        offset=a.offset, now=_now(a.now))

@@ -29,6 +29,9 @@ from gridman.gui.dialogs.household_form import HouseholdDialog, HouseholdForm
 from gridman.gui.dialogs.resident_form import ResidentDialog
 from gridman.gui.errors import show_error, show_info
 from gridman.gui.i18n import language, set_language, tr
+from gridman.gui.mediation.incidents_view import IncidentsView
+from gridman.gui.mediation.queue_view import QueueView
+from gridman.gui.mediation.sweeper import OverdueSweeper
 from gridman.gui.ops import Op, OpRunner
 from gridman.gui.qt import (
     QAction,
@@ -50,9 +53,7 @@ from gridman.gui.qt import (
 )
 from gridman.gui.registers.view import RegisterView, kind_title
 from gridman.gui.settings import app_settings
-from gridman.gui.views.incidents_view import IncidentsView
 from gridman.gui.views.lazy import LazyView
-from gridman.gui.views.mediation_gui import OverdueSweeper, QueueView
 
 AREA_ROLE = Qt.ItemDataRole.UserRole + 2
 OTHER_REGISTERS = ("households", "buildings", "premises", "organisations", "visits")
@@ -70,7 +71,6 @@ class MainWindow(QMainWindow):
         self.runner.actor = actor
         self.runner.error.connect(self._show_error)
         self.runner.changes.connect(self.apply_changes)
-        self.runner.changed.connect(self._changed)
         self.area_id: int | None = None
         self.area_items: dict[int, QStandardItem] = {}
         self.area_parent: dict[int, int | None] = {}
@@ -390,12 +390,6 @@ class MainWindow(QMainWindow):
             if interests.register_needs(kind, ch):
                 reg.apply_changes(ch)
 
-    def _changed(self, kind: str, _ids: object) -> None:
-        """Compatibility: the runner broadcasts every write's changes itself; only a hand-written
-        "all" (a restore, which is no unit of work) still means something here."""
-        if kind == "all":
-            self.apply_changes(Changes.all())
-
     def open_list(self, kind: str, filt: dict[str, Any]) -> None:
         if kind == "incidents":
             self.show_view(3)
@@ -443,7 +437,7 @@ class MainWindow(QMainWindow):
 
     def report_incident(self):  # type: ignore[no-untyped-def]
         """事件上报; "在地图上选点" switches to the map and takes the next click as the place."""
-        from gridman.gui.views.mediation_gui import ReportForm
+        from gridman.gui.mediation.report_form import ReportForm
 
         grid = self.area_id if self.area_id is not None and self._is_grid(self.area_id) else None
         d = ReportForm(self.runner, self.actor, grid_id=grid, parent=self)
@@ -492,7 +486,7 @@ class MainWindow(QMainWindow):
         return new
 
     def _retire(self) -> None:
-        for sig, slot in ((self.runner.error, self._show_error), (self.runner.changed, self._changed),
+        for sig, slot in ((self.runner.error, self._show_error),
                           (self.runner.changes, self.apply_changes), (self.runner.busy_changed, self._busy),
                           (self.runner.progress, self._job_progress), (self.runner.op_finished, self._job_finished)):
             sig.disconnect(slot)

@@ -14,10 +14,6 @@ After a write job commits, the runner broadcasts what it changed on ``changes`` 
 hand — so each view refreshes only what it shows. ``broadcast(changes)`` is for the rare job that
 is not a unit of work (restoring a backup: ``Changes.all()``).
 
-``changed(kind, ids)`` is the old hand-written notice, kept only for compatibility while views
-still emit or listen to it: the runner also emits it (per table changed, never "all") after each
-broadcast, and the main window takes a hand-emitted ``changed("all", …)`` as ``Changes.all()``.
-
 Threading: create and use the runner on the GUI thread; callbacks run on the GUI thread.
 Unexpected exceptions are logged with their traceback (the log file in the data directory);
 users see a dialog (gridman.gui.errors), never a traceback.
@@ -125,7 +121,6 @@ class OpRunner(QObject):
     """Runs database jobs off the GUI thread and broadcasts what the write jobs changed."""
 
     changes = Signal(object)  # gridman.core.changes.Changes, after every write job that changed something
-    changed = Signal(str, object)  # compatibility only (see the module docstring): table, ids|None
     progress = Signal(object, float, str)  # op, fraction 0..1, message — any job that reports progress
     op_finished = Signal(object)  # op (done, failed or cancelled)
     busy_changed = Signal(int)  # number of jobs running
@@ -150,9 +145,6 @@ class OpRunner(QObject):
         if not changed:
             return
         self.changes.emit(changed)
-        for table in sorted(changed.tables) if not changed.everything else ("incidents",):
-            ids = changed.ids(table)
-            self.changed.emit(table, None if ids is None else sorted(ids))
 
     def run(self, fn: Callable[[Any, TaskState], Any], *, on_done: Callable[[Any], None] | None = None,
             on_error: Callable[[BaseException], None] | None = None,

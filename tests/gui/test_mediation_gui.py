@@ -66,12 +66,23 @@ def act_in_view(qtbot, view, action: str, *, note: str = "", agreement: str = ""
     if action != "accept":
         assert d is not None and d.isVisible()
         if note:
-            type_text(qtbot, d.note, note)
+            type_text(qtbot, d.widgets["note"], note)
         if agreement:
-            type_text(qtbot, d.agreement, agreement)
+            type_text(qtbot, d.widgets["agreement_text"], agreement)
         qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: view.view is not None and view.view.version > version, timeout=15_000)
     wait_runner(qtbot, view.runner)
+
+
+def merge_in_dialog(qtbot, view, into: int) -> None:  # type: ignore[no-untyped-def]
+    """Click 合并 in the case view, pick case ``into`` in the dialog, confirm."""
+    qtbot.waitUntil(lambda: "merge" in view.action_buttons, timeout=10_000)
+    qtbot.mouseClick(view.action_buttons["merge"], Qt.MouseButton.LeftButton)
+    d = view.action_dialog
+    box = d.widgets["into_id"]
+    qtbot.waitUntil(lambda: box.findData(into) >= 0, timeout=10_000)
+    box.setCurrentIndex(box.findData(into))
+    qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
 
 
 def test_supervisor_finds_escalates_and_resolves_a_wardens_dispute(qtbot, sqlite_demo, signed_in):
@@ -96,7 +107,7 @@ def test_supervisor_finds_escalates_and_resolves_a_wardens_dispute(qtbot, sqlite
     assert cq.selected_ids() == sorted([iid, other.id])
     cq.bulk("escalate", note="涉及多个社区，请街道协调")
     qtbot.waitUntil(lambda: hasattr(cq, "last_bulk"), timeout=15_000)
-    assert cq.last_bulk == ([iid], [other.id])  # done, and skipped with a message
+    assert (cq.last_bulk.done, cq.last_bulk.skipped_ids) == ([iid], [other.id])  # done, and skipped with a message
     assert f"#{other.id}" in cq.bulk_box.text()
     assert raw(sqlite_demo, "SELECT level FROM incidents WHERE id = ?", other.id) == [(other.level,)]
     community.close()
@@ -168,7 +179,7 @@ def test_only_allowed_actions_are_offered(qtbot, sqlite_demo, signed_in):
     # evaluate with 基本满意
     qtbot.mouseClick(view2.action_buttons["evaluate"], Qt.MouseButton.LeftButton)
     d = view2.action_dialog
-    d.satisfaction.setCurrentIndex(d.satisfaction.findData("basic"))
+    d.widgets["satisfaction"].setCurrentIndex(d.widgets["satisfaction"].findData("basic"))
     qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: view2.view.satisfaction == "basic", timeout=10_000)
     assert "evaluate" not in view2.action_buttons
@@ -176,9 +187,9 @@ def test_only_allowed_actions_are_offered(qtbot, sqlite_demo, signed_in):
 
 
 def test_overdue_sweep_runs_in_the_background_at_start(qtbot, sqlite_demo, signed_in, monkeypatch):
-    from gridman.gui.views import mediation_gui
+    from gridman.gui.mediation import queue_view
 
-    monkeypatch.setattr(mediation_gui, "PAGE", 50)  # the street's ~125 active cases span three pages
+    monkeypatch.setattr(queue_view, "PAGE", 50)  # the street's ~125 active cases span three pages
     actor = signed_in("street")
     before = raw(sqlite_demo, "SELECT count(*) FROM incident_steps WHERE action IN ('escalate', 'overdue') "
                               "AND note LIKE '超期%'")[0][0]
@@ -232,13 +243,8 @@ def test_merge_a_duplicate_into_the_case_picked_in_the_dialog(qtbot, sqlite_demo
         dup = mediation.report(s, actor, grid_id=grid, category="hazard", title="GUI测试：井盖丢失").incident_id
     win = window(qtbot, sqlite_demo, actor)
     view = win.open_case(dup)
-    qtbot.waitUntil(lambda: "merge" in view.action_buttons, timeout=10_000)
-    qtbot.mouseClick(view.action_buttons["merge"], Qt.MouseButton.LeftButton)
-    d = view.action_dialog
-    qtbot.waitUntil(lambda: d.into.findData(first) >= 0, timeout=10_000)
-    assert d.into.findData(dup) < 0  # not into itself
-    d.into.setCurrentIndex(d.into.findData(first))
-    qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    merge_in_dialog(qtbot, view, first)
+    assert view.action_dialog.widgets["into_id"].findData(dup) < 0  # not into itself
     qtbot.waitUntil(lambda: view.view is not None and view.view.status == "merged", timeout=15_000)
     assert raw(sqlite_demo, "SELECT status, merged_into_id FROM incidents WHERE id = ?", dup) == [("merged", first)]
     assert view.action_buttons == {} and view.actions_label.text() == "当前没有您可执行的操作。"
@@ -247,8 +253,8 @@ def test_merge_a_duplicate_into_the_case_picked_in_the_dialog(qtbot, sqlite_demo
     act_in_view(qtbot, view2, "accept")
     qtbot.mouseClick(view2.action_buttons["refer"], Qt.MouseButton.LeftButton)
     d = view2.action_dialog
-    assert d.target.count() == len(enums.ReferralTarget)
-    d.target.setCurrentIndex(d.target.findData("property"))
+    assert d.widgets["target"].count() == len(enums.ReferralTarget)
+    d.widgets["target"].setCurrentIndex(d.widgets["target"].findData("property"))
     qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: view2.view.status == "referred", timeout=15_000)
     assert raw(sqlite_demo, "SELECT status, referral_target FROM incidents WHERE id = ?", first) == [
@@ -270,14 +276,57 @@ def test_bulk_assign_gives_selected_cases_to_a_handler_picked_in_the_dialog(qtbo
         sm.select(q.table.model().index(q.row_of(r.id), 0), sm.SelectionFlag.Select | sm.SelectionFlag.Rows)
     q.bulk("assign")
     d = q.bulk_dialog
-    qtbot.waitUntil(lambda: d.handler is not None and d.handler.count() > 0, timeout=10_000)
-    uid = d.handler.itemData(0)
+    qtbot.waitUntil(lambda: d.widgets["handler_id"].count() > 0, timeout=10_000)
+    uid = d.widgets["handler_id"].itemData(0)
     assert raw(sqlite_demo, "SELECT role FROM users WHERE id = ?", uid) == [("street_supervisor",)]
     qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: hasattr(q, "last_bulk"), timeout=15_000)
-    assert sorted(q.last_bulk[0]) == sorted(r.id for r in mine) and q.last_bulk[1] == []
+    assert sorted(q.last_bulk.done) == sorted(r.id for r in mine) and q.last_bulk.skipped == []
     for r in mine:
         assert raw(sqlite_demo, "SELECT handler_id FROM incidents WHERE id = ?", r.id) == [(uid,)]
         last = raw(sqlite_demo, "SELECT action FROM incident_steps WHERE incident_id = ? ORDER BY seq DESC LIMIT 1",
                    r.id)
         assert last == [("assign",)]
+
+
+def test_merging_refreshes_the_open_view_of_the_case_kept(qtbot, sqlite_demo, signed_in):
+    """The case kept shows the duplicate's timeline as soon as the merge is done (the broadcast
+    names both cases; it named the merged one twice before)."""
+    actor = signed_in("warden")
+    grid = min(actor.grid_ids)
+    with sqlite_demo.work(actor) as s:
+        first = mediation.report(s, actor, grid_id=grid, category="hazard", title="GUI测试：路灯不亮").incident_id
+        dup = mediation.report(s, actor, grid_id=grid, category="hazard", title="GUI测试：路灯坏了").incident_id
+    win = window(qtbot, sqlite_demo, actor)
+    kept = win.open_case(first)
+    qtbot.waitUntil(lambda: kept.view is not None, timeout=10_000)
+    assert kept.view.merged_ids == []
+    view = win.open_case(dup)
+    merge_in_dialog(qtbot, view, first)
+    qtbot.waitUntil(lambda: kept.view.merged_ids == [dup], timeout=15_000)
+    assert kept.steps.rowCount() == 3  # its report, the duplicate's report and its merge
+
+
+def test_action_dialog_fields_come_from_the_declaration(qtbot, sqlite_demo, signed_in):
+    """Each action's dialog shows exactly its declared inputs (a move's target level excepted) and
+    refuses a missing required one with the service's message."""
+    from gridman.gui.mediation.action_dialog import ActionDialog
+
+    actor = signed_in("street")
+    win = window(qtbot, sqlite_demo, actor)
+    for action in mediation.CASE_ACTIONS:
+        spec = mediation.action_spec(action)
+        d = ActionDialog(action.value, runner=win.runner, actor=actor, incident_ids=[1], category="dispute")
+        qtbot.addWidget(d)
+        assert list(d.widgets) == [i.key for i in spec.inputs if i.kind != mediation.Kind.LEVEL], action
+        wait_runner(qtbot, win.runner)
+    d = ActionDialog("resolve", runner=win.runner, actor=actor, incident_ids=[1], category="dispute")
+    qtbot.addWidget(d)
+    d.show()
+    qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    assert d.isVisible() and d.message.text() == "请填写调解协议内容"
+    d2 = ActionDialog("resolve", runner=win.runner, actor=actor, incident_ids=[1], category="hazard")
+    qtbot.addWidget(d2)
+    d2.show()
+    qtbot.mouseClick(d2.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    assert not d2.isVisible() and d2.values()["agreement_text"] is None  # not required for a hazard

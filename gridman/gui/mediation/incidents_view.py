@@ -1,6 +1,6 @@
 """事件 list: every case of the area (closed ones too), overdue first, time left coloured. A case
-opens in the mediation case view (gridman.gui.views.mediation_gui.CaseView), which offers the
-actions the user may take now."""
+opens in the case view (:class:`gridman.gui.mediation.case_view.CaseView`), which offers the
+actions the user may take now; with one row selected the list offers "查看案件"."""
 
 from __future__ import annotations
 
@@ -9,15 +9,10 @@ from dataclasses import replace
 from gridman.core import enums
 from gridman.core.services import registers
 from gridman.core.services.permissions import Actor
-from gridman.gui import case_actions
-from gridman.gui.i18n import language, tr
+from gridman.gui.i18n import tr
+from gridman.gui.mediation.widgets import enum_filter
 from gridman.gui.ops import OpRunner
-from gridman.gui.qt import (
-    QCheckBox,
-    QComboBox,
-    QPushButton,
-    QWidget,
-)
+from gridman.gui.qt import QCheckBox, QWidget
 from gridman.gui.registers.view import RegisterView
 
 
@@ -26,20 +21,12 @@ class IncidentsView(RegisterView):
         super().__init__(runner, actor, "incidents", parent)
         self.search.setPlaceholderText(tr("搜索事件标题、描述、地点（Ctrl+F）"))
         bar = self.layout().itemAt(0).layout()
-        self.status = QComboBox()
+        self.status = enum_filter(tr("全部状态"), enums.IncidentStatus)
         self.status.setObjectName("statusFilter")
-        self.status.addItem(tr("未办结"), "open")
-        self.status.addItem(tr("全部状态"), None)
-        for s in enums.IncidentStatus:
-            self.status.addItem(enums.label(s, language()), s.value)
-        self.category = QComboBox()
-        self.category.addItem(tr("全部类别"), None)
-        for c in enums.IncidentCategory:
-            self.category.addItem(enums.label(c, language()), c.value)
-        self.level = QComboBox()
-        self.level.addItem(tr("全部层级"), None)
-        for lv in enums.MediationLevel:
-            self.level.addItem(enums.label(lv, language()), lv.value)
+        self.status.insertItem(0, tr("未办结"), "open")
+        self.status.setCurrentIndex(0)
+        self.category = enum_filter(tr("全部类别"), enums.IncidentCategory)
+        self.level = enum_filter(tr("全部层级"), enums.MediationLevel)
         self.overdue = QCheckBox(tr("只看超期"))
         for i, w in enumerate((self.status, self.category, self.level, self.overdue)):
             bar.insertWidget(1 + i, w)
@@ -48,7 +35,7 @@ class IncidentsView(RegisterView):
         self.overdue.toggled.connect(lambda _b: self.apply_filters())
         self.table.selectionModel().selectionChanged.connect(lambda *_a: self.update_actions())
         self.open_row.connect(lambda _k, i: self.open_case(i))
-        self._action_buttons: list[QPushButton] = []
+        self.open_button = self.add_action(tr("查看案件"), lambda _c=False: self._open_selected(), name="case_open")
         self.update_actions()
 
     def current_filters(self) -> registers.Filters:
@@ -65,17 +52,17 @@ class IncidentsView(RegisterView):
         self.apply_filters()
 
     def update_actions(self) -> None:
-        for b in self._action_buttons:
-            b.deleteLater()
-        self._action_buttons = []
+        """"查看案件" for exactly one selected case (the mediation actions live in the case view)."""
         ids = self.selected_ids() if self.table.selectionModel() else []
-        for a in case_actions.actions_for(self.actor, ids, self):
-            b = self.add_action(a.text, lambda _c=False, a=a: a.run(self), name=f"case_{a.key}")
-            b.setEnabled(a.enabled)
-            self._action_buttons.append(b)
+        self.open_button.setVisible(len(ids) == 1)
+
+    def _open_selected(self) -> None:
+        ids = self.selected_ids()
+        if len(ids) == 1:
+            self.open_case(ids[0])
 
     def open_case(self, incident_id: int):  # type: ignore[no-untyped-def]
-        from gridman.gui.views.mediation_gui import CaseView
+        from gridman.gui.mediation.case_view import CaseView
 
         d = CaseView(self.runner, self.actor, incident_id, self)
         d.open()
