@@ -6,7 +6,7 @@ or read-only session."""
 from __future__ import annotations
 
 import pytest
-from gridman.core.services.census_import import import_census
+from gridman.core.services.census import import_census
 from sqlalchemy import select
 
 from gridman.core import changes

@@ -42,6 +42,9 @@ PARENTS: dict[str, tuple[str, str]] = {
     "incident_attachments": ("incidents", "incident_id"),
     "organisation_members": ("organisations", "organisation_id"),
 }
+# A row that points at another row of the same table changes what that row shows: a merged
+# duplicate appears in the timeline of the case it was merged into.
+REFERENCES: dict[str, str] = {"incidents": "merged_into_id"}
 _MARK = "changes_since"
 _RESULT = "changes"
 
@@ -208,7 +211,7 @@ def collect(session: Session) -> Changes:
                 slot["fields"] = None
             _parent(acc, table, None)
             continue
-        want_changes = action == "update" or table in PARENTS
+        want_changes = action == "update" or table in PARENTS or table in REFERENCES
         cols = (a.row_id, a.changes) if want_changes else (a.row_id,)
         for row in session.execute(select(*cols).where(*mine, a.table_name == table, a.action == action)):
             if slot[action] is not None and row[0] is not None:
@@ -221,6 +224,10 @@ def collect(session: Session) -> Changes:
                     slot["fields"] = None
             if table in PARENTS:
                 _parent(acc, table, _parent_id(ch, PARENTS[table][1], action))
+            if table in REFERENCES and slot["update"] is not None:
+                ref = _parent_id(ch, REFERENCES[table], action)
+                if ref is not None:
+                    slot["update"].add(ref)
     return Changes(MappingProxyType({
         t: TableChanges(*(None if s[k] is None else frozenset(s[k]) for k in ("insert", "update", "delete", "fields")))
         for t, s in acc.items()}))
