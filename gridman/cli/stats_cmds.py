@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("stats_command", nargs="?", default=None, help=argparse.SUPPRESS)
     p.add_argument("--area", help="(stats mediation) 区划编码")
     p.add_argument("--from", dest="date_from", help="(stats mediation) 上报日期起 YYYY-MM-DD")
-    p.add_argument("--to", dest="date_to", help="(stats mediation) 上报日期止 YYYY-MM-DD（含）")
+    p.add_argument("--to", dest="date_to", help="(stats mediation) 上报日期止 YYYY-MM-DD（含）；统计截至该日末的状态")
 
 
 def cmd_stats(ctx: Context) -> int:
@@ -48,7 +48,7 @@ def _date(value: str | None, name: str) -> date | None:
 def cmd_stats_mediation(ctx: Context) -> int:
     from gridman.core.enums import MediationLevel, ReferralTarget, label
     from gridman.core.services.areas import by_code
-    from gridman.core.services.mediation_queue import figures
+    from gridman.core.services.mediation_figures import figures
 
     a = ctx.args
     with ctx.db.session() as s:
