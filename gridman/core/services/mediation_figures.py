@@ -284,11 +284,17 @@ def total(parts: Iterable[Counts]) -> Counts:
 def figures(session: Session, actor: Actor, area_id: int | None = None, date_from: date | None = None,
             date_to: date | None = None, *, with_level_times: bool = True) -> Figures:
     """The figures of an area (default: the actor's scope) for the cases reported in
-    ``[date_from, date_to]``, as they stood at the end of ``date_to`` (module docstring)."""
+    ``[date_from, date_to]``, as they stood at the end of ``date_to`` (module docstring).
+    An area outside the actor's scope is refused."""
     require(actor, Perm.READ)
     area = _area(session, actor, area_id)
     period = Period(date_from, date_to)
     period.check()
+    return _figures(session, actor, area, period, with_level_times=with_level_times)
+
+
+def _figures(session: Session, actor: Actor, area: Area | None, period: Period, *,
+             with_level_times: bool) -> Figures:
     conds = cohort(actor, area, period)
     c = counts(session, conds, period).get(None, Counts())
     lts = level_times(session, conds, period) if with_level_times else None
@@ -306,12 +312,16 @@ def figures_by(session: Session, actor: Actor, *, area_id: int | None, period: P
 
 
 def monthly(session: Session, actor: Actor, *, area_id: int | None, months: list[str]) -> dict[str, Figures]:
-    """The figures of each month ``"YYYY-MM"`` of ``months`` (each month its own period and end)."""
+    """The figures of each month ``"YYYY-MM"`` of ``months`` (each month its own period and end),
+    without level times. For the dashboard: an area above the actor's scope (the tree shows their
+    ancestors) gives the part of it the actor sees, as every dashboard figure does."""
+    require(actor, Perm.READ)
+    area = session.get(Area, area_id) if area_id is not None else None
+    if area_id is not None and area is None:
+        raise NotFound(f"区划 {area_id} 不存在", en=f"No area {area_id}")
     out: dict[str, Figures] = {}
     for key in months:
-        y, m = int(key[:4]), int(key[5:7])
-        p = Period.month(y, m)
-        out[key] = figures(session, actor, area_id, p.date_from, p.date_to, with_level_times=False)
+        out[key] = _figures(session, actor, area, Period.month(int(key[:4]), int(key[5:7])), with_level_times=False)
     return out
 
 
