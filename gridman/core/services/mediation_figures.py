@@ -333,7 +333,8 @@ def level_times(session: Session, conds: list[ColumnElement[bool]], period: Peri
     is_exit = st.c.to_status.in_(EXIT_STATUSES)
     marks = (select(st.c.incident_id, st.c.seq, st.c.at, st.c.to_level, case((is_entry, 1), else_=0).label("is_entry"))
              .join(t.__table__, t.__table__.c.id == st.c.incident_id)
-             .where(*conds, or_(is_entry, is_exit), _before_end(st.c.at, period))).subquery("marks")
+             .where(*conds, t.status != S.MERGED.value, or_(is_entry, is_exit), _before_end(st.c.at, period))
+             .subquery("marks"))
     seg = select(
         marks.c.to_level.label("level"), marks.c.at.label("at"), marks.c.is_entry.label("is_entry"),
         func.lead(marks.c.at).over(partition_by=marks.c.incident_id, order_by=marks.c.seq).label("next_at"),
