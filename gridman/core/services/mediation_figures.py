@@ -55,6 +55,15 @@ EXIT_STATUSES = (S.RESOLVED.value, S.FAILED.value, S.REFERRED.value, S.CLOSED.va
 OUTCOME_ACTIONS = ("resolve", "fail", "referral_outcome")
 EVENT_ACTIONS = (*OUTCOME_ACTIONS, "evaluate", "refer")
 
+# The name of each rate, one word per concept in the CLI, the dashboard and the report (zh, en).
+LABELS: dict[str, tuple[str, str]] = {
+    "closure_rate": ("结案率", "Closure rate"),
+    "on_time_rate": ("按期结案率", "On-time closure rate"),
+    "mediation_success_rate": ("调解成功率", "Mediation success rate"),
+    "satisfaction_rate": ("满意率", "Satisfaction rate"),
+    "grid_share": ("网格化解占比", "Settled at grid level"),
+}
+
 # The rule of each figure in words, for reports and help (Chinese first, English second).
 RULES: dict[str, tuple[str, str]] = {
     "cohort": ("本期上报的事件（已合并的重复事件不计），按截至期末的状态统计；期末之后的办理不计入本期。",

@@ -191,14 +191,14 @@ def _incidents_sheet(ws: Any, d: _Data) -> None:
     ws.column_dimensions["A"].width = 18
 
 
-MEDIATION_COLS = ["单位", "编码", "受理", "已结案", "结案率", "按时结案率", "满意率", "网格化解占比", "调解成功", "调解不成",
-                  "分流"]
+RATE_COLS = ("closure_rate", "on_time_rate", "satisfaction_rate", "grid_share")
+MEDIATION_COLS = ["单位", "编码", "受理", "已结案", *(mf.LABELS[k][0] for k in RATE_COLS), "调解成功", "调解不成", "分流"]
 
 
 def _mediation_row(c: mf.Counts) -> list[Any]:
     """One row of the 调处 sheet: the counts and the rates of :mod:`mediation_figures` (rounded)."""
     f = mf.of_counts(c)
-    r = [f.closure_rate, f.on_time_rate, f.satisfaction_rate, f.grid_share]
+    r = [getattr(f, k) for k in RATE_COLS]
     return [f.reported, f.closed, *(None if x is None else round(x, 4) for x in r), f.resolved, f.failed, f.referred]
 
 
@@ -236,9 +236,8 @@ def _notes_sheet(ws: Any, d: _Data, actor: Actor) -> None:
     rules = mf.RULES
     lines = [("区划", f"{d.area.name}（{d.area.code}）"), ("月份", d.month),
              ("口径", "人口为统计时在住人员；" + rules["cohort"][0]),
-             ("结案率", rules["closure_rate"][0]), ("按时结案率", rules["on_time_rate"][0]),
-             ("满意率", rules["satisfaction_rate"][0]), ("网格化解占比", rules["grid_share"][0]),
-             ("调解成功/不成", rules["mediation_success_rate"][0]), ("分流", rules["referred"][0]),
+             *((mf.LABELS[k][0], rules[k][0]) for k in (*RATE_COLS, "mediation_success_rate")),
+             ("分流", rules["referred"][0]),
              ("敏感标签", "已显示" if d.show_sensitive else "按权限未显示重点人群标签"),
              ("生成", f"{datetime.now():%Y-%m-%d %H:%M} {actor.display_name}")]
     for line in lines:
