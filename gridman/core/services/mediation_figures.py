@@ -45,7 +45,7 @@ from gridman.core.enums import IncidentStatus, MediationLevel, ReferralTarget
 from gridman.core.models import Area, Incident, IncidentStep
 from gridman.core.services import scope
 from gridman.core.services.errors import NotFound, ValidationError
-from gridman.core.services.permissions import Actor, Perm, require
+from gridman.core.services.permissions import Actor, Perm, require, require_area
 
 S = IncidentStatus
 LEVELS = tuple(m.value for m in MediationLevel)
@@ -130,7 +130,8 @@ class Counts:
         refs = dict(self.referrals)
         for k, v in other.referrals.items():
             refs[k] = refs.get(k, 0) + v
-        return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)[:-1]), refs)
+        sums = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self) if f.name != "referrals"}
+        return Counts(**sums, referrals=refs)
 
     @property
     def referred(self) -> int:
@@ -209,13 +210,16 @@ def of_counts(c: Counts, *, area_id: int | None = None, period: Period | None = 
 # --- the cohort and its counts -----------------------------------------------------------------
 
 
-def _area(session: Session, actor: Actor, area_id: int | None) -> Area | None:
+def _area(session: Session, actor: Actor, area_id: int | None, *, covered: bool = True) -> Area | None:
+    """The area asked for (None: the actor's whole scope); refused outside the actor's scope
+    unless ``covered`` is False (then the figures are of the part of it the actor sees)."""
     if area_id is None:
         return None
+    if covered:
+        return require_area(session, actor, Perm.READ, area_id)
     area = session.get(Area, area_id)
     if area is None:
-        raise NotFound(f"区划 {area_id} 不存在", en=f"No area {area_id}")
-    require(actor, Perm.READ, area)
+        raise NotFound(f"区划 {area_id} 不存在", en=f"Area {area_id} does not exist")
     return area
 
 
@@ -266,7 +270,8 @@ def counts(session: Session, conds: list[ColumnElement[bool]], period: Period, *
          .where(*conds, live, st.c.action.in_(EVENT_ACTIONS), _before_end(st.c.at, period))
          .group_by(*keys, st.c.action, st.c.to_status, st.c.target))
     for row in session.execute(q):
-        key, (action, to_status, target, n) = (row[0], row[1:]) if by is not None else (None, row)
+        key = row[0] if by is not None else None
+        action, to_status, target, n = row[-4:]
         d = slot(key)
         if action == "evaluate":
             d["evaluated"] = d.get("evaluated", 0) + n
@@ -325,9 +330,7 @@ def monthly(session: Session, actor: Actor, *, area_id: int | None, months: list
     without level times. For the dashboard: an area above the actor's scope (the tree shows their
     ancestors) gives the part of it the actor sees, as every dashboard figure does."""
     require(actor, Perm.READ)
-    area = session.get(Area, area_id) if area_id is not None else None
-    if area_id is not None and area is None:
-        raise NotFound(f"区划 {area_id} 不存在", en=f"No area {area_id}")
+    area = _area(session, actor, area_id, covered=False)
     out: dict[str, Figures] = {}
     for key in months:
         out[key] = _figures(session, actor, area, Period.month(int(key[:4]), int(key[5:7])), with_level_times=False)
