@@ -32,7 +32,6 @@ Qt-free; plain data out.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
@@ -356,16 +355,20 @@ def level_times(session: Session, conds: list[ColumnElement[bool]], period: Peri
     else:
         hours = (func.julianday(seg.c.next_at) - func.julianday(seg.c.at)) * 24.0
     durs = (select(seg.c.level.label("level"), hours.label("hours"))
-            .where(seg.c.is_entry == 1, seg.c.next_at.is_not(None))).cte("durs")
-    agg = {lv: (cnt, avg) for lv, cnt, avg in session.execute(
-        select(durs.c.level, func.count(), func.avg(durs.c.hours)).group_by(durs.c.level)).all()}
+            .where(seg.c.is_entry == 1, seg.c.next_at.is_not(None))).subquery("durs")
+    # one pass: per level the count, the mean and the nearest-rank 90th percentile, i.e. the
+    # ceil(0.9·n)-th smallest stay — (9n + 9) / 10 in integer arithmetic on both databases
+    ranked = select(
+        durs.c.level, durs.c.hours,
+        func.row_number().over(partition_by=durs.c.level, order_by=durs.c.hours).label("rn"),
+        func.count().over(partition_by=durs.c.level).label("n"),
+        func.avg(durs.c.hours).over(partition_by=durs.c.level).label("mean"),
+    ).subquery("ranked")
+    got = {lv: (n, mean, p90) for lv, n, mean, p90 in session.execute(
+        select(ranked.c.level, ranked.c.n, ranked.c.mean, ranked.c.hours)
+        .where(ranked.c.rn == (ranked.c.n * 9 + 9) // 10)).all()}
     out = []
     for lv in LEVELS:
-        cnt, avg = agg.get(lv, (0, None))
-        p90 = None
-        if cnt:
-            k = math.ceil(0.9 * cnt) - 1  # nearest rank
-            p90 = float(session.execute(select(durs.c.hours).where(durs.c.level == lv)
-                                        .order_by(durs.c.hours).limit(1).offset(k)).scalar_one())
-        out.append(LevelTime(lv, int(cnt), float(avg) if avg is not None else None, p90))
+        n, mean, p90 = got.get(lv, (0, None, None))
+        out.append(LevelTime(lv, int(n), None if mean is None else float(mean), None if p90 is None else float(p90)))
     return out
