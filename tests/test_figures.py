@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from gridman.cli import main as cli_main
 from gridman.core import tasks
 from gridman.core.models import Area, AuditEntry, Incident
-from gridman.core.services import dashboard
+from gridman.core.services import dashboard, scope
 from gridman.core.services import mediation as m
 from gridman.core.services import mediation_figures as mf
 from gridman.core.services.errors import ValidationError
@@ -105,7 +105,8 @@ def test_figures_equal_independent_counts(demo_db):
     with demo_db.session() as s:
         admin = system_actor(s)
         street = s.scalar(select(Area).where(Area.level == "street").order_by(Area.id))
-        grid = s.scalar(select(Area).where(Area.level == "grid", Area.path.like(street.path + "%")).order_by(Area.id))
+        grid = s.scalar(select(Area).where(Area.level == "grid", Area.id.in_(scope.subtree_ids(street.path)))
+                        .order_by(Area.id))
         open_ids = list(s.scalars(select(Incident.id).where(
             Incident.street_id == street.id, Incident.level == "grid",
             Incident.status.in_(["reported", "accepted", "in_progress"])).order_by(Incident.id)))
