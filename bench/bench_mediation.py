@@ -8,7 +8,8 @@ Each gridman figure is printed next to its peer measured in the same run with ra
    sqlite3 (and the bare FTS5 MATCH count in sqlite3) — for a rare term (FTS5 trigram drives the
    query) and for two frequent ones (more than ``FTS_DRIVE_MAX`` matches: LIKE while walking the
    deadline index, which finds the first page sooner than fetching and sorting every match);
-4. ``escalate-overdue`` escalating 10,000 cases (< 5 s) on a copy of the database vs sqlite3 doing
+4. the mediation figures of that street (one month; all time) vs sqlite3 counting its closures;
+5. ``escalate-overdue`` escalating 10,000 cases (< 5 s) on a copy of the database vs sqlite3 doing
    the equivalent set-based INSERT of the steps + UPDATE of the cases on another copy.
 
 The city database is ``bench/out/city.sqlite`` (generated with ``gridman sample --scale city`` if
@@ -25,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +38,7 @@ from gridman.core.db import Database, current_revision, head_revision, make_engi
 from gridman.core.models import Area, Incident  # noqa: E402
 from gridman.core.sample import SAMPLE_AS_OF  # noqa: E402
 from gridman.core.services import mediation as med  # noqa: E402
+from gridman.core.services import mediation_figures as mf  # noqa: E402
 from gridman.core.services import mediation_queue as mq  # noqa: E402
 from gridman.core.services.permissions import system_actor  # noqa: E402
 
@@ -149,6 +151,16 @@ def main() -> None:
             row("  queue page, whole city", ours, peer, "sqlite3 LIKE '%…%' scan", "< 50 ms")
             print(f"  {'    same, one street':<44} gridman {ours_st:8.2f} ms   {'sqlite3 FTS5 MATCH count':<26} "
                   f"{peer_fts:8.2f} ms")
+
+        # 4. the mediation figures (mediation_figures): one street, one month and all time
+        fig_sql = ("SELECT count(*), sum(status = 'closed' AND closed_at < ?2), sum(closed_on_time) FROM incidents "
+                   "WHERE street_id = ?1 AND status != 'merged' AND reported_at >= ?3 AND reported_at < ?2")
+        for what, d0, d1 in (("one month", date(2026, 10, 1), date(2026, 10, 31)), ("all time", None, None)):
+            lo, hi = ts(datetime.combine(d0 or date(1900, 1, 1), datetime.min.time())), \
+                ts(datetime.combine((d1 or date(2999, 1, 1)) + timedelta(days=1), datetime.min.time()))
+            ours = median_ms(lambda: mf.figures(s, admin, sid, d0, d1), max(3, a.runs // 10))  # noqa: B023
+            peer = median_ms(lambda: raw.execute(fig_sql, (sid, hi, lo)).fetchone(), max(3, a.runs // 10))  # noqa: B023
+            row(f"figures (+ level times), one street, {what}", ours, peer, "sqlite3 closure counts only", "—")
     raw.close()
     db.dispose()
     if not a.skip_sweep:

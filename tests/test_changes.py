@@ -6,13 +6,13 @@ or read-only session."""
 from __future__ import annotations
 
 import pytest
-from gridman.core.services.census import import_census
 from sqlalchemy import select
 
 from gridman.core import changes
 from gridman.core.changes import Changes
 from gridman.core.models import AuditEntry, Household, Resident
 from gridman.core.services import audit, people
+from gridman.core.services.census import import_census
 from gridman.core.services.permissions import system_actor
 from tests.census_util import write_xlsx
 from tests.helpers import build_tree

@@ -19,6 +19,7 @@ from gridman.core.models import Area, AuditEntry, Incident, Resident
 from gridman.core.services import census as ci
 from gridman.core.services import export as ex
 from gridman.core.services.errors import PermissionDenied, ValidationError
+from gridman.core.services.monthly_report import monthly_report
 from gridman.core.services.permissions import system_actor
 from tests.census_util import make_id, residents, write_xlsx
 from tests.helpers import build_tree, make_user
@@ -133,7 +134,7 @@ def test_monthly_report_figures_and_charts(demo_db, tmp_path):
         n_pop = s.scalar(select(func.count()).select_from(Resident).where(Resident.grid_id.in_(sub),
                                                                           Resident.status == "active"))
     with demo_db.work(admin) as s:
-        rep = ex.monthly_report(s, admin, area_code=street.code, month=f"{start:%Y-%m}", out=tmp_path / "m.xlsx")
+        rep = monthly_report(s, admin, area_code=street.code, month=f"{start:%Y-%m}", out=tmp_path / "m.xlsx")
     assert rep.population == n_pop and rep.incidents == sum(by_cat.values())
     wb = openpyxl.load_workbook(tmp_path / "m.xlsx")
     assert wb.sheetnames == ["人口", "事件", "调处", "说明"]
@@ -145,7 +146,7 @@ def test_monthly_report_figures_and_charts(demo_db, tmp_path):
     assert len(wb["人口"]._charts) == 1 and len(wb["事件"]._charts) == 1 and len(wb["调处"]._charts) == 1
     with pytest.raises(ValidationError):
         with demo_db.work(admin) as s:
-            ex.monthly_report(s, admin, area_code=street.code, month="2026-13", out=tmp_path / "x.xlsx")
+            monthly_report(s, admin, area_code=street.code, month="2026-13", out=tmp_path / "x.xlsx")
 
 
 def test_templates_committed_match_generated_and_round_trip(db, tmp_path):

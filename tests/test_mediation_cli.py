@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from gridman.core.db import open_database
-from gridman.core.services import mediation_queue as mq
+from gridman.core.services import mediation_figures as mf
 from gridman.core.services.permissions import system_actor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def test_cli_walk(demo_templates, tmp_path):
             from gridman.core.services.areas import by_code
 
             admin = system_actor(s)
-            f = mq.figures(s, admin, by_code(s, "340104001").id, *map(__import__("datetime").date.fromisoformat,
+            f = mf.figures(s, admin, by_code(s, "340104001").id, *map(__import__("datetime").date.fromisoformat,
                                                                      ("2026-01-01", "2026-12-31")))
     finally:
         d.dispose()

@@ -1,11 +1,9 @@
-"""The supervisor's queue and the mediation figures on the demo database, checked against counts
-computed independently in Python from the raw rows."""
+"""The supervisor's queue on the demo database, checked against counts computed independently in
+Python from the raw rows (the figures: tests/test_figures.py)."""
 
 from __future__ import annotations
 
-import math
-from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta
+from collections import Counter
 
 import pytest
 from sqlalchemy import select, text
@@ -13,6 +11,7 @@ from sqlalchemy import select, text
 from gridman.core.models import Area, Incident, IncidentStep
 from gridman.core.sample import SAMPLE_AS_OF
 from gridman.core.services import mediation as m
+from gridman.core.services import mediation_figures as mf
 from gridman.core.services import mediation_queue as mq
 from gridman.core.services.auth import actor_by_username
 from gridman.core.services.errors import PermissionDenied, ValidationError
@@ -116,7 +115,7 @@ def test_queue_scope_of_a_warden(demo_db):
         with pytest.raises(PermissionDenied):
             mq.queue(s, warden, other.id, now=NOW)
         with pytest.raises(PermissionDenied):
-            mq.figures(s, warden, other.id)
+            mf.figures(s, warden, other.id)
 
 
 def test_text_index_follows_changes(demo_db):
@@ -167,113 +166,6 @@ def mq_page_sql(s, actor, area_id) -> str:
                 Incident.status.not_in(("closed", "merged")))
     stmt = select(Incident.id, Incident.title).where(cond).order_by(Incident.due_at, Incident.id).limit(50)
     return str(stmt.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))
-
-
-# --- figures --------------------------------------------------------------------------------------
-
-
-def _expected_figures(incs, steps, area, date_from=None, date_to=None):
-    def in_period(i):
-        if date_from and i["reported_at"] < datetime.combine(date_from, datetime.min.time()):
-            return False
-        return not (date_to and i["reported_at"] >= datetime.combine(date_to + timedelta(days=1), datetime.min.time()))
-
-    cohort = [i for i in incs if (area is None or i["_path"].startswith(area.path)) and in_period(i)]
-    live = [i for i in cohort if i["status"] != "merged"]
-    closed = [i for i in live if i["status"] == "closed"]
-    resolved = [i for i in live if i["resolved_at"] is not None]
-    failed = [i for i in live if i["status"] == "failed"]
-    evaluated = [i for i in live if i["satisfaction"] is not None]
-    happy = [i for i in evaluated if i["satisfaction"] in ("satisfied", "basic")]
-    refs = Counter(i["referral_target"] for i in live if i["referral_target"])
-    ids = {i["id"] for i in cohort}
-    by_case = defaultdict(list)
-    for st in steps:
-        if st["incident_id"] in ids:
-            by_case[st["incident_id"]].append(st)
-    durs = defaultdict(list)
-    for sts in by_case.values():
-        sts.sort(key=lambda x: x["seq"])
-        marks = []
-        for st in sts:
-            entry = st["action"] in ("report", "escalate", "hand_down", "reopen", "verify_fail") or (
-                st["action"] == "evaluate" and st["to_status"] != "closed")
-            exit_ = st["to_status"] in ("resolved", "failed", "referred", "closed", "merged")
-            if entry or exit_:
-                marks.append((st, entry))
-        for (st, entry), nxt in zip(marks, marks[1:] + [None], strict=True):
-            if entry and nxt is not None:
-                durs[st["to_level"]].append((nxt[0]["at"] - st["at"]).total_seconds() / 3600)
-
-    def rate(a, b):
-        return a / b if b else None
-
-    levels = {}
-    for lv in ("grid", "community", "street"):
-        d = sorted(durs[lv])
-        levels[lv] = (len(d), sum(d) / len(d) if d else None, d[math.ceil(0.9 * len(d)) - 1] if d else None)
-    return {
-        "reported": len(live), "merged": len(cohort) - len(live), "closed": len(closed),
-        "closure_rate": rate(len(closed), len(live)),
-        "on_time_rate": rate(sum(1 for i in closed if i["closed_on_time"]), len(closed)),
-        "mediation_success_rate": rate(len(resolved), len(resolved) + len(failed)),
-        "satisfaction_rate": rate(len(happy), len(evaluated)),
-        "grid_share": rate(sum(1 for i in closed if i["handled_level"] == "grid"), len(closed)),
-        "referrals": {k: refs.get(k, 0) for k in refs} , "levels": levels,
-    }
-
-
-def _check(f: mq.Figures, e: dict) -> None:
-    assert (f.reported, f.merged, f.closed) == (e["reported"], e["merged"], e["closed"])
-    for k in ("closure_rate", "on_time_rate", "mediation_success_rate", "satisfaction_rate", "grid_share"):
-        assert getattr(f, k) == pytest.approx(e[k]), k
-    assert {k: v for k, v in f.referrals.items() if v} == e["referrals"]
-    for lt in f.level_times:
-        n, avg, p90 = e["levels"][lt.level]
-        assert lt.stays == n, lt.level
-        assert lt.avg_hours == pytest.approx(avg, abs=1e-3) if avg is not None else lt.avg_hours is None
-        assert lt.p90_hours == pytest.approx(p90, abs=1e-3) if p90 is not None else lt.p90_hours is None
-
-
-def test_figures_equal_independent_counts(demo_db):
-    with demo_db.session() as s:
-        admin = system_actor(s)
-        street = s.scalar(select(Area).where(Area.level == "street").order_by(Area.id))
-        grid = s.scalar(select(Area).where(Area.level == "grid", Area.path.like(street.path + "%")).order_by(Area.id))
-        open_ids = list(s.scalars(select(Incident.id).where(
-            Incident.street_id == street.id, Incident.level == "grid",
-            Incident.status.in_(["reported", "accepted", "in_progress"])).order_by(Incident.id)))
-        resolved_ids = list(s.scalars(select(Incident.id).where(Incident.street_id == street.id,
-                                                                Incident.status == "resolved").order_by(Incident.id)))
-    assert len(open_ids) >= 2 and resolved_ids
-    # some history the sample has not: a merge, a hand-down, an unsatisfied evaluation
-    later = NOW + timedelta(days=1)
-    with demo_db.work(admin) as s:
-        a, b = (s.get(Incident, i) for i in open_ids[:2])
-        m.merge(s, admin, b.id, expected_version=b.version, into_id=a.id, now=later)
-        r = m.act(s, admin, a.id, "escalate", expected_version=a.version, note="上报", now=later)
-        m.act(s, admin, a.id, "hand-down", expected_version=r.version, note="交办", now=later + timedelta(hours=5))
-        c = s.get(Incident, resolved_ids[0])
-        r = m.verify(s, admin, c.id, expected_version=c.version, now=later)
-        m.evaluate(s, admin, c.id, expected_version=r.version, satisfaction="unsatisfied", now=later)
-    incs, steps, areas, admin = _load(demo_db)
-    incs = _prepare(incs, areas)
-    dist = next(a for a in areas.values() if a.level == "district")
-    comm = next(a for a in areas.values() if a.level == "community")
-    with demo_db.session() as s:
-        f = mq.figures(s, admin)
-        e = _expected_figures(incs, steps, None)
-        _check(f, e)
-        assert f.merged == 1 and f.reported == len(incs) - 1
-        assert 0 < f.closure_rate < 1 and 0 < f.grid_share < 1 and f.satisfaction_rate < 1
-        assert all(lt.stays > 0 for lt in f.level_times)
-        for area, d0, d1 in ((street, None, None), (comm, None, None), (grid, None, None),
-                             (dist, date(2026, 5, 1), date(2026, 8, 31)), (street, date(2026, 10, 1), None)):
-            _check(mq.figures(s, admin, area.id, d0, d1), _expected_figures(incs, steps, area, d0, d1))
-        empty = mq.figures(s, admin, street.id, date(2030, 1, 1), date(2030, 12, 31))
-        assert empty.reported == 0 and empty.closure_rate is None and empty.level_times[0].avg_hours is None
-        with pytest.raises(ValidationError):
-            mq.figures(s, admin, street.id, date(2026, 5, 1), date(2026, 4, 1))
 
 
 def test_upgrading_an_older_database_fills_the_text_index(tmp_path):

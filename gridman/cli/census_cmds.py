@@ -144,7 +144,10 @@ def cmd_export(ctx: Context) -> int:
 def cmd_report_monthly(ctx: Context) -> int:
     a = ctx.args
     actor = ctx.actor
+    from gridman.core import tasks
+    from gridman.core.services.monthly_report import monthly_report
+
     with ctx.db.work(actor) as s:
-        res = ex.monthly_report(s, actor, area_code=a.area, month=a.month, out=a.out)
+        res = monthly_report(s, actor, area_code=a.area, month=a.month, out=a.out, task=tasks.printer(quiet=ctx.json))
     ctx.out(res, f"月报已写入 {res.path}：在住人口 {res.population}，本月事件 {res.incidents}，已结案 {res.closed}")
     return 0

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("stats_command", nargs="?", default=None, help=argparse.SUPPRESS)
     p.add_argument("--area", help="(stats mediation) 区划编码")
     p.add_argument("--from", dest="date_from", help="(stats mediation) 上报日期起 YYYY-MM-DD")
-    p.add_argument("--to", dest="date_to", help="(stats mediation) 上报日期止 YYYY-MM-DD（含）")
+    p.add_argument("--to", dest="date_to", help="(stats mediation) 上报日期止 YYYY-MM-DD（含）；统计截至该日末的状态")
 
 
 def cmd_stats(ctx: Context) -> int:
@@ -47,29 +47,31 @@ def _date(value: str | None, name: str) -> date | None:
 
 def cmd_stats_mediation(ctx: Context) -> int:
     from gridman.core.enums import MediationLevel, ReferralTarget, label
+    from gridman.core.services import mediation_figures as mf
     from gridman.core.services.areas import by_code
-    from gridman.core.services.mediation_queue import figures
 
     a = ctx.args
     with ctx.db.session() as s:
         area_id = by_code(s, a.area).id if a.area else None
-        f = figures(s, ctx.actor, area_id, _date(a.date_from, "from"), _date(a.date_to, "to"))
+        f = mf.figures(s, ctx.actor, area_id, _date(a.date_from, "from"), _date(a.date_to, "to"))
 
     def pct(x: float | None) -> str:
         return "—" if x is None else f"{x * 100:.1f}%"
 
     def human() -> str:
+        name = {k: zh for k, (zh, _en) in mf.LABELS.items()}
         lines = [
-            f"上报 {f.reported} 件（另合并重复 {f.merged} 件），结案 {f.closed} 件，结案率 {pct(f.closure_rate)}",
-            f"按期结案率 {pct(f.on_time_rate)}，调解成功率 {pct(f.mediation_success_rate)}，"
-            f"满意率 {pct(f.satisfaction_rate)}（评价 {f.evaluated} 件）",
-            f"网格层级化解占比（矛盾不上交）{pct(f.grid_share)}，分流 {f.referred} 件",
+            f"上报 {f.reported} 件（另合并重复 {f.merged} 件），结案 {f.closed} 件，{name['closure_rate']} {pct(f.closure_rate)}",
+            f"{name['on_time_rate']} {pct(f.on_time_rate)}，{name['mediation_success_rate']} "
+            f"{pct(f.mediation_success_rate)}，{name['satisfaction_rate']} {pct(f.satisfaction_rate)}（评价 {f.evaluated} 次）",
+            f"{name['grid_share']}（矛盾不上交）{pct(f.grid_share)}，分流 {f.referred} 次",
         ]
         lines += [f"  {label(ReferralTarget(k))}: {v}" for k, v in f.referrals.items() if v]
         for lt in f.level_times:
             avg = "—" if lt.avg_hours is None else f"{lt.avg_hours / 24:.1f} 天"
             p90 = "—" if lt.p90_hours is None else f"{lt.p90_hours / 24:.1f} 天"
             lines.append(f"{label(MediationLevel(lt.level))}层级：{lt.stays} 次，平均 {avg}，90% 分位 {p90}")
+        lines.append("口径：" + mf.RULES["cohort"][0])
         return "\n".join(lines)
 
     ctx.out(f, human)

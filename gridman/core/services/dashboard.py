@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from gridman.core.enums import OPEN_STATUSES, AreaLevel
 from gridman.core.models import Area, Household, Incident, Resident, ResidentTag, Tag, User, WardenAssignment
+from gridman.core.services import mediation_figures
 from gridman.core.services.permissions import Actor, Perm, grid_scope_filter, require
 
 OPEN_CODES = [s.value for s in OPEN_STATUSES]
@@ -94,27 +95,14 @@ def incidents_per_month(session: Session, actor: Actor, *, area_id: int | None =
 
 def rates_per_month(session: Session, actor: Actor, *, area_id: int | None = None, months: int = 12,
                     end: date | None = None) -> MonthSeries:
-    """Per month of report: share closed, share closed on time (of those closed), share satisfied
-    (满意 + 基本满意 of those evaluated) — each in percent; None-free (0 when nothing to rate)."""
+    """Per month of report: closure, on-time and satisfaction rates in percent, as defined once in
+    :mod:`gridman.core.services.mediation_figures` (each month its own cohort, as it stood at the
+    month's end); 0 when there is nothing to rate, so the series has no gaps."""
     end = end or latest_month(session, actor, area_id)
     keys = _month_keys(end, months)
-    start = datetime(int(keys[0][:4]), int(keys[0][5:]), 1)
-    mon = _month(session, Incident.reported_at)
-    closed = func.sum(case((Incident.status == "closed", 1), else_=0))
-    on_time = func.sum(case((Incident.closed_on_time.is_(True), 1), else_=0))
-    rated = func.sum(case((Incident.satisfaction.isnot(None), 1), else_=0))
-    happy = func.sum(case((Incident.satisfaction.in_(["satisfied", "basic"]), 1), else_=0))
-    q = (select(mon, func.count(), closed, on_time, rated, happy)
-         .where(_where(session, actor, Incident.grid_id, area_id), Incident.reported_at >= start).group_by(mon))
-    out = {k: [0.0] * len(keys) for k in ("closure", "on_time", "satisfaction")}
-    idx = {k: i for i, k in enumerate(keys)}
-    for m, n, c, ot, r, h in session.execute(q):
-        if m not in idx:
-            continue
-        i = idx[m]
-        out["closure"][i] = 100.0 * (c or 0) / n if n else 0.0
-        out["on_time"][i] = 100.0 * (ot or 0) / c if c else 0.0
-        out["satisfaction"][i] = 100.0 * (h or 0) / r if r else 0.0
+    figs = mediation_figures.monthly(session, actor, area_id=area_id, months=keys)
+    names = {"closure": "closure_rate", "on_time": "on_time_rate", "satisfaction": "satisfaction_rate"}
+    out = {k: [100.0 * (getattr(figs[m], attr) or 0.0) for m in keys] for k, attr in names.items()}
     return MonthSeries(keys, out)
 
 

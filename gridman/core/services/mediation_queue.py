@@ -1,4 +1,5 @@
-"""The supervisor's queue (待办) and the mediation figures (调处统计) for any area.
+"""The supervisor's queue (待办) for any area (the mediation figures are in
+:mod:`gridman.core.services.mediation_figures`).
 
 The queue lists an area's *active* cases (not closed, not merged) overdue first, then by deadline —
 one ordering, since a case is overdue exactly when its ``due_at`` has passed. It relies on the
@@ -10,24 +11,18 @@ scan with LIMIT. Per-status counts use the (area, status, due_at) indexes and ne
 Text search: on SQLite the FTS5 trigram table ``incidents_fts`` for queries of three or more
 characters (a trigram index cannot answer fewer), a LIKE scan otherwise; on PostgreSQL ``ILIKE`` on
 the expression the pg_trgm GIN index was built on (without pg_trgm the same query scans).
-
-The figures count the cohort of cases *reported* in the period (merged duplicates excluded):
-see :class:`Figures` for each definition. Counts and averages are computed in SQL; the 90th
-percentile too (nearest rank, ``ORDER BY … LIMIT 1 OFFSET k``).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, false, func, literal_column, or_, select, text, true
+from sqlalchemy import ColumnElement, and_, false, func, literal_column, or_, select, text, true
 from sqlalchemy.orm import Session
 
-from gridman.core.enums import IncidentStatus, MediationLevel, ReferralTarget, Role, label
-from gridman.core.models import Area, Incident, IncidentStep, User, utcnow
+from gridman.core.enums import IncidentStatus, Role, label
+from gridman.core.models import Area, Incident, User, utcnow
 from gridman.core.services.errors import NotFound, ValidationError
 from gridman.core.services.mediation import ACTIVE_STATUSES, LEVELS
 from gridman.core.services.permissions import Actor, Perm, require
@@ -242,152 +237,3 @@ def status_counts(session: Session, actor: Actor, area_id: int | None = None, *,
     out = {s: 0 for s in ACTIVE_STATUSES}
     out.update({s: n for s, n in rows})
     return out
-
-
-# --- the figures --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LevelTime:
-    """Hours a case spent at a level, per stay: from entering the level (report, escalation,
-    hand-down, reopening) to the first step that ended the stay there (resolved, failed, referred,
-    closed, merged) or to the next level change; stays still running are not counted."""
-
-    level: str
-    stays: int
-    avg_hours: float | None
-    p90_hours: float | None
-
-
-@dataclass(frozen=True)
-class Figures:
-    """Mediation figures for the cases reported in ``[date_from, date_to]`` in an area.
-
-    - ``reported``: cases reported (merged duplicates excluded; ``merged`` counts those);
-    - ``closed``: of those, closed (verified); ``closure_rate`` = closed ÷ reported;
-    - ``on_time_rate`` = closed within the case deadline ÷ closed;
-    - ``mediation_success_rate`` (调解成功率) = resolved or closed ÷ (resolved or closed + failed);
-    - ``satisfaction_rate`` = 满意 + 基本满意 ÷ evaluated;
-    - ``grid_share`` (矛盾不上交) = closed cases settled at grid level ÷ closed;
-    - ``referrals``: cases referred, per committee/department;
-    - ``level_times``: see :class:`LevelTime`.
-    Rates are fractions 0–1, None when the denominator is 0.
-    """
-
-    area_id: int | None
-    date_from: date | None
-    date_to: date | None
-    reported: int
-    merged: int
-    closed: int
-    closure_rate: float | None
-    closed_on_time: int
-    on_time_rate: float | None
-    resolved: int
-    failed: int
-    mediation_success_rate: float | None
-    evaluated: int
-    satisfied: int
-    satisfaction_rate: float | None
-    settled_at_grid: int
-    grid_share: float | None
-    referred: int
-    referrals: dict[str, int] = field(default_factory=dict)
-    level_times: list[LevelTime] = field(default_factory=list)
-
-
-def _rate(n: int, d: int) -> float | None:
-    return n / d if d else None
-
-
-ENTRY_ACTIONS = ("report", "escalate", "hand_down", "reopen", "verify_fail")
-EXIT_STATUSES = (S.RESOLVED.value, S.FAILED.value, S.REFERRED.value, S.CLOSED.value, S.MERGED.value)
-
-
-def _period(t: Any, date_from: date | None, date_to: date | None) -> list[ColumnElement[bool]]:
-    out = []
-    if date_from is not None:
-        out.append(t.reported_at >= datetime.combine(date_from, datetime.min.time()))
-    if date_to is not None:
-        out.append(t.reported_at < datetime.combine(date_to + timedelta(days=1), datetime.min.time()))
-    return out
-
-
-def figures(session: Session, actor: Actor, area_id: int | None = None, date_from: date | None = None,
-            date_to: date | None = None) -> Figures:
-    """The figures supervisors report for an area and period (see :class:`Figures`)."""
-    require(actor, Perm.READ)
-    area = _area(session, actor, area_id)
-    if date_from and date_to and date_from > date_to:
-        raise ValidationError(f"起始日期 {date_from} 晚于截止日期 {date_to}", field="date_from",
-                              en=f"From {date_from} is after to {date_to}")
-    t = Incident
-    cohort = [area_condition(session, actor, area), *_period(t, date_from, date_to)]
-
-    def n(cond: ColumnElement[bool]) -> Any:
-        return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
-
-    row = session.execute(select(
-        n(t.status != S.MERGED.value).label("reported"),
-        n(t.status == S.MERGED.value).label("merged"),
-        n(t.status == S.CLOSED.value).label("closed"),
-        n(and_(t.status == S.CLOSED.value, t.closed_on_time.is_(True))).label("on_time"),
-        n(and_(t.status != S.MERGED.value, t.resolved_at.is_not(None))).label("resolved"),
-        n(t.status == S.FAILED.value).label("failed"),
-        n(and_(t.status != S.MERGED.value, t.satisfaction.is_not(None))).label("evaluated"),
-        n(and_(t.status != S.MERGED.value, t.satisfaction.in_(("satisfied", "basic")))).label("satisfied"),
-        n(and_(t.status == S.CLOSED.value, t.handled_level == "grid")).label("grid"),
-        n(and_(t.status != S.MERGED.value, t.referral_target.is_not(None))).label("referred"),
-    ).where(*cohort)).one()
-    refs = dict(session.execute(
-        select(t.referral_target, func.count()).where(*cohort, t.status != S.MERGED.value,
-                                                      t.referral_target.is_not(None))
-        .group_by(t.referral_target)
-    ).all())
-    referrals = {r.value: refs.get(r.value, 0) for r in ReferralTarget}
-    return Figures(
-        area_id=area.id if area else None, date_from=date_from, date_to=date_to,
-        reported=row.reported, merged=row.merged, closed=row.closed, closure_rate=_rate(row.closed, row.reported),
-        closed_on_time=row.on_time, on_time_rate=_rate(row.on_time, row.closed), resolved=row.resolved,
-        failed=row.failed, mediation_success_rate=_rate(row.resolved, row.resolved + row.failed),
-        evaluated=row.evaluated, satisfied=row.satisfied, satisfaction_rate=_rate(row.satisfied, row.evaluated),
-        settled_at_grid=row.grid, grid_share=_rate(row.grid, row.closed), referred=row.referred,
-        referrals=referrals, level_times=_level_times(session, cohort),
-    )
-
-
-def _level_times(session: Session, cohort: list[ColumnElement[bool]]) -> list[LevelTime]:
-    st = IncidentStep.__table__
-    t = Incident
-    is_entry = or_(st.c.action.in_(ENTRY_ACTIONS), and_(st.c.action == "evaluate", st.c.to_status != "closed"))
-    is_exit = st.c.to_status.in_(EXIT_STATUSES)
-    marks = (select(st.c.incident_id, st.c.seq, st.c.at, st.c.to_level, case((is_entry, 1), else_=0).label("is_entry"))
-             .join(t.__table__, t.__table__.c.id == st.c.incident_id)
-             .where(*cohort, or_(is_entry, is_exit))).subquery("marks")
-    seg = select(
-        marks.c.to_level.label("level"), marks.c.at.label("at"), marks.c.is_entry.label("is_entry"),
-        func.lead(marks.c.at).over(partition_by=marks.c.incident_id, order_by=marks.c.seq).label("next_at"),
-    ).subquery("seg")
-    if session.get_bind().dialect.name == "postgresql":
-        hours = func.extract("epoch", seg.c.next_at - seg.c.at) / 3600.0
-    else:
-        hours = (func.julianday(seg.c.next_at) - func.julianday(seg.c.at)) * 24.0
-    durs = (select(seg.c.level.label("level"), hours.label("hours"))
-            .where(seg.c.is_entry == 1, seg.c.next_at.is_not(None))).cte("durs")
-    agg = {lv: (cnt, avg) for lv, cnt, avg in session.execute(
-        select(durs.c.level, func.count(), func.avg(durs.c.hours)).group_by(durs.c.level)).all()}
-    out = []
-    for lv in LEVELS:
-        cnt, avg = agg.get(lv, (0, None))
-        p90 = None
-        if cnt:
-            k = math.ceil(0.9 * cnt) - 1  # nearest rank
-            p90 = session.execute(select(durs.c.hours).where(durs.c.level == lv)
-                                  .order_by(durs.c.hours).limit(1).offset(k)).scalar_one()
-            p90 = float(p90)
-        out.append(LevelTime(lv, int(cnt), float(avg) if avg is not None else None, p90))
-    return out
-
-
-def level_label(level: str) -> str:
-    return label(level, enum=MediationLevel)

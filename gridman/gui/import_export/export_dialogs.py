@@ -10,6 +10,7 @@ from typing import Any
 
 from gridman.core import enums
 from gridman.core.services import area_choices, export, registers
+from gridman.core.services.monthly_report import monthly_report
 from gridman.core.services.permissions import Actor
 from gridman.gui.errors import describe
 from gridman.gui.i18n import N_, language, tr
@@ -181,7 +182,7 @@ class MonthlyReportDialog(QDialog):
     def run_report(self) -> None:
         actor, code, month, out = self.actor, self.area.currentData(), self.month.currentData(), self.out.text()
         self.message.setText(tr("正在生成…"))
-        self.runner.run(lambda s, _t: export.monthly_report(s, actor, area_code=code, month=month, out=out),
+        self.runner.run(lambda s, t: monthly_report(s, actor, area_code=code, month=month, out=out, task=t),
                         mode="write", on_done=self._done, on_error=lambda e: self.message.setText(describe(e)[0]),
                         label="monthly")
 

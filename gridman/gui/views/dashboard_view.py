@@ -1,5 +1,6 @@
 """统计看板 for the selected area (pyqtgraph): incidents per month by level, closure / on-time /
-satisfaction rates, incidents by category, population pyramid, tag counts, warden workload.
+satisfaction rates (as defined once in gridman.core.services.mediation_figures: each month's
+reports as they stood at the month's end; the chart's tooltip says so), incidents by category, population pyramid, tag counts, warden workload.
 Clicking a bar opens the matching list (``open_list``). Figures come from the Qt-free
 gridman.core.services.dashboard, computed off the GUI thread."""
 
@@ -13,6 +14,7 @@ import pyqtgraph as pg
 
 from gridman.core import enums
 from gridman.core.services import dashboard
+from gridman.core.services import mediation_figures as mf
 from gridman.core.services.permissions import Actor
 from gridman.gui.i18n import language, pick, tr
 from gridman.gui.ops import OpRunner
@@ -21,6 +23,7 @@ from gridman.gui.views.stale import ReloadWhenVisible
 
 LEVEL_COLOURS = {"grid": "#4e79a7", "community": "#f28e2b", "street": "#e15759"}
 RATE_COLOURS = {"closure": "#4e79a7", "on_time": "#59a14f", "satisfaction": "#edc948"}
+RATE_KEYS = {"closure": "closure_rate", "on_time": "on_time_rate", "satisfaction": "satisfaction_rate"}
 
 
 @dataclass
@@ -63,7 +66,9 @@ class DashboardView(ReloadWhenVisible, QWidget):
         self.glw = pg.GraphicsLayoutWidget()
         self.glw.setBackground("w")
         lay.addWidget(self.glw)
-        titles = [tr("每月事件数（按层级）"), tr("办结率、按期办结率、满意率（%）"), tr("事件类别"),
+        rates = [mf.LABELS[k] for k in RATE_KEYS.values()]
+        rates_title = pick("、".join(zh for zh, _ in rates) + "（%）", ", ".join(en for _, en in rates) + " (%)")
+        titles = [tr("每月事件数（按层级）"), rates_title, tr("事件类别"),
                   tr("人口金字塔（男 | 女）"), tr("人员标签"), tr("网格员工作量（未办结事件）")]
         self.plots: list[pg.PlotItem] = []
         for i, t in enumerate(titles):
@@ -73,6 +78,7 @@ class DashboardView(ReloadWhenVisible, QWidget):
             p.hideButtons()
             p.setMouseEnabled(x=False, y=False)
             self.plots.append(p)
+        self.plots[1].setToolTip(pick(*mf.RULES["cohort"]))  # the rates' cohort rule, in words
         self._cats: list[str] = []
         self._tags: list[str] = []
         self._bands: list[str] = []
@@ -117,7 +123,7 @@ class DashboardView(ReloadWhenVisible, QWidget):
         # 2 rates
         p = self.plots[1]
         p.addLegend(offset=(5, -5), labelTextSize="8pt", labelTextColor="#263238", brush=pg.mkBrush(255, 255, 255, 220))
-        names = {"closure": tr("办结率"), "on_time": tr("按期办结率"), "satisfaction": tr("满意率")}
+        names = {key: pick(*mf.LABELS[attr]) for key, attr in RATE_KEYS.items()}
         for key, ys in d.rates.series.items():
             p.plot(x, ys, pen=pg.mkPen(RATE_COLOURS[key], width=2), symbol="o", symbolSize=5,
                    symbolBrush=RATE_COLOURS[key], name=names[key])
