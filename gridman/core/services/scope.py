@@ -34,6 +34,8 @@ from gridman.core.enums import AreaLevel, Role
 from gridman.core.models import Area
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from gridman.core.services.permissions import Actor
 
 
@@ -145,6 +147,24 @@ def rows(actor: Actor, col: Any, area: AreaLike | None = None, *, community_col:
     if not conds:
         return true()
     return conds[0] if len(conds) == 1 else and_(*conds)
+
+
+def area_ref(session: Session, area_id: int) -> AreaRef | None:
+    """The area with id ``area_id`` as plain data (None if there is none)."""
+    row = session.execute(select(Area.id, Area.path, Area.level).where(Area.id == area_id)).first()
+    return AreaRef(row.id, row.path, row.level) if row is not None else None
+
+
+def rows_by_id(session: Session, actor: Actor, col: Any, area_id: int | None, *, community_col: Any = None,
+               street_col: Any = None) -> ColumnElement[bool]:
+    """:func:`rows` for a caller holding the chosen area's id (None: the actor's whole scope).
+    An id that names no area selects nothing."""
+    if area_id is None:
+        return rows(actor, col, community_col=community_col, street_col=street_col)
+    area = area_ref(session, area_id)
+    if area is None:
+        return false()
+    return rows(actor, col, area, community_col=community_col, street_col=street_col)
 
 
 def covers(actor: Actor, area: AreaLike) -> bool:
