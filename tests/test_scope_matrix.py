@@ -454,11 +454,15 @@ def test_dashboard_figures_count_exactly_the_scope(world: World) -> None:
     m.done()
 
 
-def test_area_tree_shows_exactly_the_scope_and_its_ancestors(world: World) -> None:
+def test_area_tree_and_choices_show_exactly_the_scope(world: World) -> None:
     m = Mismatches()
     with world.db.session() as s:
         for case in world.cases:
             m.check(f"{world.backend} {case.name} tree", {n.id for n in areas.tree(s, case.actor)}, case.tree_ids)
+            levels = ("district", "street", "community")
+            m.check(f"{world.backend} {case.name} area choices",
+                    {c.id for c in areas.choices(s, case.actor, levels=levels)},
+                    {a for a in case.allowed if world.tree.level[a] in levels})
             for street in world.tree.of_level("street"):
                 root = s.get(areas.Area, street)
                 m.check(f"{world.backend} {case.name} tree under {street}",

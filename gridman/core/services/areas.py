@@ -109,3 +109,20 @@ def tree(session: Session, actor: Actor, root: Area | None = None) -> list[AreaN
         q = q.where(scope.under(Area.path, root.path))
     rows = scope.tree_rows(actor, session.execute(q).all())
     return [AreaNode(r.id, r.code, r.name, r.level, r.parent_id, r.depth) for r in rows]
+
+
+@dataclass(frozen=True)
+class AreaChoice:
+    id: int
+    code: str
+    name: str
+    level: str
+
+
+def choices(session: Session, actor: Actor, *, levels: tuple[AreaLevel | str, ...]) -> list[AreaChoice]:
+    """The areas of ``levels`` inside the actor's scope, ordered by code (pickers of an area to
+    report on or export: each one the actor may act on)."""
+    q = (select(Area.id, Area.code, Area.name, Area.level)
+         .where(Area.level.in_([AreaLevel(lv).value for lv in levels]), scope.rows(actor, Area.id))
+         .order_by(Area.code))
+    return [AreaChoice(i, c, n, lv) for i, c, n, lv in session.execute(q)]

@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session
 from gridman.core.enums import IncidentStatus, MediationLevel, ReferralTarget, label
 from gridman.core.models import Area, Incident, IncidentStep, User, utcnow
 from gridman.core.services import scope
-from gridman.core.services.errors import NotFound, ValidationError
+from gridman.core.services.errors import ValidationError
 from gridman.core.services.mediation import ACTIVE_STATUSES, LEVELS
-from gridman.core.services.permissions import Actor, Perm, require
+from gridman.core.services.permissions import Actor, Perm, require, require_area
 
 S = IncidentStatus
 # Exactly the expression of the pg_trgm index in migration 0003_mediation.
@@ -78,13 +78,7 @@ class QueueResult:
 
 
 def _area(session: Session, actor: Actor, area_id: int | None) -> Area | None:
-    if area_id is None:
-        return None
-    area = session.get(Area, area_id)
-    if area is None:
-        raise NotFound(f"区划 {area_id} 不存在", en=f"No area {area_id}")
-    require(actor, Perm.READ, area)
-    return area
+    return None if area_id is None else require_area(session, actor, Perm.READ, area_id)
 
 
 def area_condition(session: Session, actor: Actor, area: Area | None) -> ColumnElement[bool]:

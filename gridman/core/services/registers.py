@@ -166,10 +166,6 @@ COLUMNS: dict[str, list[Column]] = {
 KINDS = tuple(COLUMNS)
 
 
-def _grid_name():  # type: ignore[no-untyped-def]
-    return Area.name
-
-
 def _age_bounds(age_min: int | None, age_max: int | None, today: date) -> list[ColumnElement[bool]]:
     """Ages as birth-date ranges (portable SQL, uses the birth-date index)."""
     out: list[ColumnElement[bool]] = []
