@@ -235,7 +235,8 @@ def known_revisions() -> set[str]:
 def current_revision(database: Database) -> str | None:
     with database.engine.connect() as conn:
         if conn.dialect.name == "sqlite":  # one query instead of the inspector's
-            has = conn.execute(text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'")).first()
+            has = conn.execute(
+                text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'")).first() is not None
         else:
             has = inspect(conn).has_table("alembic_version")
         if not has:

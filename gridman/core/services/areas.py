@@ -62,7 +62,7 @@ def create_area(session: Session, actor: Actor, *, code: str, name: str, level: 
     return area
 
 
-def subtree_query(area: Area, *, level: AreaLevel | str | None = None) -> Select[tuple[Area]]:
+def subtree_query(area: Area, *, level: AreaLevel | str | None = None) -> Select[Area]:
     """SELECT of all areas in ``area``'s subtree (itself included), optionally of one level."""
     return scope.subtree_areas(area.path, level=level)
 

@@ -78,7 +78,7 @@ def path_ids(path: str) -> list[int]:
     return [int(x) for x in path.strip("/").split("/") if x]
 
 
-def subtree_ids(root_path: str, *, level: AreaLevel | str | None = None) -> Select[tuple[int]]:
+def subtree_ids(root_path: str, *, level: AreaLevel | str | None = None) -> Select[int]:
     """SELECT of the ids of every area in the subtree at ``root_path``, optionally of one level."""
     q = select(Area.id).where(under(Area.path, root_path))
     if level is not None:
@@ -86,7 +86,7 @@ def subtree_ids(root_path: str, *, level: AreaLevel | str | None = None) -> Sele
     return q
 
 
-def subtree_areas(root_path: str, *, level: AreaLevel | str | None = None) -> Select[tuple[Area]]:
+def subtree_areas(root_path: str, *, level: AreaLevel | str | None = None) -> Select[Area]:
     """SELECT of every ``Area`` in the subtree at ``root_path``, optionally of one level."""
     q = select(Area).where(under(Area.path, root_path))
     if level is not None:
@@ -195,7 +195,7 @@ def tree_rows(actor: Actor, nodes: Sequence[R]) -> list[R]:
     return [n for n in nodes if is_under(n.path, root) or is_under(root, n.path)]
 
 
-def visible_grid_ids(actor: Actor, area: AreaLike | None = None) -> Select[tuple[int]]:
+def visible_grid_ids(actor: Actor, area: AreaLike | None = None) -> Select[int]:
     """SELECT of the ids of the grids the actor sees (within ``area`` when given)."""
     q = select(Area.id).where(Area.level == AreaLevel.GRID.value, rows(actor, Area.id, area))
     return q
