@@ -26,7 +26,7 @@ import shapely
 from shapely.geometry import box
 from sqlalchemy import Table, insert, text, update
 
-from gridman.core import idcard
+from gridman.core import idcard, tasks
 from gridman.core.db import Database
 from gridman.core.models import (
     Area,
@@ -52,11 +52,11 @@ from gridman.core.models import (
     WardenAssignment,
 )
 from gridman.core.services.security import hash_password
+from gridman.core.tasks import TaskState
 
 SAMPLE_AS_OF = datetime(2026, 11, 1, 9, 0, 0)
 SAMPLE_PASSWORD = "gridman123"
 
-ProgressFn = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -251,17 +251,20 @@ class SampleResult:
 
 
 def generate(database: Database, *, scale: str = "demo", seed: int = 20081, as_of: datetime = SAMPLE_AS_OF,
-             progress: ProgressFn | None = None) -> SampleResult:
-    """Fill an empty (freshly migrated) database with a synthetic area. See module docstring."""
+             task: TaskState | None = None) -> SampleResult:
+    """Fill an empty (freshly migrated) database with a synthetic area. See module docstring.
+
+    Progress is reported per community on ``task``; a cancel stops at the next community and the
+    one transaction rolls back, so nothing is written."""
     sc = SCALES[scale]()
     rng = Rand(seed)
-    progress = progress or (lambda f, m: None)
+    task = tasks.ensure(task)
     with database.engine.begin() as conn:
         if conn.execute(text("SELECT COUNT(*) FROM areas")).scalar():
             raise ValueError("the target database is not empty")
         tags = {code: tid for tid, code in conn.execute(text("SELECT id, code FROM tags")).all()}
         gen = _Generator(sc, rng, as_of, _Writer(conn), tags)
-        gen.run(progress)
+        gen.run(task)
         gen.w.flush()
         _make_reference_rows_deterministic(conn, rng, as_of)
         if conn.dialect.name == "postgresql":
@@ -273,7 +276,8 @@ def generate(database: Database, *, scale: str = "demo", seed: int = 20081, as_o
                     ))
         counts = {t.name: conn.execute(text(f"SELECT COUNT(*) FROM {t.name}")).scalar_one()
                   for t in Base.metadata.sorted_tables}
-    progress(1.0, "完成 / done")
+        task.check()
+    task.progress(1.0, "完成 / done")
     return SampleResult(scale, seed, counts, gen.w.written)
 
 
@@ -338,7 +342,7 @@ class _Generator:
         return uid
 
     # -- the run ----------------------------------------------------------------------------
-    def run(self, progress: ProgressFn) -> None:
+    def run(self, task: TaskState) -> None:
         sc, rng = self.sc, self.rng
         x0, y0, x1, y1 = sc.bbox
         city = self.area(sc.city[0], sc.city[1], "city", None, None)
@@ -374,7 +378,7 @@ class _Generator:
                     self.community(comm, street, crect, grids_per_comm[comm_index], hh_per_grid)
                     comm_index += 1
                     done_grids += grids_per_comm[comm_index - 1]
-                    progress(done_grids / sc.grids, f"{comm['name']}：{done_grids}/{sc.grids} 个网格")
+                    task.step(done_grids, sc.grids, f"{comm['name']}：{done_grids}/{sc.grids} 个网格")
 
     def community(self, comm: dict[str, Any], street: dict[str, Any], rect: tuple[float, float, float, float],
                   n_grids: int, hh_per_grid: float) -> None:
