@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 
 from gridman.cli.common import Context, add_json
-from gridman.core import tasks
 from gridman.core.db import open_database
 from gridman.core.sample import SAMPLE_AS_OF, SCALES, generate
 from gridman.core.services.errors import ValidationError
@@ -39,7 +38,7 @@ def cmd_sample(ctx: Context) -> int:
     db = open_database(out)
     try:
         res = generate(db, scale=a.scale, seed=a.seed, as_of=datetime.fromisoformat(a.as_of),
-                       task=tasks.printer(quiet=ctx.json))
+                       task=ctx.task())
     finally:
         db.dispose()
         if not ctx.json:
