@@ -149,10 +149,10 @@ def rows(actor: Actor, col: Any, area: AreaLike | None = None, *, community_col:
     return conds[0] if len(conds) == 1 else and_(*conds)
 
 
-def area_ref(session: Session, area_id: int) -> AreaRef | None:
-    """The area with id ``area_id`` as plain data (None if there is none)."""
-    row = session.execute(select(Area.id, Area.path, Area.level).where(Area.id == area_id)).first()
-    return AreaRef(row.id, row.path, row.level) if row is not None else None
+def area_ref(session: Session, area_id: int) -> AreaLike | None:
+    """The area with id ``area_id`` (None if there is none); from the session's identity map when
+    it was loaded before, so repeated filters cost no query."""
+    return session.get(Area, area_id)
 
 
 def rows_by_id(session: Session, actor: Actor, col: Any, area_id: int | None, *, community_col: Any = None,
