@@ -691,14 +691,7 @@ class _Generator:
         # how far has this case gone? older cases are further along
         final_level = rng.choices(["grid", "community", "street"], [70, 22, 8])[0]
         spent = 0.0
-        outcome = "closed"
-        if age_days < 2:
-            outcome = rng.choice(["reported", "accepted"])
-        elif age_days < 25:
-            outcome = rng.choices(["accepted", "in_progress", "resolved", "closed", "failed", "referred"],
-                                  [10, 25, 15, 40, 4, 6])[0]
-        else:
-            outcome = rng.choices(["closed", "in_progress", "referred", "failed", "resolved"], [88, 4, 4, 2, 2])[0]
+        outcome = self._outcome(age_days)
         if outcome != "reported":
             step("accept", "grid", "accepted", rng.uniform(0.5, 12))
             spent += 0.5
@@ -727,20 +720,8 @@ class _Generator:
         verify_level = {"grid": "community", "community": "street", "street": "street"}[level]
         satisfaction = None
         if outcome == "closed":
-            t2 = t + timedelta(hours=rng.uniform(2, 48))
-            if t2 > self.as_of:
-                t2 = self.as_of
-            t = t2
-            steps.append({"action": "verify", "from_level": level, "to_level": level, "from_status": "resolved",
-                          "to_status": "closed", "at": t, "note": "核查属实，予以结案", "target": None,
-                          "actor": actors[verify_level]})
+            t, satisfaction = self._close(steps, t, level, actors[verify_level])
             status = "closed"
-            satisfaction = rng.choices(["satisfied", "basic", "unsatisfied"], [78, 18, 4])[0]
-            if satisfaction == "unsatisfied":
-                satisfaction = "basic"  # an unsatisfied evaluation would have reopened the case
-            steps.append({"action": "evaluate", "from_level": level, "to_level": level, "from_status": "closed",
-                          "to_status": "closed", "at": t, "note": None, "target": satisfaction,
-                          "actor": actors[verify_level]})
         due = level_entered + timedelta(days=limits[level])
         case_due = reported + timedelta(days=30)
         closed_at = t if status == "closed" else None
@@ -770,10 +751,37 @@ class _Generator:
                                       "from_status": s["from_status"], "to_status": s["to_status"],
                                       "target": s["target"], "note": s["note"]})
         if cat == "dispute" and self.grid_residents:
-            for role in ("applicant", "respondent"):
-                rid, name = rng.choice(self.grid_residents)
-                self.w.add(IncidentParty, {"id": self.ids.next("incident_parties"), "incident_id": iid,
-                                           "resident_id": rid, "name": name, "role": role, "phone": None})
+            self._parties(iid)
+
+    def _outcome(self, age_days: float) -> str:
+        """Where a case of this age has got to (older cases are further along)."""
+        rng = self.rng
+        if age_days < 2:
+            return rng.choice(["reported", "accepted"])
+        if age_days < 25:
+            return rng.choices(["accepted", "in_progress", "resolved", "closed", "failed", "referred"],
+                               [10, 25, 15, 40, 4, 6])[0]
+        return rng.choices(["closed", "in_progress", "referred", "failed", "resolved"], [88, 4, 4, 2, 2])[0]
+
+    def _close(self, steps: list[dict[str, Any]], t: datetime, level: str, verifier: int) -> tuple[datetime, str]:
+        """Append the verification and the evaluation of a closed case: (closing time, satisfaction)."""
+        rng = self.rng
+        t = min(t + timedelta(hours=rng.uniform(2, 48)), self.as_of)
+        steps.append({"action": "verify", "from_level": level, "to_level": level, "from_status": "resolved",
+                      "to_status": "closed", "at": t, "note": "核查属实，予以结案", "target": None, "actor": verifier})
+        satisfaction = rng.choices(["satisfied", "basic", "unsatisfied"], [78, 18, 4])[0]
+        if satisfaction == "unsatisfied":
+            satisfaction = "basic"  # an unsatisfied evaluation would have reopened the case
+        steps.append({"action": "evaluate", "from_level": level, "to_level": level, "from_status": "closed",
+                      "to_status": "closed", "at": t, "note": None, "target": satisfaction, "actor": verifier})
+        return t, satisfaction
+
+    def _parties(self, incident_id: int) -> None:
+        """The applicant and the respondent of a dispute, drawn from the grid's residents."""
+        for role in ("applicant", "respondent"):
+            rid, name = self.rng.choice(self.grid_residents)
+            self.w.add(IncidentParty, {"id": self.ids.next("incident_parties"), "incident_id": incident_id,
+                                       "resident_id": rid, "name": name, "role": role, "phone": None})
 
 
 def iter_rows_digest(database: Database) -> Iterator[tuple[str, str]]:
