@@ -12,10 +12,11 @@ from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from typing import Any
 
-from gridman.core import config
+from gridman.core import config, tasks
 from gridman.core.db import Database, SchemaError, open_database
 from gridman.core.services.errors import GridmanError
 from gridman.core.services.permissions import Actor, system_actor
+from gridman.core.tasks import TaskState
 
 log = logging.getLogger("gridman.cli")
 
@@ -50,6 +51,11 @@ class Context:
             with self.db.session() as s:
                 self._actor = actor_by_username(s, self.args.as_user) if self.args.as_user else system_actor(s)
         return self._actor
+
+    def task(self) -> TaskState:
+        """The progress-and-cancel object for a long service: a progress line on stderr, none
+        with --json (:func:`tasks.printer`)."""
+        return tasks.printer(quiet=self.json)
 
     def close(self) -> None:
         if self._db is not None:
@@ -115,7 +121,9 @@ def run_command(args: argparse.Namespace) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - last resort: the user gets a message, the log the traceback
         log.error("command failed: %s\n%s", exc, traceback.format_exc())
-        print(f"意外错误：{exc}（详情见日志 {config.log_dir() / 'gridman.log'}）", file=sys.stderr)
+        logfile = config.log_dir() / "gridman.log"  # the user gets no raw exception text: it is in the log
+        print(f"发生意外错误，详情见日志 {logfile}" if not lang.startswith("en")
+              else f"unexpected error; see the log {logfile}", file=sys.stderr)
         return 1
     finally:
         ctx.close()

@@ -36,18 +36,13 @@ def cmd_sample(ctx: Context) -> int:
                 Path(str(path) + suffix).unlink(missing_ok=True)
     t0 = time.perf_counter()
     db = open_database(out)
-    last = [0.0]
-
-    def progress(frac: float, msg: str) -> None:
-        now = time.perf_counter()
-        if not ctx.json and (now - last[0] > 1.0 or frac >= 1.0):
-            last[0] = now
-            print(f"\r[{frac * 100:5.1f}%] {msg}\033[K", end="" if frac < 1.0 else "\n", file=sys.stderr, flush=True)
-
     try:
-        res = generate(db, scale=a.scale, seed=a.seed, as_of=datetime.fromisoformat(a.as_of), progress=progress)
+        res = generate(db, scale=a.scale, seed=a.seed, as_of=datetime.fromisoformat(a.as_of),
+                       task=ctx.task())
     finally:
         db.dispose()
+        if not ctx.json:
+            print(file=sys.stderr)  # end the progress line
     secs = time.perf_counter() - t0
     result = {"out": out, "scale": res.scale, "seed": res.seed, "seconds": round(secs, 2),
               "rows_written": res.rows_written, "counts": res.counts}

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gridman.core import config
 
 if TYPE_CHECKING:
-    from gridman.core.services.permissions import Actor
+    from gridman.core.audit_trail import ActingUser
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -92,10 +92,10 @@ class Database:
     _factory: sessionmaker[Session] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from gridman.core.services import audit
+        from gridman.core.audit_trail import install
 
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
-        audit.install(self._factory)
+        install(self._factory)
 
     @property
     def dialect(self) -> str:
@@ -118,12 +118,12 @@ class Database:
             yield s
 
     @contextmanager
-    def work(self, actor: Actor, *, note: str | None = None) -> Iterator[Session]:
+    def work(self, actor: ActingUser, *, note: str | None = None) -> Iterator[Session]:
         """One unit of work done by ``actor``: every change is audited, committed on success,
         rolled back on any exception. A lost optimistic-locking race becomes ConflictError."""
         from sqlalchemy.orm.exc import StaleDataError
 
-        from gridman.core.services.errors import ConflictError
+        from gridman.core.errors import ConflictError
 
         try:
             with self._factory() as s, s.begin():
@@ -244,7 +244,8 @@ def known_revisions() -> set[str]:
 def current_revision(database: Database) -> str | None:
     with database.engine.connect() as conn:
         if conn.dialect.name == "sqlite":  # one query instead of the inspector's
-            has = conn.execute(text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'")).first()
+            has = conn.execute(
+                text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'")).first() is not None
         else:
             has = inspect(conn).has_table("alembic_version")
         if not has:

@@ -26,7 +26,7 @@ import shapely
 from shapely.geometry import box
 from sqlalchemy import Table, insert, text, update
 
-from gridman.core import idcard
+from gridman.core import idcard, tasks
 from gridman.core.db import Database
 from gridman.core.models import (
     Area,
@@ -52,11 +52,11 @@ from gridman.core.models import (
     WardenAssignment,
 )
 from gridman.core.services.security import hash_password
+from gridman.core.tasks import TaskState
 
 SAMPLE_AS_OF = datetime(2026, 11, 1, 9, 0, 0)
 SAMPLE_PASSWORD = "gridman123"
 
-ProgressFn = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -251,17 +251,20 @@ class SampleResult:
 
 
 def generate(database: Database, *, scale: str = "demo", seed: int = 20081, as_of: datetime = SAMPLE_AS_OF,
-             progress: ProgressFn | None = None) -> SampleResult:
-    """Fill an empty (freshly migrated) database with a synthetic area. See module docstring."""
+             task: TaskState | None = None) -> SampleResult:
+    """Fill an empty (freshly migrated) database with a synthetic area. See module docstring.
+
+    Progress is reported per community on ``task``; a cancel stops at the next community and the
+    one transaction rolls back, so nothing is written."""
     sc = SCALES[scale]()
     rng = Rand(seed)
-    progress = progress or (lambda f, m: None)
+    task = tasks.ensure(task)
     with database.engine.begin() as conn:
         if conn.execute(text("SELECT COUNT(*) FROM areas")).scalar():
             raise ValueError("the target database is not empty")
         tags = {code: tid for tid, code in conn.execute(text("SELECT id, code FROM tags")).all()}
         gen = _Generator(sc, rng, as_of, _Writer(conn), tags)
-        gen.run(progress)
+        gen.run(task)
         gen.w.flush()
         _make_reference_rows_deterministic(conn, rng, as_of)
         if conn.dialect.name == "postgresql":
@@ -273,7 +276,8 @@ def generate(database: Database, *, scale: str = "demo", seed: int = 20081, as_o
                     ))
         counts = {t.name: conn.execute(text(f"SELECT COUNT(*) FROM {t.name}")).scalar_one()
                   for t in Base.metadata.sorted_tables}
-    progress(1.0, "完成 / done")
+        task.check()
+    task.progress(1.0, "完成 / done")
     return SampleResult(scale, seed, counts, gen.w.written)
 
 
@@ -338,7 +342,7 @@ class _Generator:
         return uid
 
     # -- the run ----------------------------------------------------------------------------
-    def run(self, progress: ProgressFn) -> None:
+    def run(self, task: TaskState) -> None:
         sc, rng = self.sc, self.rng
         x0, y0, x1, y1 = sc.bbox
         city = self.area(sc.city[0], sc.city[1], "city", None, None)
@@ -374,7 +378,7 @@ class _Generator:
                     self.community(comm, street, crect, grids_per_comm[comm_index], hh_per_grid)
                     comm_index += 1
                     done_grids += grids_per_comm[comm_index - 1]
-                    progress(done_grids / sc.grids, f"{comm['name']}：{done_grids}/{sc.grids} 个网格")
+                    task.step(done_grids, sc.grids, f"{comm['name']}：{done_grids}/{sc.grids} 个网格")
 
     def community(self, comm: dict[str, Any], street: dict[str, Any], rect: tuple[float, float, float, float],
                   n_grids: int, hh_per_grid: float) -> None:
@@ -687,14 +691,7 @@ class _Generator:
         # how far has this case gone? older cases are further along
         final_level = rng.choices(["grid", "community", "street"], [70, 22, 8])[0]
         spent = 0.0
-        outcome = "closed"
-        if age_days < 2:
-            outcome = rng.choice(["reported", "accepted"])
-        elif age_days < 25:
-            outcome = rng.choices(["accepted", "in_progress", "resolved", "closed", "failed", "referred"],
-                                  [10, 25, 15, 40, 4, 6])[0]
-        else:
-            outcome = rng.choices(["closed", "in_progress", "referred", "failed", "resolved"], [88, 4, 4, 2, 2])[0]
+        outcome = self._outcome(age_days)
         if outcome != "reported":
             step("accept", "grid", "accepted", rng.uniform(0.5, 12))
             spent += 0.5
@@ -723,20 +720,8 @@ class _Generator:
         verify_level = {"grid": "community", "community": "street", "street": "street"}[level]
         satisfaction = None
         if outcome == "closed":
-            t2 = t + timedelta(hours=rng.uniform(2, 48))
-            if t2 > self.as_of:
-                t2 = self.as_of
-            t = t2
-            steps.append({"action": "verify", "from_level": level, "to_level": level, "from_status": "resolved",
-                          "to_status": "closed", "at": t, "note": "核查属实，予以结案", "target": None,
-                          "actor": actors[verify_level]})
+            t, satisfaction = self._close(steps, t, level, actors[verify_level])
             status = "closed"
-            satisfaction = rng.choices(["satisfied", "basic", "unsatisfied"], [78, 18, 4])[0]
-            if satisfaction == "unsatisfied":
-                satisfaction = "basic"  # an unsatisfied evaluation would have reopened the case
-            steps.append({"action": "evaluate", "from_level": level, "to_level": level, "from_status": "closed",
-                          "to_status": "closed", "at": t, "note": None, "target": satisfaction,
-                          "actor": actors[verify_level]})
         due = level_entered + timedelta(days=limits[level])
         case_due = reported + timedelta(days=30)
         closed_at = t if status == "closed" else None
@@ -766,10 +751,37 @@ class _Generator:
                                       "from_status": s["from_status"], "to_status": s["to_status"],
                                       "target": s["target"], "note": s["note"]})
         if cat == "dispute" and self.grid_residents:
-            for role in ("applicant", "respondent"):
-                rid, name = rng.choice(self.grid_residents)
-                self.w.add(IncidentParty, {"id": self.ids.next("incident_parties"), "incident_id": iid,
-                                           "resident_id": rid, "name": name, "role": role, "phone": None})
+            self._parties(iid)
+
+    def _outcome(self, age_days: float) -> str:
+        """Where a case of this age has got to (older cases are further along)."""
+        rng = self.rng
+        if age_days < 2:
+            return rng.choice(["reported", "accepted"])
+        if age_days < 25:
+            return rng.choices(["accepted", "in_progress", "resolved", "closed", "failed", "referred"],
+                               [10, 25, 15, 40, 4, 6])[0]
+        return rng.choices(["closed", "in_progress", "referred", "failed", "resolved"], [88, 4, 4, 2, 2])[0]
+
+    def _close(self, steps: list[dict[str, Any]], t: datetime, level: str, verifier: int) -> tuple[datetime, str]:
+        """Append the verification and the evaluation of a closed case: (closing time, satisfaction)."""
+        rng = self.rng
+        t = min(t + timedelta(hours=rng.uniform(2, 48)), self.as_of)
+        steps.append({"action": "verify", "from_level": level, "to_level": level, "from_status": "resolved",
+                      "to_status": "closed", "at": t, "note": "核查属实，予以结案", "target": None, "actor": verifier})
+        satisfaction = rng.choices(["satisfied", "basic", "unsatisfied"], [78, 18, 4])[0]
+        if satisfaction == "unsatisfied":
+            satisfaction = "basic"  # an unsatisfied evaluation would have reopened the case
+        steps.append({"action": "evaluate", "from_level": level, "to_level": level, "from_status": "closed",
+                      "to_status": "closed", "at": t, "note": None, "target": satisfaction, "actor": verifier})
+        return t, satisfaction
+
+    def _parties(self, incident_id: int) -> None:
+        """The applicant and the respondent of a dispute, drawn from the grid's residents."""
+        for role in ("applicant", "respondent"):
+            rid, name = self.rng.choice(self.grid_residents)
+            self.w.add(IncidentParty, {"id": self.ids.next("incident_parties"), "incident_id": incident_id,
+                                       "resident_id": rid, "name": name, "role": role, "phone": None})
 
 
 def iter_rows_digest(database: Database) -> Iterator[tuple[str, str]]:

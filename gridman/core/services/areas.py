@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from gridman.core.enums import AreaLevel
 from gridman.core.models import Area
+from gridman.core.services import scope
 from gridman.core.services.errors import NotFound, ValidationError
 from gridman.core.services.permissions import Actor, Perm, require
 
@@ -61,24 +62,19 @@ def create_area(session: Session, actor: Actor, *, code: str, name: str, level: 
     return area
 
 
-def subtree_query(area: Area, *, level: AreaLevel | str | None = None):  # type: ignore[no-untyped-def]
+def subtree_query(area: Area, *, level: AreaLevel | str | None = None) -> Select[Area]:
     """SELECT of all areas in ``area``'s subtree (itself included), optionally of one level."""
-    q = select(Area).where(Area.path.like(area.path + "%"))
-    if level is not None:
-        q = q.where(Area.level == AreaLevel(level).value)
-    return q
+    return scope.subtree_areas(area.path, level=level)
 
 
 def subtree_ids(session: Session, area: Area, *, level: AreaLevel | str | None = None) -> list[int]:
-    q = select(Area.id).where(Area.path.like(area.path + "%"))
-    if level is not None:
-        q = q.where(Area.level == AreaLevel(level).value)
-    return list(session.scalars(q))
+    """The ids of every area in ``area``'s subtree (itself included), optionally of one level."""
+    return list(session.scalars(scope.subtree_ids(area.path, level=level)))
 
 
 def ancestors(session: Session, area: Area) -> list[Area]:
     """From the root down to ``area``'s parent."""
-    ids = [int(x) for x in area.path.strip("/").split("/") if x][:-1]
+    ids = scope.path_ids(area.path)[:-1]
     if not ids:
         return []
     found = {a.id: a for a in session.scalars(select(Area).where(Area.id.in_(ids)))}
@@ -106,19 +102,27 @@ class AreaNode:
 
 
 def tree(session: Session, actor: Actor, root: Area | None = None) -> list[AreaNode]:
-    """The part of the area tree the actor may see, as plain rows ordered by code.
-
-    Area-scoped roles see their subtree and the ancestors leading to it; a warden sees their
-    grids and the ancestors leading to them; administrators and unscoped clerks see everything.
-    """
+    """The part of the area tree (under ``root`` if given) the actor may see, as plain rows ordered
+    by code: what :func:`scope.tree_rows` shows — the actor's scope and the ancestors leading to it."""
     q = select(Area.id, Area.code, Area.name, Area.level, Area.parent_id, Area.depth, Area.path).order_by(Area.code)
     if root is not None:
-        q = q.where(Area.path.like(root.path + "%"))
-    rows = session.execute(q).all()
-    if actor.role == "warden":
-        grid_paths = [r.path for r in rows if r.id in actor.grid_ids]
-        rows = [r for r in rows if any(gp.startswith(r.path) for gp in grid_paths)]
-    elif actor.area_path is not None and not actor.is_admin:
-        scope = actor.area_path
-        rows = [r for r in rows if r.path.startswith(scope) or scope.startswith(r.path)]
+        q = q.where(scope.under(Area.path, root.path))
+    rows = scope.tree_rows(actor, session.execute(q).all())
     return [AreaNode(r.id, r.code, r.name, r.level, r.parent_id, r.depth) for r in rows]
+
+
+@dataclass(frozen=True)
+class AreaChoice:
+    id: int
+    code: str
+    name: str
+    level: str
+
+
+def choices(session: Session, actor: Actor, *, levels: tuple[AreaLevel | str, ...]) -> list[AreaChoice]:
+    """The areas of ``levels`` inside the actor's scope, ordered by code (pickers of an area to
+    report on or export: each one the actor may act on)."""
+    q = (select(Area.id, Area.code, Area.name, Area.level)
+         .where(Area.level.in_([AreaLevel(lv).value for lv in levels]), scope.rows(actor, Area.id))
+         .order_by(Area.code))
+    return [AreaChoice(i, c, n, lv) for i, c, n, lv in session.execute(q)]

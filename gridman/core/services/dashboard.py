@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from gridman.core.enums import OPEN_STATUSES, AreaLevel
 from gridman.core.models import Area, Household, Incident, Resident, ResidentTag, Tag, User, WardenAssignment
-from gridman.core.services import mediation_figures
-from gridman.core.services.permissions import Actor, Perm, grid_scope_filter, require
+from gridman.core.services import mediation_figures, scope
+from gridman.core.services.permissions import Actor, Perm, require
 
 OPEN_CODES = [s.value for s in OPEN_STATUSES]
 ELDERLY_AGE = 60
@@ -29,20 +29,10 @@ def _month(session: Session, col: Any) -> Any:
     return func.strftime("%Y-%m", col)
 
 
-def _in_area(session: Session, grid_col: Any, area_id: int | None) -> ColumnElement[bool]:
-    if area_id is None:
-        return true()
-    area = session.get(Area, area_id)
-    if area is None:
-        return grid_col < 0
-    if area.level == AreaLevel.GRID:
-        return grid_col == area.id
-    return grid_col.in_(select(Area.id).where(Area.path.like(area.path + "%")))
-
-
 def _where(session: Session, actor: Actor, grid_col: Any, area_id: int | None) -> ColumnElement[bool]:
+    """The rows (by grid column) in the actor's scope and in ``area_id``'s subtree."""
     require(actor, Perm.READ)
-    return and_(grid_scope_filter(actor, grid_col), _in_area(session, grid_col, area_id))
+    return scope.rows_by_id(session, actor, grid_col, area_id)
 
 
 def _years_before(d: date, years: int) -> date:

@@ -21,7 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, aliased
 
 from gridman.core import enums, idcard
@@ -55,9 +55,9 @@ from gridman.core.models import (
     User,
     VisitLog,
 )
-from gridman.core.services import audit, cleaning
+from gridman.core.services import audit, cleaning, scope
 from gridman.core.services.errors import NotFound, ValidationError
-from gridman.core.services.permissions import Actor, Perm, grid_scope_filter, require
+from gridman.core.services.permissions import Actor, Perm, require
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,9 @@ class ListSpec:
 G = aliased(Area, name="g")
 
 
-def _area_cond(area: Area | None, col: ColumnElement) -> ColumnElement[bool]:
-    if area is None:
-        return true()
-    return col.in_(select(Area.id).where(Area.path.like(area.path + "%")))
+def _area_cond(actor: Actor, area: Area | None, col: ColumnElement) -> ColumnElement[bool]:
+    """The rows (by grid or area column ``col``) the actor may export, within ``area``: :func:`scope.rows`."""
+    return scope.rows(actor, col, area)
 
 
 def _apply_filters(q: Any, spec_filters: dict[str, tuple[Any, type[StrEnum] | None]], filters: dict[str, Any]) -> Any:
@@ -141,7 +140,7 @@ def _residents_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -
                 r.c.education, r.c.marital_status, r.c.political_status, r.c.employer, r.c.status, r.c.note)
          .select_from(r).join(G, G.id == r.c.grid_id).outerjoin(h, h.c.id == r.c.household_id)
          .outerjoin(b, b.c.id == h.c.building_id)
-         .where(_area_cond(area, r.c.grid_id), grid_scope_filter(actor, r.c.grid_id)).order_by(r.c.id))
+         .where(_area_cond(actor, area, r.c.grid_id)).order_by(r.c.id))
     if "tag" in filters:
         t = filters["tag"]
         tag_ids = select(Tag.id).where((Tag.code == t) | (Tag.name == t))
@@ -174,7 +173,7 @@ def _households_query(actor: Actor, area: Area | None, filters: dict[str, Any]) 
                    func.coalesce(b.c.code, b.c.name).label("building"), h.c.address,
                    h.c.kind, h.c.phone, members.label("members"), head.label("head"), h.c.note)
             .select_from(h).join(G, G.id == h.c.grid_id).outerjoin(b, b.c.id == h.c.building_id)
-            .where(_area_cond(area, h.c.grid_id), grid_scope_filter(actor, h.c.grid_id)).order_by(h.c.id))
+            .where(_area_cond(actor, area, h.c.grid_id)).order_by(h.c.id))
 
 
 BUILDING_COLS = (
@@ -190,7 +189,7 @@ def _buildings_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -
     return (select(b.c.code, b.c.name, G.code.label("grid_code"), b.c.address, b.c.floors, b.c.units, b.c.lon,
                    b.c.lat, b.c.built_year, b.c.note)
             .select_from(b).join(G, G.id == b.c.grid_id)
-            .where(_area_cond(area, b.c.grid_id), grid_scope_filter(actor, b.c.grid_id)).order_by(b.c.id))
+            .where(_area_cond(actor, area, b.c.grid_id)).order_by(b.c.id))
 
 
 PREMISE_COLS = (
@@ -207,7 +206,7 @@ def _premises_query(actor: Actor, area: Area | None, filters: dict[str, Any]) ->
     return (select(p.c.name, p.c.kind, G.code.label("grid_code"), p.c.address, p.c.contact_name, p.c.contact_phone,
                    p.c.license_no, p.c.last_inspected, p.c.lon, p.c.lat, p.c.note)
             .select_from(p).join(G, G.id == p.c.grid_id)
-            .where(_area_cond(area, p.c.grid_id), grid_scope_filter(actor, p.c.grid_id)).order_by(p.c.id))
+            .where(_area_cond(actor, area, p.c.grid_id)).order_by(p.c.id))
 
 
 ORG_COLS = (
@@ -224,15 +223,10 @@ ORG_COLS = (
 def _orgs_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -> Any:
     o = Organisation.__table__
     a = aliased(Area, name="oa")
-    q = (select(o.c.name, o.c.kind, a.code.label("area_code"), a.name.label("area_name"), o.c.registration, o.c.field,
-                o.c.credit_code, o.c.address, o.c.contact_name, o.c.contact_phone, o.c.founded_on, o.c.member_count,
-                o.c.note)
-         .select_from(o).join(a, a.id == o.c.area_id).where(_area_cond(area, o.c.area_id)).order_by(o.c.id))
-    if actor.area_path is not None and actor.role.value not in ("admin",):
-        q = q.where(a.path.like(actor.area_path + "%"))
-    elif actor.role.value == "warden":
-        q = q.where(o.c.area_id.in_(sorted(actor.grid_ids)))
-    return q
+    return (select(o.c.name, o.c.kind, a.code.label("area_code"), a.name.label("area_name"), o.c.registration, o.c.field,
+                   o.c.credit_code, o.c.address, o.c.contact_name, o.c.contact_phone, o.c.founded_on,
+                   o.c.member_count, o.c.note)
+            .select_from(o).join(a, a.id == o.c.area_id).where(_area_cond(actor, area, o.c.area_id)).order_by(o.c.id))
 
 
 INCIDENT_COLS = (
@@ -253,7 +247,7 @@ def _incidents_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -
                    i.c.level, i.c.status, i.c.priority, i.c.reported_at, i.c.due_at, i.c.closed_at,
                    i.c.closed_on_time, i.c.satisfaction, i.c.location_text)
             .select_from(i).join(G, G.id == i.c.grid_id)
-            .where(_area_cond(area, i.c.grid_id), grid_scope_filter(actor, i.c.grid_id)).order_by(i.c.id))
+            .where(_area_cond(actor, area, i.c.grid_id)).order_by(i.c.id))
 
 
 VISIT_COLS = (
@@ -270,7 +264,7 @@ def _visits_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -> A
                    u.c.display_name.label("visitor"), v.c.kind, v.c.findings, v.c.follow_up)
             .select_from(v).join(G, G.id == v.c.grid_id).outerjoin(h, h.c.id == v.c.household_id)
             .outerjoin(r, r.c.id == v.c.resident_id).outerjoin(u, u.c.id == v.c.visitor_id)
-            .where(_area_cond(area, v.c.grid_id), grid_scope_filter(actor, v.c.grid_id)).order_by(v.c.visited_at))
+            .where(_area_cond(actor, area, v.c.grid_id)).order_by(v.c.visited_at))
 
 
 LISTS: dict[str, ListSpec] = {

@@ -18,14 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, false, func, literal_column, or_, select, text, true
+from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
-from gridman.core.enums import IncidentStatus, Role, label
+from gridman.core.enums import IncidentStatus, label
 from gridman.core.models import Area, Incident, User, utcnow
-from gridman.core.services.errors import NotFound, ValidationError
+from gridman.core.services import scope
+from gridman.core.services.errors import ValidationError
 from gridman.core.services.mediation import ACTIVE_STATUSES, LEVELS
-from gridman.core.services.permissions import Actor, Perm, require
+from gridman.core.services.permissions import Actor, Perm, require, require_area
 
 S = IncidentStatus
 # Exactly the expression of the pg_trgm index in migration 0003_mediation.
@@ -72,37 +73,15 @@ class QueueResult:
 
 
 def _area(session: Session, actor: Actor, area_id: int | None) -> Area | None:
-    if area_id is None:
-        return None
-    area = session.get(Area, area_id)
-    if area is None:
-        raise NotFound(f"区划 {area_id} 不存在", en=f"No area {area_id}")
-    require(actor, Perm.READ, area)
-    return area
+    return None if area_id is None else require_area(session, actor, Perm.READ, area_id)
 
 
 def area_condition(session: Session, actor: Actor, area: Area | None) -> ColumnElement[bool]:
-    """Incidents of ``area`` (any level) — or of the actor's whole scope when ``area`` is None.
-    Grids, communities and streets use the denormalised columns (one index range each)."""
-    t = Incident
-    if area is None:
-        if actor.is_admin or (actor.role == Role.CLERK and actor.area_path is None):
-            return true()
-        if actor.role == Role.WARDEN:
-            return t.grid_id.in_(sorted(actor.grid_ids)) if actor.grid_ids else false()
-        if actor.area_id is None:
-            return false()
-        area = session.get(Area, actor.area_id)
-        if area is None:
-            return false()
-    if area.level == "grid":
-        return t.grid_id == area.id
-    if area.level == "community":
-        return t.community_id == area.id
-    if area.level == "street":
-        return t.street_id == area.id
-    grids = select(Area.id).where(Area.path.like(area.path + "%"), Area.level == "grid")
-    return t.grid_id.in_(grids)
+    """Incidents of ``area`` (any level) within the actor's scope — or of the actor's whole scope
+    when ``area`` is None (:func:`scope.rows`). Grids, communities and streets use the denormalised
+    columns (one index range each)."""
+    return scope.rows(actor, Incident.grid_id, area, community_col=Incident.community_id,
+                      street_col=Incident.street_id)
 
 
 def _has_fts(session: Session) -> bool:

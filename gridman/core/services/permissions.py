@@ -148,6 +148,8 @@ def require(actor: Actor, perm: Perm, area: Area | None = None) -> None:
 
 
 def require_area(session: Session, actor: Actor, perm: Perm, area_id: int) -> Area:
+    """The area with id ``area_id``, once ``actor`` is known to have ``perm`` there (else
+    :class:`NotFound` or :class:`PermissionDenied`)."""
     area = session.get(Area, area_id)
     if area is None:
         raise NotFound(f"区划 {area_id} 不存在", en=f"Area {area_id} does not exist")
@@ -156,7 +158,8 @@ def require_area(session: Session, actor: Actor, perm: Perm, area_id: int) -> Ar
 
 
 def grid_scope_filter(actor: Actor, grid_col: ColumnElement) -> ColumnElement[bool]:
-    """The rows (by their grid column) in the actor's scope: :func:`scope.rows`."""
+    """The rows (by their grid column) in the actor's scope: :func:`scope.rows` (new code calls
+    that; this name stays while mediation and geometry still use it)."""
     return scope.rows(actor, grid_col)
 
 

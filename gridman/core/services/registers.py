@@ -2,7 +2,7 @@
 
 The GUI's table models (and any other front) ask for one page at a time — ``page(...)`` with an
 offset and a limit — so a list never loads a whole city. Everything here is Qt-free and takes the
-acting user: rows outside the actor's scope are never selected (``grid_scope_filter``), full
+acting user: rows outside the actor's scope are never selected (:func:`scope.rows`), full
 citizen IDs are masked for roles without ``Perm.VIEW_ID_NUMBER`` and sensitive tags are dropped for
 roles without ``Perm.VIEW_SENSITIVE_TAGS``.
 
@@ -12,7 +12,7 @@ its own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -35,8 +35,8 @@ from gridman.core.models import (
     User,
     VisitLog,
 )
-from gridman.core.services import audit
-from gridman.core.services.permissions import Actor, Perm, grid_scope_filter, require
+from gridman.core.services import audit, scope
+from gridman.core.services.permissions import Actor, Perm, require
 
 PAGE_SIZE = 200
 
@@ -167,10 +167,6 @@ COLUMNS: dict[str, list[Column]] = {
 KINDS = tuple(COLUMNS)
 
 
-def _grid_name():  # type: ignore[no-untyped-def]
-    return Area.name
-
-
 def _age_bounds(age_min: int | None, age_max: int | None, today: date) -> list[ColumnElement[bool]]:
     """Ages as birth-date ranges (portable SQL, uses the birth-date index)."""
     out: list[ColumnElement[bool]] = []
@@ -188,17 +184,6 @@ def _years_before(d: date, years: int) -> date:
         return d.replace(year=d.year - years, day=28)
 
 
-def _area_grid_filter(session: Session, grid_col: Any, area_id: int | None) -> ColumnElement[bool]:
-    if area_id is None:
-        return true()
-    area = session.get(Area, area_id)
-    if area is None:
-        return grid_col.is_(None) & grid_col.isnot(None)  # nothing
-    if area.level == "grid":
-        return grid_col == area.id
-    return grid_col.in_(select(Area.id).where(Area.path.like(area.path + "%")))
-
-
 def _like(text: str) -> str:
     esc = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{esc}%"
@@ -212,144 +197,170 @@ def _search(cols: list[Any], text: str) -> ColumnElement[bool]:
     return or_(*[c.like(pat, escape="\\") for c in cols])
 
 
-def _query(session: Session, actor: Actor, kind: str, f: Filters, today: date) -> tuple[Select, dict[str, Any], Any]:
-    """(select of id + display columns, sort-key map, default order) for a register kind."""
+# (select of id + display columns, sort-key map, default order) of one register
+_Query = tuple[Select, dict[str, Any], Any]
+
+
+def _residents(session: Session, actor: Actor, f: Filters, today: date) -> _Query:
     g = Area.name.label("grid")
-    if kind == "residents":
-        head = select(Household.household_no).where(Household.id == Resident.household_id).scalar_subquery()
-        q = (select(Resident.id, Resident.name, Resident.sex, Resident.citizen_id, Resident.birth_date,
-                    Resident.population_type, Resident.relation_to_head, head.label("household_no"), g,
-                    Resident.phone)
-             .join(Area, Area.id == Resident.grid_id))
-        conds = [grid_scope_filter(actor, Resident.grid_id), _area_grid_filter(session, Resident.grid_id, f.area_id)]
-        text = f.text.strip()
-        if text:
-            if text.isdigit() or (len(text) >= 6 and text[:-1].isdigit()):
-                conds.append(or_(Resident.citizen_id.like(text.upper() + "%"), Resident.phone.like(text + "%")))
-            else:
-                conds.append(_search([Resident.name, Resident.current_address], text))
-        if f.population_type:
-            conds.append(Resident.population_type == f.population_type)
-        if f.status:
-            conds.append(Resident.status == f.status)
-        conds += _age_bounds(f.age_min, f.age_max, today)
-        if f.tags:
-            tag_q = select(ResidentTag.id).join(Tag, Tag.id == ResidentTag.tag_id).where(
-                ResidentTag.resident_id == Resident.id, Tag.code.in_(list(f.tags)))
-            if not actor.can(Perm.VIEW_SENSITIVE_TAGS):
-                tag_q = tag_q.where(Tag.sensitive.is_(False))
-            conds.append(exists(tag_q))
-        sort = {"name": Resident.name, "sex": Resident.sex, "citizen_id": Resident.citizen_id,
-                "birth_date": Resident.birth_date, "population_type": Resident.population_type,
-                "relation_to_head": Resident.relation_to_head, "household_no": Resident.household_id,
-                "grid": Resident.grid_id, "phone": Resident.phone}
-        return q.where(and_(*conds)), sort, Resident.id
-    if kind == "households":
-        members = (select(func.count()).select_from(Resident)
-                   .where(Resident.household_id == Household.id, Resident.status == "active").scalar_subquery())
-        head = (select(Resident.name).where(Resident.household_id == Household.id, Resident.relation_to_head == "head")
-                .limit(1).scalar_subquery())
-        q = (select(Household.id, Household.household_no, Household.address, members.label("members"),
-                    head.label("head"), Household.phone, g)
-             .join(Area, Area.id == Household.grid_id))
-        conds = [grid_scope_filter(actor, Household.grid_id), _area_grid_filter(session, Household.grid_id, f.area_id),
-                 _search([Household.household_no, Household.address], f.text)]
-        sort = {"household_no": Household.household_no, "address": Household.address, "members": members,
-                "head": head, "phone": Household.phone, "grid": Household.grid_id}
-        return q.where(and_(*conds)), sort, Household.id
-    if kind == "buildings":
-        hh = select(func.count()).select_from(Household).where(Household.building_id == Building.id).scalar_subquery()
-        q = (select(Building.id, Building.name, Building.code, Building.address, Building.floors, Building.units,
-                    hh.label("households"), g)
-             .join(Area, Area.id == Building.grid_id))
-        conds = [grid_scope_filter(actor, Building.grid_id), _area_grid_filter(session, Building.grid_id, f.area_id),
-                 _search([Building.name, Building.code, Building.address], f.text)]
-        sort = {"name": Building.name, "code": Building.code, "address": Building.address, "floors": Building.floors,
-                "units": Building.units, "households": hh, "grid": Building.grid_id}
-        return q.where(and_(*conds)), sort, Building.id
-    if kind == "premises":
-        q = (select(Premise.id, Premise.name, Premise.kind, Premise.address, Premise.contact_name,
-                    Premise.contact_phone, Premise.last_inspected, g)
-             .join(Area, Area.id == Premise.grid_id))
-        conds = [grid_scope_filter(actor, Premise.grid_id), _area_grid_filter(session, Premise.grid_id, f.area_id),
-                 _search([Premise.name, Premise.address, Premise.license_no], f.text)]
-        sort = {"name": Premise.name, "kind": Premise.kind, "address": Premise.address,
-                "contact_name": Premise.contact_name, "contact_phone": Premise.contact_phone,
-                "last_inspected": Premise.last_inspected, "grid": Premise.grid_id}
-        return q.where(and_(*conds)), sort, Premise.id
-    if kind == "organisations":
-        q = (select(Organisation.id, Organisation.name, Organisation.kind, Organisation.contact_name,
-                    Organisation.contact_phone, Organisation.member_count, Area.name.label("area"))
-             .join(Area, Area.id == Organisation.area_id))
-        # organisations sit on a grid or a community: in scope if the area is in the actor's subtree
-        conds = [_org_scope(actor), _search([Organisation.name, Organisation.credit_code], f.text)]
-        if f.area_id is not None:
-            area = session.get(Area, f.area_id)
-            if area is not None:
-                conds.append(or_(Area.path.like(area.path + "%"), Area.id.in_(
-                    [int(x) for x in area.path.strip("/").split("/") if x])))
-        sort = {"name": Organisation.name, "kind": Organisation.kind, "contact_name": Organisation.contact_name,
-                "contact_phone": Organisation.contact_phone, "member_count": Organisation.member_count,
-                "area": Organisation.area_id}
-        return q.where(and_(*conds)), sort, Organisation.id
-    if kind == "visits":
-        hh_no = select(Household.household_no).where(Household.id == VisitLog.household_id).scalar_subquery()
-        res = select(Resident.name).where(Resident.id == VisitLog.resident_id).scalar_subquery()
-        who = select(User.display_name).where(User.id == VisitLog.visitor_id).scalar_subquery()
-        q = (select(VisitLog.id, VisitLog.visited_at, VisitLog.kind, hh_no.label("household_no"), res.label("resident"),
-                    who.label("visitor"), VisitLog.findings, g)
-             .join(Area, Area.id == VisitLog.grid_id))
-        conds = [grid_scope_filter(actor, VisitLog.grid_id), _area_grid_filter(session, VisitLog.grid_id, f.area_id),
-                 _search([VisitLog.findings, VisitLog.follow_up], f.text)]
-        sort = {"visited_at": VisitLog.visited_at, "kind": VisitLog.kind, "household_no": VisitLog.household_id,
-                "resident": VisitLog.resident_id, "visitor": VisitLog.visitor_id, "findings": VisitLog.findings,
-                "grid": VisitLog.grid_id}
-        return q.where(and_(*conds)), sort, VisitLog.visited_at.desc()
-    if kind == "incidents":
-        now = datetime.now()
-        is_open = Incident.status.in_([s.value for s in OPEN_STATUSES])
-        overdue = and_(is_open, Incident.due_at.isnot(None), Incident.due_at < now)
-        q = (select(Incident.id, Incident.id.label("no"), Incident.title, Incident.category, Incident.level,
-                    Incident.status, Incident.reported_at, Incident.due_at, Incident.due_at.label("time_left"), g)
-             .join(Area, Area.id == Incident.grid_id))
-        conds = [grid_scope_filter(actor, Incident.grid_id), _area_grid_filter(session, Incident.grid_id, f.area_id),
-                 _search([Incident.title, Incident.description, Incident.location_text], f.text)]
-        if f.status == "open":
-            conds.append(is_open)
-        elif f.status:
-            conds.append(Incident.status == f.status)
-        if f.category:
-            conds.append(Incident.category == f.category)
-        if f.level:
-            conds.append(Incident.level == f.level)
-        if f.overdue_only:
-            conds.append(overdue)
-        # overdue first, then open ones by deadline, then the rest newest first
-        rank = case((overdue, 0), (is_open, 1), else_=2)
-        sort = {"id": Incident.id, "title": Incident.title, "category": Incident.category, "level": Incident.level,
-                "status": Incident.status, "reported_at": Incident.reported_at, "due_at": Incident.due_at,
-                "time_left": Incident.due_at, "grid": Incident.grid_id}
-        return q.where(and_(*conds)), sort, (rank, Incident.due_at, Incident.reported_at.desc(), Incident.id)
-    if kind == "users":
-        require(actor, Perm.MANAGE_USERS)
-        q = (select(User.id, User.username, User.display_name, User.role, Area.name.label("area"),
-                    User.id.label("grids"), User.active)
-             .outerjoin(Area, Area.id == User.area_id).where(User.is_system.is_(False)))
-        conds = [_search([User.username, User.display_name], f.text)]
-        sort = {"username": User.username, "display_name": User.display_name, "role": User.role,
-                "area": User.area_id, "active": User.active}
-        return q.where(and_(*conds)), sort, User.id
-    raise ValueError(f"unknown register {kind!r}")
+    head = select(Household.household_no).where(Household.id == Resident.household_id).scalar_subquery()
+    q = (select(Resident.id, Resident.name, Resident.sex, Resident.citizen_id, Resident.birth_date,
+                Resident.population_type, Resident.relation_to_head, head.label("household_no"), g,
+                Resident.phone)
+         .join(Area, Area.id == Resident.grid_id))
+    conds = [scope.rows_by_id(session, actor, Resident.grid_id, f.area_id)]
+    text = f.text.strip()
+    if text:
+        if text.isdigit() or (len(text) >= 6 and text[:-1].isdigit()):
+            conds.append(or_(Resident.citizen_id.like(text.upper() + "%"), Resident.phone.like(text + "%")))
+        else:
+            conds.append(_search([Resident.name, Resident.current_address], text))
+    if f.population_type:
+        conds.append(Resident.population_type == f.population_type)
+    if f.status:
+        conds.append(Resident.status == f.status)
+    conds += _age_bounds(f.age_min, f.age_max, today)
+    if f.tags:
+        tag_q = select(ResidentTag.id).join(Tag, Tag.id == ResidentTag.tag_id).where(
+            ResidentTag.resident_id == Resident.id, Tag.code.in_(list(f.tags)))
+        if not actor.can(Perm.VIEW_SENSITIVE_TAGS):
+            tag_q = tag_q.where(Tag.sensitive.is_(False))
+        conds.append(exists(tag_q))
+    sort = {"name": Resident.name, "sex": Resident.sex, "citizen_id": Resident.citizen_id,
+            "birth_date": Resident.birth_date, "population_type": Resident.population_type,
+            "relation_to_head": Resident.relation_to_head, "household_no": Resident.household_id,
+            "grid": Resident.grid_id, "phone": Resident.phone}
+    return q.where(and_(*conds)), sort, Resident.id
 
 
-def _org_scope(actor: Actor) -> ColumnElement[bool]:
-    if actor.role == "admin" or (actor.role == "clerk" and actor.area_path is None):
-        return true()
-    if actor.role == "warden":
-        return Organisation.area_id.in_(sorted(actor.grid_ids)) if actor.grid_ids else Organisation.id < 0
-    if actor.area_path is None:
-        return Organisation.id < 0
-    return Area.path.like(actor.area_path + "%")
+def _households(session: Session, actor: Actor, f: Filters, today: date) -> _Query:
+    g = Area.name.label("grid")
+    members = (select(func.count()).select_from(Resident)
+               .where(Resident.household_id == Household.id, Resident.status == "active").scalar_subquery())
+    head = (select(Resident.name).where(Resident.household_id == Household.id, Resident.relation_to_head == "head")
+            .limit(1).scalar_subquery())
+    q = (select(Household.id, Household.household_no, Household.address, members.label("members"),
+                head.label("head"), Household.phone, g)
+         .join(Area, Area.id == Household.grid_id))
+    conds = [scope.rows_by_id(session, actor, Household.grid_id, f.area_id),
+             _search([Household.household_no, Household.address], f.text)]
+    sort = {"household_no": Household.household_no, "address": Household.address, "members": members,
+            "head": head, "phone": Household.phone, "grid": Household.grid_id}
+    return q.where(and_(*conds)), sort, Household.id
+
+
+def _buildings(session: Session, actor: Actor, f: Filters, today: date) -> _Query:
+    g = Area.name.label("grid")
+    hh = select(func.count()).select_from(Household).where(Household.building_id == Building.id).scalar_subquery()
+    q = (select(Building.id, Building.name, Building.code, Building.address, Building.floors, Building.units,
+                hh.label("households"), g)
+         .join(Area, Area.id == Building.grid_id))
+    conds = [scope.rows_by_id(session, actor, Building.grid_id, f.area_id),
+             _search([Building.name, Building.code, Building.address], f.text)]
+    sort = {"name": Building.name, "code": Building.code, "address": Building.address, "floors": Building.floors,
+            "units": Building.units, "households": hh, "grid": Building.grid_id}
+    return q.where(and_(*conds)), sort, Building.id
+
+
+def _premises(session: Session, actor: Actor, f: Filters, today: date) -> _Query:
+    g = Area.name.label("grid")
+    q = (select(Premise.id, Premise.name, Premise.kind, Premise.address, Premise.contact_name,
+                Premise.contact_phone, Premise.last_inspected, g)
+         .join(Area, Area.id == Premise.grid_id))
+    conds = [scope.rows_by_id(session, actor, Premise.grid_id, f.area_id),
+             _search([Premise.name, Premise.address, Premise.license_no], f.text)]
+    sort = {"name": Premise.name, "kind": Premise.kind, "address": Premise.address,
+            "contact_name": Premise.contact_name, "contact_phone": Premise.contact_phone,
+            "last_inspected": Premise.last_inspected, "grid": Premise.grid_id}
+    return q.where(and_(*conds)), sort, Premise.id
+
+
+def _organisations(session: Session, actor: Actor, f: Filters, today: date) -> _Query:
+    q = (select(Organisation.id, Organisation.name, Organisation.kind, Organisation.contact_name,
+                Organisation.contact_phone, Organisation.member_count, Area.name.label("area"))
+         .join(Area, Area.id == Organisation.area_id))
+    # organisations sit on a grid or a community: the same rule as every other row
+    conds = [scope.rows_by_id(session, actor, Organisation.area_id, f.area_id),
+             _search([Organisation.name, Organisation.credit_code], f.text)]
+    sort = {"name": Organisation.name, "kind": Organisation.kind, "contact_name": Organisation.contact_name,
+            "contact_phone": Organisation.contact_phone, "member_count": Organisation.member_count,
+            "area": Organisation.area_id}
+    return q.where(and_(*conds)), sort, Organisation.id
+
+
+def _visits(session: Session, actor: Actor, f: Filters, today: date) -> _Query:
+    g = Area.name.label("grid")
+    hh_no = select(Household.household_no).where(Household.id == VisitLog.household_id).scalar_subquery()
+    res = select(Resident.name).where(Resident.id == VisitLog.resident_id).scalar_subquery()
+    who = select(User.display_name).where(User.id == VisitLog.visitor_id).scalar_subquery()
+    q = (select(VisitLog.id, VisitLog.visited_at, VisitLog.kind, hh_no.label("household_no"), res.label("resident"),
+                who.label("visitor"), VisitLog.findings, g)
+         .join(Area, Area.id == VisitLog.grid_id))
+    conds = [scope.rows_by_id(session, actor, VisitLog.grid_id, f.area_id),
+             _search([VisitLog.findings, VisitLog.follow_up], f.text)]
+    sort = {"visited_at": VisitLog.visited_at, "kind": VisitLog.kind, "household_no": VisitLog.household_id,
+            "resident": VisitLog.resident_id, "visitor": VisitLog.visitor_id, "findings": VisitLog.findings,
+            "grid": VisitLog.grid_id}
+    return q.where(and_(*conds)), sort, VisitLog.visited_at.desc()
+
+
+def _incidents(session: Session, actor: Actor, f: Filters, today: date) -> _Query:
+    g = Area.name.label("grid")
+    now = datetime.now()
+    is_open = Incident.status.in_([s.value for s in OPEN_STATUSES])
+    overdue = and_(is_open, Incident.due_at.isnot(None), Incident.due_at < now)
+    q = (select(Incident.id, Incident.id.label("no"), Incident.title, Incident.category, Incident.level,
+                Incident.status, Incident.reported_at, Incident.due_at, Incident.due_at.label("time_left"), g)
+         .join(Area, Area.id == Incident.grid_id))
+    conds = [scope.rows_by_id(session, actor, Incident.grid_id, f.area_id),
+             _search([Incident.title, Incident.description, Incident.location_text], f.text)]
+    if f.status == "open":
+        conds.append(is_open)
+    elif f.status:
+        conds.append(Incident.status == f.status)
+    if f.category:
+        conds.append(Incident.category == f.category)
+    if f.level:
+        conds.append(Incident.level == f.level)
+    if f.overdue_only:
+        conds.append(overdue)
+    # overdue first, then open ones by deadline, then the rest newest first
+    rank = case((overdue, 0), (is_open, 1), else_=2)
+    sort = {"id": Incident.id, "title": Incident.title, "category": Incident.category, "level": Incident.level,
+            "status": Incident.status, "reported_at": Incident.reported_at, "due_at": Incident.due_at,
+            "time_left": Incident.due_at, "grid": Incident.grid_id}
+    return q.where(and_(*conds)), sort, (rank, Incident.due_at, Incident.reported_at.desc(), Incident.id)
+
+
+def _users(session: Session, actor: Actor, f: Filters, today: date) -> _Query:
+    require(actor, Perm.MANAGE_USERS)
+    q = (select(User.id, User.username, User.display_name, User.role, Area.name.label("area"),
+                User.id.label("grids"), User.active)
+         .outerjoin(Area, Area.id == User.area_id).where(User.is_system.is_(False)))
+    conds = [_search([User.username, User.display_name], f.text)]
+    sort = {"username": User.username, "display_name": User.display_name, "role": User.role,
+            "area": User.area_id, "active": User.active}
+    return q.where(and_(*conds)), sort, User.id
+
+
+_QUERIES: dict[str, Callable[[Session, Actor, Filters, date], _Query]] = {
+    "residents": _residents,
+    "households": _households,
+    "buildings": _buildings,
+    "premises": _premises,
+    "organisations": _organisations,
+    "visits": _visits,
+    "incidents": _incidents,
+    "users": _users,
+}
+
+
+def _query(session: Session, actor: Actor, kind: str, f: Filters, today: date) -> _Query:
+    """(select of id + display columns, sort-key map, default order) for a register kind."""
+    build = _QUERIES.get(kind)
+    if build is None:
+        raise ValueError(f"unknown register {kind!r}")
+    return build(session, actor, f, today)
 
 
 def page(session: Session, actor: Actor, kind: str, *, filters: Filters | None = None, sort: str | None = None,
@@ -545,62 +556,13 @@ def tag_choices(session: Session, actor: Actor) -> list[tuple[str, str, str]]:
     return [(c, n, e) for c, n, e, s in session.execute(q) if not s or actor.can(Perm.VIEW_SENSITIVE_TAGS)]
 
 
-@dataclass(frozen=True)
-class StepRow:
-    at: datetime
-    actor_name: str | None
-    action: str
-    from_level: str | None
-    to_level: str | None
-    to_status: str | None
-    note: str | None
-
-
-@dataclass(frozen=True)
-class IncidentView:
-    id: int
-    version: int
-    title: str
-    description: str | None
-    category: str
-    level: str
-    status: str
-    grid_id: int
-    grid_name: str
-    reported_at: datetime
-    due_at: datetime | None
-    location_text: str | None
-    parties: list[tuple[str, str, str | None]]  # name, role, phone
-    steps: list[StepRow]
-
-
-def incident_view(session: Session, actor: Actor, incident_id: int) -> IncidentView:
-    """A case with its parties and full timeline (read-only; actions come from mediation)."""
-    from gridman.core.models import IncidentParty, IncidentStep
-    from gridman.core.services.errors import NotFound
-
-    inc = session.get(Incident, incident_id)
-    if inc is None:
-        raise NotFound(f"事件 {incident_id} 不存在", en=f"No incident {incident_id}")
-    grid = session.get(Area, inc.grid_id)
-    require(actor, Perm.READ, grid)
-    parties = [(p.name, p.role, p.phone) for p in session.scalars(
-        select(IncidentParty).where(IncidentParty.incident_id == inc.id).order_by(IncidentParty.id))]
-    steps = [StepRow(s.at, s.actor_name, s.action, s.from_level, s.to_level, s.to_status, s.note)
-             for s in session.scalars(select(IncidentStep).where(IncidentStep.incident_id == inc.id)
-                                      .order_by(IncidentStep.seq))]
-    return IncidentView(inc.id, inc.version, inc.title, inc.description, inc.category, inc.level, inc.status,
-                        inc.grid_id, grid.name if grid else "", inc.reported_at, inc.due_at, inc.location_text,
-                        parties, steps)
-
-
 def grid_choices(session: Session, actor: Actor) -> list[tuple[int, str]]:
     """(id, "community / grid") of the grids the actor may register people in."""
     from sqlalchemy.orm import aliased
 
     parent = aliased(Area)
     q = (select(Area.id, parent.name, Area.name).join(parent, parent.id == Area.parent_id)
-         .where(Area.level == "grid", grid_scope_filter(actor, Area.id)).order_by(Area.code))
+         .where(Area.level == "grid", scope.rows(actor, Area.id)).order_by(Area.code))
     return [(i, f"{p} / {n}") for i, p, n in session.execute(q)]
 
 

@@ -34,6 +34,8 @@ from gridman.core.enums import AreaLevel, Role
 from gridman.core.models import Area
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from gridman.core.services.permissions import Actor
 
 
@@ -76,7 +78,7 @@ def path_ids(path: str) -> list[int]:
     return [int(x) for x in path.strip("/").split("/") if x]
 
 
-def subtree_ids(root_path: str, *, level: AreaLevel | str | None = None) -> Select[tuple[int]]:
+def subtree_ids(root_path: str, *, level: AreaLevel | str | None = None) -> Select[int]:
     """SELECT of the ids of every area in the subtree at ``root_path``, optionally of one level."""
     q = select(Area.id).where(under(Area.path, root_path))
     if level is not None:
@@ -84,7 +86,7 @@ def subtree_ids(root_path: str, *, level: AreaLevel | str | None = None) -> Sele
     return q
 
 
-def subtree_areas(root_path: str, *, level: AreaLevel | str | None = None) -> Select[tuple[Area]]:
+def subtree_areas(root_path: str, *, level: AreaLevel | str | None = None) -> Select[Area]:
     """SELECT of every ``Area`` in the subtree at ``root_path``, optionally of one level."""
     q = select(Area).where(under(Area.path, root_path))
     if level is not None:
@@ -147,6 +149,24 @@ def rows(actor: Actor, col: Any, area: AreaLike | None = None, *, community_col:
     return conds[0] if len(conds) == 1 else and_(*conds)
 
 
+def area_ref(session: Session, area_id: int) -> AreaLike | None:
+    """The area with id ``area_id`` (None if there is none); from the session's identity map when
+    it was loaded before, so repeated filters cost no query."""
+    return session.get(Area, area_id)
+
+
+def rows_by_id(session: Session, actor: Actor, col: Any, area_id: int | None, *, community_col: Any = None,
+               street_col: Any = None) -> ColumnElement[bool]:
+    """:func:`rows` for a caller holding the chosen area's id (None: the actor's whole scope).
+    An id that names no area selects nothing."""
+    if area_id is None:
+        return rows(actor, col, community_col=community_col, street_col=street_col)
+    area = area_ref(session, area_id)
+    if area is None:
+        return false()
+    return rows(actor, col, area, community_col=community_col, street_col=street_col)
+
+
 def covers(actor: Actor, area: AreaLike) -> bool:
     """Is ``area`` (any level) inside the actor's scope (may they see and act on it)?"""
     if unrestricted(actor):
@@ -175,7 +195,7 @@ def tree_rows(actor: Actor, nodes: Sequence[R]) -> list[R]:
     return [n for n in nodes if is_under(n.path, root) or is_under(root, n.path)]
 
 
-def visible_grid_ids(actor: Actor, area: AreaLike | None = None) -> Select[tuple[int]]:
+def visible_grid_ids(actor: Actor, area: AreaLike | None = None) -> Select[int]:
     """SELECT of the ids of the grids the actor sees (within ``area`` when given)."""
     q = select(Area.id).where(Area.level == AreaLevel.GRID.value, rows(actor, Area.id, area))
     return q
