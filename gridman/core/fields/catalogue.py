@@ -3,12 +3,16 @@
 Registers are declared in dependency order (a register comes after those it refers to): the
 offline exchange writes and merges them in this order.
 
-Labels: where the copies this replaced disagreed, the catalogue took the header the offline
-exchange workbook already used (packages out in the field keep being read), and 公民身份号码 (the
-standard's term) for the citizen ID; the other spellings stay as import synonyms.
+Labels: where the copies this replaced disagreed, the catalogue took the export's header (what the
+import templates carry and clerks know), 公民身份号码 (the standard's term) for the citizen ID, and
+kept the other spellings as import synonyms. Where the offline exchange workbook already used
+another header, that header is kept as the field's ``exchange`` header: packages checked out before
+the change are read by header and must keep being read.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from gridman.core.enums import (
     DisputeKind,
@@ -48,8 +52,8 @@ CHOICE_EN.update({
 })
 
 # Fields several registers share, declared once.
-GRID_CODE = f("grid_code", "网格编码", "Grid code", "area", column="grid_id", width=18, not_blank=True,
-              synonyms=("网格编号", "grid_code"))
+GRID_CODE = f("grid_code", "网格编码", "Grid code", "area", column="grid_id", width=18, synonyms=("网格编号", "grid_code"))
+GRID_CODE_NOT_BLANK = replace(GRID_CODE, not_blank=True)
 GRID = f("grid", "网格", "Grid", column=None, width=10,
          synonyms=("网格编码", "网格编号", "网格名称", "所属网格", "grid code", "grid_code"))
 ADDRESS = f("address", "地址", "Address", width=30)
@@ -91,10 +95,10 @@ BUILDINGS = RegisterFields(
 HOUSEHOLDS = RegisterFields(
     "households", "households", "户", "Households", "户籍台账", (
         f("household_no", "户号", "Household no.", "code", width=14, required=True, not_blank=True),
-        GRID_CODE, GRID,
+        GRID_CODE_NOT_BLANK, GRID,
         f("building", "楼栋", "Building", column=None, width=10),
         BUILDING_CODE, BUILDING_UUID,
-        f("address", "现住址", "Address", width=30),
+        f("address", "地址", "Address", width=30, exchange="现住址"),
         f("kind", "户类型", "Household kind", "choice", choices=HOUSEHOLD_KINDS, width=10),
         PHONE,
         f("members", "人数", "Members", "int", column=None, width=6),
@@ -127,8 +131,8 @@ RESIDENTS = RegisterFields(
         f("birth_date", "出生日期", "Birth date", "date", width=12, note="可选，yyyy-mm-dd",
           synonyms=("出生年月", "出生年月日", "生日", "birthday", "date of birth", "dob")),
         PHONE,
-        f("registered_address", "户籍地", "Registered address", width=24, note="可选",
-          synonyms=("户籍地址", "户籍所在地", "户口所在地", "户籍住址", "hukou address")),
+        f("registered_address", "户籍地址", "Registered address", width=24, note="可选", exchange="户籍地",
+          synonyms=("户籍地", "户籍所在地", "户口所在地", "户籍住址", "hukou address")),
         f("current_address", "现住址", "Current address", width=24, note="可选",
           synonyms=("现居住地", "居住地址", "现居住地址", "实际居住地址", "住址", "address")),
         f("relation_to_head", "与户主关系", "Relation to head", "enum", enum=Relation, width=10,
@@ -143,8 +147,8 @@ RESIDENTS = RegisterFields(
         f("marital_status", "婚姻状况", "Marital status", width=10, note="可选", synonyms=("婚姻状态",)),
         f("political_status", "政治面貌", "Political status", width=10, note="可选"),
         f("employer", "工作单位", "Employer", width=20, note="可选", synonyms=("服务处所", "就业单位", "workplace")),
-        f("status", "状态", "Status", "enum", enum=ResidentStatus, width=8, not_blank=True, note="可选，默认在住",
-          synonyms=("人员状态", "居住状态")),
+        f("status", "人员状态", "Status", "enum", enum=ResidentStatus, width=8, not_blank=True, note="可选，默认在住",
+          exchange="状态", synonyms=("状态", "居住状态")),
         f("tags", "标签", "Tags", "tags", column=None, sensitive=VIEW_SENSITIVE_TAGS, width=16,
           note="可选，多个用、分隔", synonyms=("人员标签", "特殊人群", "重点人群", "人员属性", "tag")),
         NOTE,
@@ -168,7 +172,7 @@ RESIDENTS = RegisterFields(
 PREMISES = RegisterFields(
     "premises", "premises", "场所", "Premises", "场所台账", (
         f("name", "场所名称", "Name", width=24, required=True, not_blank=True),
-        f("kind", "类型", "Kind", "enum", enum=PremiseKind, width=10, required=True, not_blank=True),
+        f("kind", "场所类型", "Kind", "enum", enum=PremiseKind, width=10, required=True, not_blank=True, exchange="类型"),
         GRID_CODE, GRID, BUILDING_CODE, BUILDING_UUID, ADDRESS, CONTACT_NAME, CONTACT_PHONE,
         f("license_no", "证照号", "Licence no.", "code", width=20),
         f("last_inspected", "最近检查日期", "Last inspected", "date", width=12),
@@ -183,8 +187,9 @@ PREMISES = RegisterFields(
 
 ORGANISATIONS = RegisterFields(
     "organisations", "organisations", "组织", "Organisations", "组织台账", (
-        f("name", "名称", "Name", width=24, required=True, not_blank=True),
-        f("kind", "类型", "Kind", "enum", enum=OrgKind, width=12, required=True, not_blank=True),
+        f("name", "组织名称", "Name", width=24, required=True, not_blank=True, exchange="名称"),
+        f("kind", "组织类型", "Kind", "enum", enum=OrgKind, width=12, required=True, not_blank=True,
+          exchange="类型"),
         f("area_code", "所属区划编码", "Area code", "area", column="area_id", width=18, not_blank=True),
         f("area", "所属区划", "Area", column=None, width=12),
         f("registration", "登记方式", "Registration", "enum", enum=SocialOrgRegistration, width=8),
@@ -210,7 +215,7 @@ INCIDENTS = RegisterFields(
         f("title", "标题", "Title", width=24, not_blank=True),
         f("category", "类别", "Category", "enum", enum=IncidentCategory, width=10, not_blank=True),
         f("subcategory", "纠纷类型", "Dispute kind", "enum", enum=DisputeKind, width=12),
-        GRID_CODE, GRID,
+        GRID_CODE_NOT_BLANK, GRID,
         f("level", "当前层级", "Level", "enum", enum=MediationLevel, width=8, readonly=True,
           exchange="当前层级（随处置记录）"),
         f("status", "状态", "Status", "enum", enum=IncidentStatus, width=12, readonly=True,
@@ -269,14 +274,14 @@ INCIDENT_STEPS = RegisterFields(
 VISITS = RegisterFields(
     "visits", "visit_logs", "走访记录", "Visits", "走访台账", (
         f("visited_at", "走访时间", "Visited at", "datetime", width=17, not_blank=True),
-        GRID_CODE, GRID,
+        GRID_CODE_NOT_BLANK, GRID,
         f("household_no", "户号", "Household no.", "refkey", column="household_id", ref="households", width=14),
         HOUSEHOLD_UUID,
         f("resident", "走访对象", "Resident", column=None, width=10),
         f("resident_uuid", "人员UUID", "Resident UUID", "ref", column="resident_id", ref="residents", hidden=True),
         f("visitor", "走访人", "Visitor", column=None, width=10),
         f("visitor_id", "走访人账号", "Visitor's user name", "user"),
-        f("kind", "类型", "Kind", "enum", enum=VisitKind, width=10, not_blank=True),
+        f("kind", "走访类型", "Kind", "enum", enum=VisitKind, width=10, not_blank=True, exchange="类型"),
         f("findings", "走访发现", "Findings", width=40),
         f("follow_up", "后续跟进", "Follow-up", width=30),
         f("incident_uuid", "事件UUID", "Incident UUID", "ref", column="incident_id", ref="incidents", hidden=True),
