@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from gridman.core import config, enums
+from gridman.core import config, enums, fields
 from gridman.core.services import census_import, cleaning, export, registers
 from gridman.core.services.permissions import Actor, Perm
 from gridman.gui.errors import describe, show_error, show_info
@@ -44,14 +44,21 @@ from gridman.gui.qt import (
     Signal,
 )
 
-LIST_TITLES = {"residents": N_("实有人口台账"), "households": N_("户籍台账"), "buildings": N_("楼栋台账"),
-               "premises": N_("场所台账"), "organisations": N_("组织台账"), "incidents": N_("事件台账"),
-               "visits": N_("走访台账")}
 FILTER_NAMES = {"population_type": N_("人口类型"), "status": N_("状态"), "tag": N_("标签"), "category": N_("类别"),
                 "level": N_("层级")}
 FILTER_ENUMS: dict[str, Any] = {"population_type": "PopulationType", "category": "IncidentCategory", "level": "MediationLevel"}
 PAGES = (N_("1 选择文件"), N_("2 选择工作表"), N_("3 表头对应"), N_("4 校验预览"), N_("5 导入"), N_("6 结果"))
 PREVIEW_ROWS = 4
+
+
+def list_kinds() -> list[str]:
+    """The exportable lists (the catalogue's registers with an export view), importable ones first."""
+    return sorted(export.LISTS, key=lambda k: not fields.get(k).importable)
+
+
+def list_title(kind: str) -> str:
+    r = fields.get(kind)
+    return pick(r.ledger, r.en)
 
 
 def field_label(f: str) -> str:
@@ -458,8 +465,8 @@ class ExportDialog(QDialog):
         self.setMinimumWidth(560)
         form = QFormLayout(self)
         self.kind = QComboBox()
-        for k, t in LIST_TITLES.items():
-            self.kind.addItem(tr(t), k)
+        for k in list_kinds():
+            self.kind.addItem(list_title(k), k)
         self.kind.setCurrentIndex(max(self.kind.findData(kind), 0))
         self.area_label = QLabel()
         self._kind0 = kind
@@ -512,7 +519,7 @@ class ExportDialog(QDialog):
         self.area_label.setText(ca[1] or tr("全部（本人管辖范围）"))
 
     def _default_name(self) -> None:
-        name = f"{tr(LIST_TITLES[self.kind.currentData()])}-{date.today():%Y%m%d}.xlsx"
+        name = f"{list_title(self.kind.currentData())}-{date.today():%Y%m%d}.xlsx"
         self.out.setText(str(Path.home() / name))
 
     def _browse(self) -> None:
@@ -617,8 +624,8 @@ class ExchangeView(QWidget):
         self.monthly_button = QPushButton(tr("月度报表…"))
         self.monthly_button.clicked.connect(self.open_monthly)
         self.template_kind = QComboBox()
-        for k, t in LIST_TITLES.items():
-            self.template_kind.addItem(tr(t), k)
+        for k in list_kinds():
+            self.template_kind.addItem(list_title(k), k)
         self.template_button = QPushButton(tr("保存空白模板…"))
         self.template_button.clicked.connect(self.save_template)
         for b in (self.export_button, self.monthly_button):
