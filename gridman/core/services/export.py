@@ -30,14 +30,7 @@ from gridman.core.enums import (
     IncidentCategory,
     IncidentStatus,
     MediationLevel,
-    OrgKind,
     PopulationType,
-    PremiseKind,
-    Priority,
-    Relation,
-    ResidentStatus,
-    Sex,
-    VisitKind,
 )
 from gridman.core.models import (
     Area,
@@ -141,12 +134,17 @@ def _residents_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -
     return q
 
 
-RESIDENT_FILTERS = {
-    "population_type": (Resident.population_type, PopulationType), "sex": (Resident.sex, Sex),
-    "status": (Resident.status, ResidentStatus), "relation_to_head": (Resident.relation_to_head, Relation),
-    "grid": (G.code, None), "household_no": (Household.household_no, None), "ethnicity": (Resident.ethnicity, None),
-    "tag": (None, None),
-}
+def _filters(register: str, cols: dict[str, Any]) -> dict[str, tuple[Any, type[StrEnum] | None]]:
+    """Filter name → (column, the enumeration its value is parsed with: the catalogue field's)."""
+    by_key = fields.get(register).by_key
+    return {k: (col, by_key[k].enum if k in by_key else None) for k, col in cols.items()}
+
+
+RESIDENT_FILTERS = _filters("residents", {
+    "population_type": Resident.population_type, "sex": Resident.sex, "status": Resident.status,
+    "relation_to_head": Resident.relation_to_head, "grid": G.code, "household_no": Household.household_no,
+    "ethnicity": Resident.ethnicity, "tag": None,
+})
 
 HOUSEHOLD_COLS = _cols("households")
 
@@ -233,14 +231,13 @@ _QUERIES: dict[str, Callable[[Actor, Area | None, dict[str, Any]], Any]] = {
 }
 _FILTERS: dict[str, dict[str, tuple[Any, type[StrEnum] | None]]] = {
     "residents": RESIDENT_FILTERS,
-    "households": {"grid": (G.code, None), "kind": (Household.kind, None)},
-    "buildings": {"grid": (G.code, None)},
-    "premises": {"grid": (G.code, None), "kind": (Premise.kind, PremiseKind)},
-    "organisations": {"kind": (Organisation.kind, OrgKind)},
-    "incidents": {"grid": (G.code, None), "category": (Incident.category, IncidentCategory),
-                  "status": (Incident.status, IncidentStatus), "level": (Incident.level, MediationLevel),
-                  "priority": (Incident.priority, Priority)},
-    "visits": {"grid": (G.code, None), "kind": (VisitLog.kind, VisitKind)},
+    "households": _filters("households", {"grid": G.code, "kind": Household.kind}),
+    "buildings": _filters("buildings", {"grid": G.code}),
+    "premises": _filters("premises", {"grid": G.code, "kind": Premise.kind}),
+    "organisations": _filters("organisations", {"kind": Organisation.kind}),
+    "incidents": _filters("incidents", {"grid": G.code, "category": Incident.category, "status": Incident.status,
+                                        "level": Incident.level, "priority": Incident.priority}),
+    "visits": _filters("visits", {"grid": G.code, "kind": VisitLog.kind}),
 }
 # Every register of the catalogue with an "export" view is a list; its title is the register's ledger name.
 LISTS: dict[str, ListSpec] = {
