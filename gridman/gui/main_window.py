@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gridman.core import enums, fields
+from gridman.core import enums
 from gridman.core.db import Database
 from gridman.core.services import dashboard
 from gridman.core.services.areas import tree
@@ -46,8 +46,7 @@ from gridman.gui.views.mediation_gui import OverdueSweeper, QueueView
 from gridman.gui.views.register_view import RegisterView, kind_title
 
 AREA_ROLE = Qt.ItemDataRole.UserRole + 2
-# the registers with a page of their own under 其他台账: every list of the field catalogue but these
-OTHER_REGISTERS = tuple(r.key for r in fields.with_view("list") if r.key not in ("residents", "incidents", "users"))
+OTHER_REGISTERS = ("households", "buildings", "premises", "organisations", "visits")
 # which views care about which broadcast kinds
 INTERESTS = {
     "map": {"households", "residents", "incidents", "areas", "all"},
