@@ -182,3 +182,17 @@ def test_many_dates_property(values):
     today = date(2026, 3, 1)
     assert c.clean_dates(values, not_future=True, today=today) == [c.clean_date(v, not_future=True, today=today)
                                                                    for v in values]
+
+
+def test_citizen_id_issues_carry_the_idcard_messages():
+    issue = c.clean_citizen_id("110105194912310021").issue
+    with pytest.raises(idcard.IdCardError) as ei:
+        idcard.parse("110105194912310021")
+    assert (issue.code, issue.message, issue.en) == ("id_check_digit", ei.value.zh, ei.value.en)
+    assert "X" in issue.en  # the English message says which check digit is right (it did not before)
+    assert c.clean_citizen_id(True).issue.en == "Not a citizen ID"
+
+
+def test_status_cleaner_named_by_the_catalogue_label():
+    bad = c.clean_status("出差")
+    assert bad.issue.code == "enum" and bad.issue.message.startswith("人员状态“出差”无法识别")

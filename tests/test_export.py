@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from gridman.core import enums
 from gridman.core.enums import Role
 from gridman.core.models import Area, AuditEntry, Incident, Resident
 from gridman.core.services import census as ci
@@ -120,6 +121,26 @@ def test_every_list_exports_what_sql_counts(demo_db, tmp_path):
         got[name] = res.rows
     assert got["residents"] == n_res and got["incidents"] == n_inc
     assert all(v > 0 for v in got.values()), got
+
+
+def test_lists_show_labels_of_coded_fields_with_catalogue_headers(demo_db, tmp_path):
+    """户类型 was written as its code (family) while the exchange showed 家庭户; every coded
+    column of every list now shows labels, under the catalogue's headers."""
+    from gridman.core import fields
+
+    admin = admin_of(demo_db)
+    for name in ("households", "organisations", "visits"):
+        out = tmp_path / f"{name}.xlsx"
+        with demo_db.work(admin) as s:
+            ex.export_list(s, admin, list_name=name, out=out)
+        sheet = python_calamine.CalamineWorkbook.from_path(str(out)).get_sheet_by_index(0).to_python()
+        cat = fields.get(name).view("export")
+        assert sheet[0] == [f.zh for f in cat]
+        for j, f in enumerate(cat):
+            if f.kind in ("enum", "choice"):
+                labels = {f.choice_label(c) for c in f.choices} if f.choices else set(enums.labels(f.enum))
+                values = {row[j] for row in sheet[1:]} - {""}
+                assert values and values <= labels, (name, f.key, values - labels)
 
 
 def test_monthly_report_figures_and_charts(demo_db, tmp_path):

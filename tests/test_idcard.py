@@ -41,3 +41,22 @@ def test_make_is_valid_and_consistent(born, seq, sex):
     info = idcard.parse(n)
     assert (info.birth_date, info.sex) == (born, sex)
     assert idcard.mask(n) == n[:4] + "*" * 10 + n[-4:]
+
+
+@pytest.mark.parametrize("raw,zh,en", [
+    ("11010519491231002", "身份证号应为 18 位，实际 17 位", "A citizen ID has 18 characters, this one 17"),
+    ("110105194912310021", "身份证号校验位错误（应为 X）", "Wrong check digit (should be X)"),
+    ("110105194913310021", "身份证号中的出生日期 19491331 不存在", "The birth date 19491331 inside the ID does not exist"),
+])
+def test_one_set_of_messages_in_both_languages(raw, zh, en):
+    with pytest.raises(idcard.IdCardError) as ei:
+        idcard.parse(raw)
+    assert (str(ei.value), ei.value.text("zh_CN"), ei.value.text("en")) == (zh, zh, en)
+
+
+def test_every_message_has_both_languages_with_the_same_placeholders():
+    import re
+
+    for code, zh, en in idcard.MESSAGES.values():
+        assert code and zh and en and not re.search(r"[\u3400-\u9fff]", en)
+        assert set(re.findall(r"\{(\w+)\}", zh)) == set(re.findall(r"\{(\w+)\}", en))

@@ -2,12 +2,17 @@
 
 The database keeps the code (portable, readable in SQL); the label tables are the one source of
 the words users see. ``label(enum_value, lang)`` gives the text; ``parse(EnumCls, text)`` accepts a
-code, a Chinese label or a known synonym (used by imports).
+code, a Chinese or English label or a known synonym (``SYNONYMS``: what clerks type, 妻 → 配偶),
+all compared through one normalisation, :func:`text_key` (full-width → half-width, no spaces,
+lower case). The census import, the offline exchange, export filters and the GUI all parse
+through :func:`lookup` / :func:`parse`; there is no second table.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from enum import StrEnum
+from typing import Any
 
 
 class AreaLevel(StrEnum):
@@ -356,13 +361,72 @@ def label(value: StrEnum | str, lang: str = "zh_CN", enum: type[StrEnum] | None 
     return pair[1] if lang.startswith("en") else pair[0]
 
 
-def parse(enum: type[StrEnum], text: str) -> StrEnum:
-    """Accept a code, a Chinese or English label (case/space-insensitive). Raises ValueError."""
-    t = "".join(str(text).split()).lower()
-    for member in enum:
-        if t == member.value.lower():
-            return member
-        zh, en = label_pair(member) or ("", "")
-        if t in (zh.lower(), "".join(en.split()).lower()):
-            return member
-    raise ValueError(f"{text!r} is not a valid {enum.__name__}")
+def labels(enum: type[StrEnum], lang: str = "zh_CN") -> list[str]:
+    """The labels of every member, in declaration order (drop-down lists, "可填：…" hints)."""
+    return [label(m, lang) for m in enum]
+
+
+# What people type for a member besides its code and labels (census sheets, offline packages).
+# Keys are compared through text_key, so 'Male', 'MALE' and 'ｍａｌｅ' are one synonym.
+SYNONYMS: dict[type[StrEnum], dict[str, str]] = {
+    Sex: {"男性": "M", "女性": "F", "m": "M", "f": "F", "1": "M", "2": "F"},
+    PopulationType: {
+        "户籍": "registered", "常住户籍": "registered", "户籍人员": "registered",
+        "流动": "floating", "流动人员": "floating", "外来人口": "floating", "暂住人口": "floating",
+        "人户分离人员": "separated", "人户分离人口": "separated",
+        "境外": "foreign", "境外人口": "foreign", "外籍人员": "foreign", "外国人": "foreign",
+    },
+    Relation: {
+        "本人": "head", "户主本人": "head", "妻": "spouse", "夫": "spouse", "妻子": "spouse", "丈夫": "spouse",
+        "子": "child", "女": "child", "儿子": "child", "女儿": "child", "长子": "child", "长女": "child",
+        "次子": "child", "次女": "child", "养子": "child", "养女": "child", "继子": "child", "继女": "child",
+        "父亲": "parent", "母亲": "parent", "父": "parent", "母": "parent", "岳父": "parent", "岳母": "parent",
+        "公公": "parent", "婆婆": "parent",
+        "祖父": "grandparent", "祖母": "grandparent", "外祖父": "grandparent", "外祖母": "grandparent",
+        "孙子": "grandchild", "孙女": "grandchild", "外孙子": "grandchild", "外孙女": "grandchild",
+        "外孙": "grandchild",
+        "兄": "sibling", "弟": "sibling", "姐": "sibling", "妹": "sibling", "哥哥": "sibling", "弟弟": "sibling",
+        "姐姐": "sibling", "妹妹": "sibling",
+        "儿媳": "child_in_law", "女婿": "child_in_law",
+        "租户": "tenant", "租客": "tenant", "承租人": "tenant", "租住": "tenant",
+        "其他亲属": "other", "非亲属": "other",
+    },
+    ResidentStatus: {
+        "正常": "active", "在册": "active", "现住": "active", "已迁出": "moved_out", "注销": "moved_out",
+        "死亡注销": "deceased", "已故": "deceased",
+    },
+}
+
+
+def text_key(text: Any) -> str:
+    """THE normalisation for matching typed text against codes, labels and synonyms: full-width
+    forms folded (NFKC: Ａ→A, ０→0, the ideographic space), every space removed, lower case."""
+    return "".join(unicodedata.normalize("NFKC", str(text)).split()).lower()
+
+
+_LOOKUP: dict[type[StrEnum], dict[str, str]] = {}
+
+
+def lookup(enum: type[StrEnum]) -> dict[str, str]:
+    """text_key(code / Chinese label / English label / synonym) → code, built once per enumeration.
+    Codes and labels come first; a synonym never overrides them."""
+    table = _LOOKUP.get(enum)
+    if table is None:
+        table = {}
+        for m in enum:
+            zh, en = label_pair(m) or (m.value, m.value)
+            for t in (m.value, zh, en):
+                table.setdefault(text_key(t), m.value)
+        for t, code in SYNONYMS.get(enum, {}).items():
+            table.setdefault(text_key(t), enum(code).value)
+        _LOOKUP[enum] = table
+    return table
+
+
+def parse(enum: type[StrEnum], text: Any) -> StrEnum:
+    """A code, a Chinese or English label or a synonym (see :func:`text_key`) → the member.
+    Raises ValueError."""
+    code = lookup(enum).get(text_key(text))
+    if code is None:
+        raise ValueError(f"{text!r} is not a valid {enum.__name__}")
+    return enum(code)

@@ -16,12 +16,36 @@ _FULLWIDTH = str.maketrans("０１２３４５６７８９ｘＸ", "0123456789XX
 _SCI = re.compile(r"^\d(\.\d+)?[eE]\+?\d+$")
 
 
-class IdCardError(ValueError):
-    """Why a citizen ID is not valid; ``code`` is machine-readable, the message is Chinese."""
+# THE messages about a citizen ID, (Chinese, English), used by the census import, the offline
+# exchange and the GUI's as-you-type check alike. Keyed by message; ``code`` groups them
+# (both birth-date messages have code "birth_date").
+MESSAGES: dict[str, tuple[str, str, str]] = {  # key: (code, Chinese, English)
+    "corrupted": ("corrupted", "身份证号被 Excel 转成了科学计数法数字，末几位已丢失，请把该列设为文本后重新填写",
+                  "Excel turned the ID into a number in scientific notation; its last digits are lost. "
+                  "Format the column as text and type it again"),
+    "length": ("length", "身份证号应为 18 位，实际 {n} 位", "A citizen ID has 18 characters, this one {n}"),
+    "chars": ("chars", "身份证号只能包含数字，最后一位可以是 X", "A citizen ID has digits only, the last may be X"),
+    "birth_date": ("birth_date", "身份证号中的出生日期 {d} 不存在", "The birth date {d} inside the ID does not exist"),
+    "birth_date_implausible": ("birth_date", "身份证号中的出生日期 {d} 不合理",
+                               "The birth date {d} inside the ID is implausible"),
+    "check_digit": ("check_digit", "身份证号校验位错误（应为 {c}）", "Wrong check digit (should be {c})"),
+    "invalid": ("chars", "身份证号格式错误", "Not a citizen ID"),
+}
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
+
+class IdCardError(ValueError):
+    """Why a citizen ID is not valid: ``code`` is machine-readable, ``str(exc)`` (= ``zh``) the
+    Chinese message, ``en`` the English one; :meth:`text` picks by language."""
+
+    def __init__(self, key: str, **params: object) -> None:
+        code, zh, en = MESSAGES[key]
+        super().__init__(zh.format(**params))
         self.code = code
+        self.zh = str(self)
+        self.en = en.format(**params)
+
+    def text(self, lang: str = "zh_CN") -> str:
+        return self.en if lang.startswith("en") else self.zh
 
 
 def check_char(first17: str) -> str:
@@ -51,23 +75,23 @@ def parse(raw: object) -> IdInfo:
     reported as corrupted, never guessed back.
     """
     if isinstance(raw, float) or (isinstance(raw, str) and _SCI.match(raw.strip())):
-        raise IdCardError("corrupted", "身份证号被 Excel 转成了科学计数法数字，末几位已丢失，请把该列设为文本后重新填写")
+        raise IdCardError("corrupted")
     if isinstance(raw, int):
         raw = str(raw)
     s = normalize(raw)
     if len(s) != 18:
-        raise IdCardError("length", f"身份证号应为 18 位，实际 {len(s)} 位")
+        raise IdCardError("length", n=len(s))
     if not (s.isascii() and s[:17].isdigit() and s[17] in "0123456789X"):  # isdigit alone accepts "²", "٣"
-        raise IdCardError("chars", "身份证号只能包含数字，最后一位可以是 X")
+        raise IdCardError("chars")
     try:
         born = date(int(s[6:10]), int(s[10:12]), int(s[12:14]))
     except ValueError:
-        raise IdCardError("birth_date", f"身份证号中的出生日期 {s[6:14]} 不存在") from None
+        raise IdCardError("birth_date", d=s[6:14]) from None
     if born.year < 1880 or born > date.today():
-        raise IdCardError("birth_date", f"身份证号中的出生日期 {s[6:14]} 不合理")
+        raise IdCardError("birth_date_implausible", d=s[6:14])
     expected = check_char(s[:17])
     if s[17] != expected:
-        raise IdCardError("check_digit", f"身份证号校验位错误（应为 {expected}）")
+        raise IdCardError("check_digit", c=expected)
     return IdInfo(s, s[:6], born, "M" if int(s[16]) % 2 == 1 else "F")
 
 

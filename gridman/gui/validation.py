@@ -6,15 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 from gridman.core import idcard
-from gridman.gui.i18n import N_, tr
-
-ID_MESSAGES = {
-    "corrupted": N_("身份证号被转成了科学计数法，末几位已丢失"),
-    "length": N_("身份证号应为 18 位"),
-    "chars": N_("身份证号只能包含数字，最后一位可以是 X"),
-    "birth_date": N_("身份证号中的出生日期不存在或不合理"),
-    "check_digit": N_("身份证号校验位错误"),
-}
+from gridman.gui.i18n import language, tr
 
 
 def check_id(text: str) -> tuple[str | None, idcard.IdInfo | None]:
@@ -25,10 +17,7 @@ def check_id(text: str) -> tuple[str | None, idcard.IdInfo | None]:
     try:
         info = idcard.parse(t)
     except idcard.IdCardError as exc:
-        msg = tr(ID_MESSAGES[exc.code]) if exc.code in ID_MESSAGES else tr("身份证号无效")
-        if exc.code == "check_digit":
-            msg += tr("（应为 {c}）").format(c=idcard.check_char(idcard.normalize(t)[:17]))
-        return msg, None
+        return exc.text(language()), None  # the one set of ID messages (idcard.MESSAGES)
     return None, info
 
 

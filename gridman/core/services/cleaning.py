@@ -19,17 +19,9 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from enum import StrEnum
 from typing import Any, NamedTuple
 
-from gridman.core import idcard
-from gridman.core.enums import (
-    PopulationType,
-    Relation,
-    ResidentStatus,
-    Sex,
-    label_pair,
-)
+from gridman.core import enums, fields, idcard
 
 # --- results ---------------------------------------------------------------------------------
 
@@ -126,16 +118,6 @@ def _today() -> date:
 
 # --- citizen ID (公民身份号码) --------------------------------------------------------------------
 
-_ID_MESSAGES_EN = {
-    "corrupted": "Excel turned the ID into a number in scientific notation; its last digits are lost. "
-                 "Format the column as text and type it again",
-    "length": "A citizen ID has 18 characters",
-    "chars": "A citizen ID has digits only, the last may be X",
-    "birth_date": "The birth date inside the ID does not exist",
-    "check_digit": "Wrong check digit",
-}
-
-
 _ID_DIGIT_OFFSET = 48 * sum(idcard.WEIGHTS)
 
 
@@ -155,12 +137,12 @@ def clean_citizen_id(raw: Any) -> Clean:
                 return Clean(idcard.IdInfo(raw[:17] + last, raw[:6], born, "M" if int(raw[16]) % 2 else "F"))
     if is_blank(raw):
         return EMPTY
-    if isinstance(raw, bool):
-        return _err("id_chars", "身份证号格式错误", "Not a citizen ID")
     try:
+        if isinstance(raw, bool):
+            raise idcard.IdCardError("invalid")
         info = idcard.parse(raw)
     except idcard.IdCardError as exc:
-        return _err(f"id_{exc.code}", str(exc), _ID_MESSAGES_EN.get(exc.code, "Invalid citizen ID"))
+        return _err(f"id_{exc.code}", exc.zh, exc.en)
     return Clean(info)
 
 
@@ -368,38 +350,29 @@ ETHNICITIES: tuple[str, ...] = (
 assert len(ETHNICITIES) == 56
 
 
-def enum_label_pair(member: StrEnum) -> tuple[str, str]:
-    """(Chinese, English) label of an enumeration member (the code itself if it has none)."""
-    return label_pair(member) or (member.value, member.value)
-
-
-def enum_label(member: StrEnum, lang: str = "zh_CN") -> str:
-    zh, en = enum_label_pair(member)
-    return en if lang.startswith("en") else zh
-
-
-def parse_enum(enum: type[StrEnum], text: Any) -> StrEnum:
-    """A code or a Chinese/English label → the member (ValueError otherwise)."""
-    t = _key(text)
-    for m in enum:
-        zh, en = enum_label_pair(m)
-        if t in (m.value.lower(), _key(zh), _key(en)):
-            return m
-    raise ValueError(f"{text!r} is not a valid {enum.__name__}")
-
-
-def _key(s: Any) -> str:
-    return "".join(to_halfwidth(str(s)).split()).lower()
+# The one label/parse of enumerations is gridman.core.enums; these names stay for callers.
+enum_label = enums.label
+parse_enum = enums.parse
+_key = enums.text_key
 
 
 class EnumCleaner:
-    """Maps codes, Chinese/English labels and synonyms of one enumeration to its code."""
+    """Maps codes, Chinese/English labels and synonyms to a stored value (an enumeration's code, or
+    an entry of a closed list such as the 56 民族), through :func:`enums.text_key`."""
 
     def __init__(self, name_zh: str, name_en: str, mapping: dict[str, str], allowed_hint: Iterable[str]) -> None:
         self.name_zh, self.name_en = name_zh, name_en
         self.mapping = {_key(k): v for k, v in mapping.items()}
         self.hint = "、".join(allowed_hint)
         self._cache: dict[Any, Clean] = {}
+
+    @classmethod
+    def for_field(cls, register: str, key: str) -> EnumCleaner:
+        """The cleaner of an enumeration field of the catalogue: its label names it in messages,
+        :func:`enums.lookup` is its table."""
+        fd = fields.get(register).field(key)
+        assert fd.enum is not None, key
+        return cls(fd.zh, fd.en.lower(), enums.lookup(fd.enum), enums.labels(fd.enum))
 
     def __call__(self, raw: Any) -> Clean:
         if is_blank(raw):
@@ -417,58 +390,15 @@ class EnumCleaner:
         return c
 
 
-def _enum_map(enum: type[StrEnum], synonyms: dict[str, str]) -> dict[str, str]:
-    m: dict[str, str] = {}
-    for member in enum:
-        m[member.value] = member.value
-        zh, en = enum_label_pair(member)
-        if zh:
-            m[zh] = member.value
-        if en:
-            m[en] = member.value
-    m.update(synonyms)
-    return m
-
-
-def _labels(enum: type[StrEnum]) -> list[str]:
-    return [enum_label_pair(m)[0] for m in enum]
-
-
-clean_sex = EnumCleaner("性别", "sex", _enum_map(Sex, {
-    "男性": "M", "女性": "F", "male": "M", "female": "F", "m": "M", "f": "F", "1": "M", "2": "F",
-}), ["男", "女"])
+clean_sex = EnumCleaner.for_field("residents", "sex")
+clean_population_type = EnumCleaner.for_field("residents", "population_type")
+clean_relation = EnumCleaner.for_field("residents", "relation_to_head")
+clean_status = EnumCleaner.for_field("residents", "status")
 
 _eth_map: dict[str, str] = {e: e for e in ETHNICITIES}
 _eth_map.update({e[:-1]: e for e in ETHNICITIES if e.endswith("族")})  # 汉 → 汉族
 _eth_map.update({"汉": "汉族", "han": "汉族", "蒙古": "蒙古族", "维吾尔": "维吾尔族"})
 clean_ethnicity = EnumCleaner("民族", "ethnicity", _eth_map, ["汉族", "回族", "……（56 个民族）"])
-
-clean_population_type = EnumCleaner("人口类型", "population type", _enum_map(PopulationType, {
-    "户籍": "registered", "户籍人口": "registered", "常住户籍": "registered", "户籍人员": "registered",
-    "流动": "floating", "流动人员": "floating", "外来人口": "floating", "暂住人口": "floating",
-    "人户分离人员": "separated", "人户分离人口": "separated",
-    "境外": "foreign", "境外人口": "foreign", "外籍人员": "foreign", "外国人": "foreign",
-}), _labels(PopulationType))
-
-clean_relation = EnumCleaner("与户主关系", "relation to head", _enum_map(Relation, {
-    "本人": "head", "户主本人": "head", "妻": "spouse", "夫": "spouse", "妻子": "spouse", "丈夫": "spouse",
-    "子": "child", "女": "child", "儿子": "child", "女儿": "child", "长子": "child", "长女": "child",
-    "次子": "child", "次女": "child", "养子": "child", "养女": "child", "继子": "child", "继女": "child",
-    "父亲": "parent", "母亲": "parent", "父": "parent", "母": "parent", "岳父": "parent", "岳母": "parent",
-    "公公": "parent", "婆婆": "parent",
-    "祖父": "grandparent", "祖母": "grandparent", "外祖父": "grandparent", "外祖母": "grandparent",
-    "孙子": "grandchild", "孙女": "grandchild", "外孙子": "grandchild", "外孙女": "grandchild", "外孙": "grandchild",
-    "兄": "sibling", "弟": "sibling", "姐": "sibling", "妹": "sibling", "哥哥": "sibling", "弟弟": "sibling",
-    "姐姐": "sibling", "妹妹": "sibling",
-    "儿媳": "child_in_law", "女婿": "child_in_law",
-    "租户": "tenant", "租客": "tenant", "承租人": "tenant", "租住": "tenant",
-    "其他亲属": "other", "非亲属": "other",
-}), _labels(Relation))
-
-clean_status = EnumCleaner("人员状态", "status", _enum_map(ResidentStatus, {
-    "正常": "active", "在册": "active", "现住": "active", "已迁出": "moved_out", "注销": "moved_out",
-    "死亡注销": "deceased", "已故": "deceased",
-}), _labels(ResidentStatus))
 
 
 @dataclass(frozen=True)
@@ -513,42 +443,11 @@ class TagIndex:
 
 # --- header synonyms -----------------------------------------------------------------------------
 
-# field → synonyms (Chinese and English). Matching ignores full-width forms, spaces, case, '*'
-# (required marks) and a trailing parenthesised note like "出生日期（yyyy-mm-dd）".
-HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "household_no": ("户号", "户编号", "户籍编号", "家庭户号", "household_no", "household", "household number",
-                     "household id"),
-    "grid": ("网格", "网格编码", "网格编号", "网格名称", "所属网格", "grid", "grid code", "grid_code"),
-    "building": ("楼栋", "楼栋编码", "楼栋号", "楼栋名称", "所在楼栋", "楼号", "building", "building code"),
-    "household_address": ("户地址", "家庭住址", "household address"),
-    "name": ("姓名", "名字", "人员姓名", "name", "full name"),
-    "sex": ("性别", "sex", "gender"),
-    "ethnicity": ("民族", "ethnicity", "nation", "nationality"),
-    "citizen_id": ("公民身份号码", "身份证号", "身份证号码", "证件号码", "身份证", "证件号", "公民身份证号",
-                   "id_card", "id_number", "id card", "id number", "citizen id", "citizen_id"),
-    "birth_date": ("出生日期", "出生年月", "出生年月日", "生日", "birth_date", "birthday", "date of birth", "dob"),
-    "phone": ("联系电话", "电话", "手机", "手机号", "手机号码", "联系方式", "电话号码", "phone", "mobile", "telephone",
-              "tel"),
-    "registered_address": ("户籍地址", "户籍地", "户籍所在地", "户口所在地", "户籍住址", "registered_address",
-                           "registered address", "hukou address"),
-    "current_address": ("现住址", "现居住地", "居住地址", "现居住地址", "实际居住地址", "住址", "current_address",
-                        "current address", "address"),
-    "relation_to_head": ("与户主关系", "户主关系", "关系", "与户主的关系", "relationship", "relation",
-                         "relation_to_head", "relation to head"),
-    "population_type": ("人口类型", "人员类型", "人口类别", "人员类别", "population_type", "population type",
-                        "type"),
-    "residence_permit_no": ("居住证号", "居住证号码", "居住证编号", "residence_permit_no", "residence permit no",
-                            "residence permit"),
-    "residence_permit_expiry": ("居住证有效期", "居住证有效期至", "居住证到期日期", "residence_permit_expiry",
-                                "permit expiry"),
-    "education": ("文化程度", "学历", "education"),
-    "marital_status": ("婚姻状况", "婚姻状态", "marital_status", "marital status"),
-    "political_status": ("政治面貌", "political_status", "political status"),
-    "employer": ("工作单位", "服务处所", "就业单位", "employer", "workplace"),
-    "status": ("人员状态", "状态", "居住状态", "status"),
-    "tags": ("标签", "人员标签", "特殊人群", "重点人群", "人员属性", "tags", "tag"),
-    "note": ("备注", "说明", "note", "notes", "remark", "remarks"),
-}
+# The census import's fields: the residents register's "census" view of the field catalogue.
+# field → (Chinese label, synonyms…, English label). Matching ignores full-width forms, spaces,
+# case, '*' (required marks) and a trailing parenthesised note like "出生日期（yyyy-mm-dd）".
+_CENSUS = fields.get("residents").view("census")
+HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {fd.key: (fd.zh, *fd.synonyms, fd.en) for fd in _CENSUS}
 
 # Columns gridman itself adds to error reports and exports that an import may safely ignore.
 IGNORED_HEADERS = ("序号", "编号", "no", "no.", "#", "错误原因", "导入问题", "原行号", "row", "reason")
@@ -582,29 +481,4 @@ def is_ignored_header(raw: Any) -> bool:
     return header_key(raw) in _IGNORED
 
 
-FIELD_LABELS: dict[str, tuple[str, str]] = {
-    "household_no": ("户号", "Household no."),
-    "grid": ("网格", "Grid"),
-    "building": ("楼栋", "Building"),
-    "household_address": ("户地址", "Household address"),
-    "name": ("姓名", "Name"),
-    "sex": ("性别", "Sex"),
-    "ethnicity": ("民族", "Ethnicity"),
-    "citizen_id": ("公民身份号码", "Citizen ID"),
-    "birth_date": ("出生日期", "Birth date"),
-    "phone": ("联系电话", "Phone"),
-    "registered_address": ("户籍地址", "Registered address"),
-    "current_address": ("现住址", "Current address"),
-    "relation_to_head": ("与户主关系", "Relation to head"),
-    "population_type": ("人口类型", "Population type"),
-    "residence_permit_no": ("居住证号", "Residence permit no."),
-    "residence_permit_expiry": ("居住证有效期", "Residence permit expiry"),
-    "education": ("文化程度", "Education"),
-    "marital_status": ("婚姻状况", "Marital status"),
-    "political_status": ("政治面貌", "Political status"),
-    "employer": ("工作单位", "Employer"),
-    "status": ("人员状态", "Status"),
-    "tags": ("标签", "Tags"),
-    "note": ("备注", "Note"),
-}
-assert set(FIELD_LABELS) == set(HEADER_SYNONYMS)
+FIELD_LABELS: dict[str, tuple[str, str]] = {fd.key: (fd.zh, fd.en) for fd in _CENSUS}

@@ -24,24 +24,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, aliased
 
-from gridman.core import enums, idcard
+from gridman.core import enums, fields, idcard
 from gridman.core import xlsxstream as xs
-from gridman.core.enums import (
-    IncidentCategory,
-    IncidentStatus,
-    MediationLevel,
-    OrgKind,
-    PopulationType,
-    PremiseKind,
-    Priority,
-    Relation,
-    ResidentStatus,
-    Satisfaction,
-    Sex,
-    SocialOrgField,
-    SocialOrgRegistration,
-    VisitKind,
-)
 from gridman.core.models import (
     Area,
     Building,
@@ -59,9 +43,15 @@ from gridman.core.services import audit, cleaning, scope
 from gridman.core.services.errors import NotFound, ValidationError
 from gridman.core.services.permissions import Actor, Perm, require
 
+# how an export writes each kind of catalogue field
+_EXPORT_KIND = {"idno": "id", "area": "code", "refkey": "code", "ref": "code", "user": "text", "choice": "enum"}
+
 
 @dataclass(frozen=True)
 class Col:
+    """One column of an export and its import template, made from a catalogue field
+    (:mod:`gridman.core.fields`): ``key`` is the field key and the query's column label."""
+
     key: str
     header: str  # Chinese header (the import recognises these)
     kind: str = "text"  # text / code / date / datetime / int / float / enum / bool / tags / id
@@ -69,6 +59,18 @@ class Col:
     width: int = 12
     required: bool = False  # for templates
     note: str = ""  # for templates
+    labels: dict[str, str] | None = None  # code → Chinese label (enum and choice fields)
+
+    @classmethod
+    def of(cls, fd: fields.Field) -> Col:
+        labels = ({m.value: enums.label(m) for m in fd.enum} if fd.enum is not None
+                  else dict(fd.choices) if fd.choices is not None else None)
+        return cls(fd.key, fd.zh, _EXPORT_KIND.get(fd.kind, fd.kind), fd.enum, fd.width, fd.required, fd.note, labels)
+
+
+def _cols(register: str) -> tuple[Col, ...]:
+    """The export's columns of a register: the catalogue's "export" view."""
+    return tuple(Col.of(fd) for fd in fields.get(register).view("export"))
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def _apply_filters(q: Any, spec_filters: dict[str, tuple[Any, type[StrEnum] | No
         col, enum = spec_filters[k]
         if enum is not None:
             try:
-                raw = cleaning.parse_enum(enum, raw).value
+                raw = enums.parse(enum, raw).value
             except ValueError:
                 raise ValidationError(f"筛选条件 {k}={raw} 的取值无效", field=k, en=f"Invalid filter value {k}={raw}") from None
         q = q.where(col == raw)
@@ -105,30 +107,7 @@ def _apply_filters(q: Any, spec_filters: dict[str, tuple[Any, type[StrEnum] | No
 
 # --- the lists ------------------------------------------------------------------------------------
 
-RESIDENT_COLS = (
-    Col("household_no", "户号", "code", width=14, required=True, note="必填，同一户填同一户号"),
-    Col("grid_code", "网格编码", "code", width=18, note="新户必填：网格编码或名称"),
-    Col("building", "楼栋", width=10, note="可选：楼栋编码或名称"),
-    Col("name", "姓名", width=10, required=True, note="必填"),
-    Col("sex", "性别", "enum", Sex, width=6, note="可选，可由身份证号推出"),
-    Col("ethnicity", "民族", width=8, note="可选，如 汉族"),
-    Col("citizen_id", "公民身份号码", "id", width=21, note="18 位，文本格式"),
-    Col("birth_date", "出生日期", "date", width=12, note="可选，yyyy-mm-dd"),
-    Col("phone", "联系电话", "code", width=14, note="可选，手机 11 位或带区号固话"),
-    Col("registered_address", "户籍地址", width=24, note="可选"),
-    Col("current_address", "现住址", width=24, note="可选"),
-    Col("relation_to_head", "与户主关系", "enum", Relation, width=10, note="必填，一户一位户主"),
-    Col("population_type", "人口类型", "enum", PopulationType, width=10, note="可选，默认户籍人口"),
-    Col("residence_permit_no", "居住证号", "code", width=16, note="流动人口可填"),
-    Col("residence_permit_expiry", "居住证有效期", "date", width=12, note="yyyy-mm-dd"),
-    Col("education", "文化程度", width=10, note="可选"),
-    Col("marital_status", "婚姻状况", width=10, note="可选"),
-    Col("political_status", "政治面貌", width=10, note="可选"),
-    Col("employer", "工作单位", width=20, note="可选"),
-    Col("status", "人员状态", "enum", ResidentStatus, width=8, note="可选，默认在住"),
-    Col("tags", "标签", "tags", width=16, note="可选，多个用、分隔"),
-    Col("note", "备注", width=20, note="可选"),
-)
+RESIDENT_COLS = _cols("residents")
 
 
 def _residents_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -> Any:
@@ -148,19 +127,19 @@ def _residents_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -
     return q
 
 
-RESIDENT_FILTERS = {
-    "population_type": (Resident.population_type, PopulationType), "sex": (Resident.sex, Sex),
-    "status": (Resident.status, ResidentStatus), "relation_to_head": (Resident.relation_to_head, Relation),
-    "grid": (G.code, None), "household_no": (Household.household_no, None), "ethnicity": (Resident.ethnicity, None),
-    "tag": (None, None),
-}
+def _filters(register: str, cols: dict[str, Any]) -> dict[str, tuple[Any, type[StrEnum] | None]]:
+    """Filter name → (column, the enumeration its value is parsed with: the catalogue field's)."""
+    by_key = fields.get(register).by_key
+    return {k: (col, by_key[k].enum if k in by_key else None) for k, col in cols.items()}
 
-HOUSEHOLD_COLS = (
-    Col("household_no", "户号", "code", width=14, required=True), Col("grid_code", "网格编码", "code", width=18),
-    Col("grid_name", "网格名称", width=12), Col("building", "楼栋", width=10), Col("address", "地址", width=30),
-    Col("kind", "户类型", width=8), Col("phone", "联系电话", "code", width=14), Col("members", "人数", "int", width=6),
-    Col("head", "户主", width=10), Col("note", "备注", width=20),
-)
+
+RESIDENT_FILTERS = _filters("residents", {
+    "population_type": Resident.population_type, "sex": Resident.sex, "status": Resident.status,
+    "relation_to_head": Resident.relation_to_head, "grid": G.code, "household_no": Household.household_no,
+    "ethnicity": Resident.ethnicity, "tag": None,
+})
+
+HOUSEHOLD_COLS = _cols("households")
 
 
 def _households_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -> Any:
@@ -169,19 +148,14 @@ def _households_query(actor: Actor, area: Area | None, filters: dict[str, Any]) 
                .correlate(h).scalar_subquery())
     head = (select(r.c.name).where(r.c.household_id == h.c.id, r.c.relation_to_head == "head",
                                    r.c.status == "active").correlate(h).limit(1).scalar_subquery())
-    return (select(h.c.household_no, G.code.label("grid_code"), G.name.label("grid_name"),
+    return (select(h.c.household_no, G.code.label("grid_code"), G.name.label("grid"),
                    func.coalesce(b.c.code, b.c.name).label("building"), h.c.address,
                    h.c.kind, h.c.phone, members.label("members"), head.label("head"), h.c.note)
             .select_from(h).join(G, G.id == h.c.grid_id).outerjoin(b, b.c.id == h.c.building_id)
             .where(_area_cond(actor, area, h.c.grid_id)).order_by(h.c.id))
 
 
-BUILDING_COLS = (
-    Col("code", "楼栋编码", "code", width=16), Col("name", "楼栋名称", width=12, required=True),
-    Col("grid_code", "网格编码", "code", width=18), Col("address", "地址", width=30), Col("floors", "层数", "int", width=6),
-    Col("units", "单元数", "int", width=6), Col("lon", "经度", "float", width=11), Col("lat", "纬度", "float", width=11),
-    Col("built_year", "建成年份", "int", width=8), Col("note", "备注", width=20),
-)
+BUILDING_COLS = _cols("buildings")
 
 
 def _buildings_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -> Any:
@@ -192,13 +166,7 @@ def _buildings_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -
             .where(_area_cond(actor, area, b.c.grid_id)).order_by(b.c.id))
 
 
-PREMISE_COLS = (
-    Col("name", "场所名称", width=24, required=True), Col("kind", "场所类型", "enum", PremiseKind, width=10, required=True),
-    Col("grid_code", "网格编码", "code", width=18), Col("address", "地址", width=30), Col("contact_name", "联系人", width=10),
-    Col("contact_phone", "联系电话", "code", width=14), Col("license_no", "证照号", "code", width=20),
-    Col("last_inspected", "最近检查日期", "date", width=12), Col("lon", "经度", "float", width=11),
-    Col("lat", "纬度", "float", width=11), Col("note", "备注", width=20),
-)
+PREMISE_COLS = _cols("premises")
 
 
 def _premises_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -> Any:
@@ -209,53 +177,31 @@ def _premises_query(actor: Actor, area: Area | None, filters: dict[str, Any]) ->
             .where(_area_cond(actor, area, p.c.grid_id)).order_by(p.c.id))
 
 
-ORG_COLS = (
-    Col("name", "组织名称", width=24, required=True), Col("kind", "组织类型", "enum", OrgKind, width=12, required=True),
-    Col("area_code", "所属区划编码", "code", width=18), Col("area_name", "所属区划", width=12),
-    Col("registration", "登记/备案", "enum", SocialOrgRegistration, width=8),
-    Col("field", "领域", "enum", SocialOrgField, width=10), Col("credit_code", "统一社会信用代码", "code", width=20),
-    Col("address", "地址", width=30), Col("contact_name", "联系人", width=10),
-    Col("contact_phone", "联系电话", "code", width=14), Col("founded_on", "成立日期", "date", width=12),
-    Col("member_count", "成员数", "int", width=6), Col("note", "备注", width=20),
-)
+ORG_COLS = _cols("organisations")
 
 
 def _orgs_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -> Any:
     o = Organisation.__table__
     a = aliased(Area, name="oa")
-    return (select(o.c.name, o.c.kind, a.code.label("area_code"), a.name.label("area_name"), o.c.registration, o.c.field,
+    return (select(o.c.name, o.c.kind, a.code.label("area_code"), a.name.label("area"), o.c.registration, o.c.field,
                    o.c.credit_code, o.c.address, o.c.contact_name, o.c.contact_phone, o.c.founded_on,
                    o.c.member_count, o.c.note)
             .select_from(o).join(a, a.id == o.c.area_id).where(_area_cond(actor, area, o.c.area_id)).order_by(o.c.id))
 
 
-INCIDENT_COLS = (
-    Col("id", "事件编号", "int", width=8), Col("title", "标题", width=30),
-    Col("category", "类别", "enum", IncidentCategory, width=10), Col("subcategory", "纠纷类型", "enum", enums.DisputeKind, width=12),
-    Col("grid_code", "网格编码", "code", width=18), Col("grid_name", "网格", width=10),
-    Col("level", "当前层级", "enum", MediationLevel, width=8), Col("status", "状态", "enum", IncidentStatus, width=12),
-    Col("priority", "优先级", "enum", Priority, width=6), Col("reported_at", "上报时间", "datetime", width=17),
-    Col("due_at", "本级期限", "datetime", width=17), Col("closed_at", "结案时间", "datetime", width=17),
-    Col("closed_on_time", "按时办结", "bool", width=8), Col("satisfaction", "满意度", "enum", Satisfaction, width=8),
-    Col("location_text", "地点", width=24),
-)
+INCIDENT_COLS = _cols("incidents")
 
 
 def _incidents_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -> Any:
     i = Incident.__table__
-    return (select(i.c.id, i.c.title, i.c.category, i.c.subcategory, G.code.label("grid_code"), G.name.label("grid_name"),
+    return (select(i.c.id, i.c.title, i.c.category, i.c.subcategory, G.code.label("grid_code"), G.name.label("grid"),
                    i.c.level, i.c.status, i.c.priority, i.c.reported_at, i.c.due_at, i.c.closed_at,
                    i.c.closed_on_time, i.c.satisfaction, i.c.location_text)
             .select_from(i).join(G, G.id == i.c.grid_id)
             .where(_area_cond(actor, area, i.c.grid_id)).order_by(i.c.id))
 
 
-VISIT_COLS = (
-    Col("visited_at", "走访时间", "datetime", width=17), Col("grid_code", "网格编码", "code", width=18),
-    Col("household_no", "户号", "code", width=14), Col("resident", "走访对象", width=10),
-    Col("visitor", "走访人", width=10), Col("kind", "走访类型", "enum", VisitKind, width=10),
-    Col("findings", "发现情况", width=40), Col("follow_up", "后续跟进", width=30),
-)
+VISIT_COLS = _cols("visits")
 
 
 def _visits_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -> Any:
@@ -267,27 +213,30 @@ def _visits_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -> A
             .where(_area_cond(actor, area, v.c.grid_id)).order_by(v.c.visited_at))
 
 
-LISTS: dict[str, ListSpec] = {
-    "residents": ListSpec("residents", "实有人口台账", RESIDENT_COLS, _residents_query, RESIDENT_FILTERS, importable=True),
-    "households": ListSpec("households", "户籍台账", HOUSEHOLD_COLS, _households_query,
-                           {"grid": (G.code, None), "kind": (Household.kind, None)}),
-    "buildings": ListSpec("buildings", "楼栋台账", BUILDING_COLS, _buildings_query, {"grid": (G.code, None)}),
-    "premises": ListSpec("premises", "场所台账", PREMISE_COLS, _premises_query,
-                         {"grid": (G.code, None), "kind": (Premise.kind, PremiseKind)}),
-    "organisations": ListSpec("organisations", "组织台账", ORG_COLS, _orgs_query,
-                              {"kind": (Organisation.kind, OrgKind)}),
-    "incidents": ListSpec("incidents", "事件台账", INCIDENT_COLS, _incidents_query, {
-        "grid": (G.code, None), "category": (Incident.category, IncidentCategory),
-        "status": (Incident.status, IncidentStatus), "level": (Incident.level, MediationLevel),
-        "priority": (Incident.priority, Priority)}),
-    "visits": ListSpec("visits", "走访台账", VISIT_COLS, _visits_query,
-                       {"grid": (G.code, None), "kind": (VisitLog.kind, VisitKind)}),
+_QUERIES: dict[str, Callable[[Actor, Area | None, dict[str, Any]], Any]] = {
+    "residents": _residents_query, "households": _households_query, "buildings": _buildings_query,
+    "premises": _premises_query, "organisations": _orgs_query, "incidents": _incidents_query, "visits": _visits_query,
 }
-LIST_ALIASES = {"visit_logs": "visits", "orgs": "organisations", "people": "residents"}
+_FILTERS: dict[str, dict[str, tuple[Any, type[StrEnum] | None]]] = {
+    "residents": RESIDENT_FILTERS,
+    "households": _filters("households", {"grid": G.code, "kind": Household.kind}),
+    "buildings": _filters("buildings", {"grid": G.code}),
+    "premises": _filters("premises", {"grid": G.code, "kind": Premise.kind}),
+    "organisations": _filters("organisations", {"kind": Organisation.kind}),
+    "incidents": _filters("incidents", {"grid": G.code, "category": Incident.category, "status": Incident.status,
+                                        "level": Incident.level, "priority": Incident.priority}),
+    "visits": _filters("visits", {"grid": G.code, "kind": VisitLog.kind}),
+}
+# Every register of the catalogue with an "export" view is a list; its title is the register's ledger name.
+LISTS: dict[str, ListSpec] = {
+    r.key: ListSpec(r.key, r.ledger, _cols(r.key), _QUERIES[r.key], _FILTERS.get(r.key, {}), importable=r.importable)
+    for r in fields.with_view("export")
+}
+LIST_ALIASES = {a: k for a, k in fields.ALIASES.items() if k in LISTS}
 
 
 def list_spec(name: str) -> ListSpec:
-    spec = LISTS.get(LIST_ALIASES.get(name, name))
+    spec = LISTS.get(fields.resolve(name) or name)
     if spec is None:
         raise ValidationError(f"未知的列表“{name}”（可选：{'、'.join(LISTS)}）", field="list",
                               en=f"Unknown list {name!r} (one of {', '.join(LISTS)})")
@@ -377,8 +326,7 @@ def _getters(cols: Iterable[Col], show_id: bool, tags: dict[int, list[str]]) -> 
             else:
                 out.append(lambda rec, key=key: idcard.mask(getattr(rec, key)))
         elif c.kind == "enum":
-            assert c.enum is not None
-            lab = {m.value: cleaning.enum_label(m) for m in c.enum}
+            lab = c.labels or {}
             out.append(lambda rec, key=key, lab=lab: (lambda v: lab.get(v, v) if v is not None else None)(getattr(rec, key)))
         elif c.kind == "bool":
             out.append(lambda rec, key=key: None if getattr(rec, key) is None else ("是" if getattr(rec, key) else "否"))
@@ -440,8 +388,8 @@ def write_template(list_name: str, out: str | Path) -> Path:
             for r in range(3, last + 1):
                 ws.cell(r, j).number_format = "yyyy-mm-dd"
         choices: list[str] | None = None
-        if c.enum is not None:
-            choices = [cleaning.enum_label(m) for m in c.enum]
+        if c.labels:
+            choices = list(c.labels.values())
         elif c.key == "ethnicity":
             choices = list(cleaning.ETHNICITIES)
         dv = None

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from gridman.core import idcard
+from gridman.core import fields, idcard
 from gridman.core.enums import OPEN_STATUSES
 from gridman.core.models import (
     Area,
@@ -43,13 +43,18 @@ PAGE_SIZE = 200
 
 @dataclass(frozen=True)
 class Column:
-    """One column of a register: ``key`` (stable, used for sorting and settings), the Chinese and
-    English header, and the enum the stored code is shown through (for labels), if any."""
+    """One column of a register page: ``key`` (stable, used for sorting and settings), the Chinese
+    and English header, and the enum the stored code is shown through (for labels), if any. Made
+    from the field catalogue's "list" view (:mod:`gridman.core.fields`)."""
 
     key: str
     zh: str
     en: str
     enum: str | None = None  # name of the enum in gridman.core.enums whose label is shown
+
+    @classmethod
+    def of(cls, fd: fields.Field) -> Column:
+        return cls(fd.key, fd.zh, fd.en, fd.enum.__name__ if fd.enum is not None else None)
 
 
 @dataclass(frozen=True)
@@ -85,85 +90,9 @@ class Page:
         return len(self.ids) > 0
 
 
-# --- column definitions ------------------------------------------------------------------------
+# --- column definitions: the field catalogue's "list" view of each register ------------------------
 
-COLUMNS: dict[str, list[Column]] = {
-    "residents": [
-        Column("name", "姓名", "Name"),
-        Column("sex", "性别", "Sex", "Sex"),
-        Column("citizen_id", "身份证号", "Citizen ID"),
-        Column("birth_date", "出生日期", "Birth date"),
-        Column("population_type", "人口类型", "Population type", "PopulationType"),
-        Column("relation_to_head", "与户主关系", "Relation to head", "Relation"),
-        Column("household_no", "户号", "Household no."),
-        Column("grid", "网格", "Grid"),
-        Column("phone", "联系电话", "Phone"),
-        Column("tags", "标签", "Tags"),
-    ],
-    "households": [
-        Column("household_no", "户号", "Household no."),
-        Column("address", "地址", "Address"),
-        Column("members", "人数", "Members"),
-        Column("head", "户主", "Head"),
-        Column("phone", "联系电话", "Phone"),
-        Column("grid", "网格", "Grid"),
-    ],
-    "buildings": [
-        Column("name", "楼栋", "Building"),
-        Column("code", "编码", "Code"),
-        Column("address", "地址", "Address"),
-        Column("floors", "层数", "Floors"),
-        Column("units", "单元数", "Units"),
-        Column("households", "户数", "Households"),
-        Column("grid", "网格", "Grid"),
-    ],
-    "premises": [
-        Column("name", "名称", "Name"),
-        Column("kind", "类型", "Kind", "PremiseKind"),
-        Column("address", "地址", "Address"),
-        Column("contact_name", "联系人", "Contact"),
-        Column("contact_phone", "联系电话", "Phone"),
-        Column("last_inspected", "最近检查", "Last inspected"),
-        Column("grid", "网格", "Grid"),
-    ],
-    "organisations": [
-        Column("name", "名称", "Name"),
-        Column("kind", "类型", "Kind", "OrgKind"),
-        Column("contact_name", "联系人", "Contact"),
-        Column("contact_phone", "联系电话", "Phone"),
-        Column("member_count", "成员数", "Members"),
-        Column("area", "所属区划", "Area"),
-    ],
-    "visits": [
-        Column("visited_at", "走访时间", "Visited at"),
-        Column("kind", "走访类型", "Kind", "VisitKind"),
-        Column("household_no", "户号", "Household no."),
-        Column("resident", "走访对象", "Resident"),
-        Column("visitor", "走访人", "Visitor"),
-        Column("findings", "走访情况", "Findings"),
-        Column("grid", "网格", "Grid"),
-    ],
-    "incidents": [
-        Column("id", "编号", "No."),
-        Column("title", "事件", "Incident"),
-        Column("category", "类别", "Category", "IncidentCategory"),
-        Column("level", "层级", "Level", "MediationLevel"),
-        Column("status", "状态", "Status", "IncidentStatus"),
-        Column("reported_at", "上报时间", "Reported"),
-        Column("due_at", "办理期限", "Due"),
-        Column("time_left", "剩余时间", "Time left"),
-        Column("grid", "网格", "Grid"),
-    ],
-    "users": [
-        Column("username", "用户名", "User name"),
-        Column("display_name", "姓名", "Name"),
-        Column("role", "角色", "Role", "Role"),
-        Column("area", "管辖区域", "Area"),
-        Column("grids", "负责网格", "Grids"),
-        Column("active", "状态", "Status"),
-    ],
-}
-
+COLUMNS: dict[str, list[Column]] = {r.key: [Column.of(fd) for fd in r.view("list")] for r in fields.with_view("list")}
 KINDS = tuple(COLUMNS)
 
 

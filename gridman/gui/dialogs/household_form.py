@@ -11,9 +11,9 @@ from typing import Any
 from gridman.core import enums
 from gridman.core.services import people, registers
 from gridman.core.services.permissions import Actor, Perm
-from gridman.gui.dialogs.resident_form import ERR_STYLE, enum_combo, set_combo
+from gridman.gui.dialogs.resident_form import ERR_STYLE, enum_combo, field_label, set_combo
 from gridman.gui.errors import show_error
-from gridman.gui.i18n import N_, language, tr
+from gridman.gui.i18n import language, tr
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QAbstractItemView,
@@ -33,7 +33,7 @@ from gridman.gui.qt import (
 )
 from gridman.gui.validation import check_id, check_required
 
-MEMBER_COLS = (N_("姓名"), N_("身份证号"), N_("与户主关系"), N_("人口类型"), N_("联系电话"))
+MEMBER_COLS = ("name", "citizen_id", "relation_to_head", "population_type", "phone")  # resident fields
 
 
 class HouseholdForm(QDialog):
@@ -64,7 +64,7 @@ class HouseholdForm(QDialog):
         lay.addLayout(form)
         lay.addWidget(QLabel(tr("家庭成员（须有且只有一位户主）")))
         self.members = QTableWidget(0, len(MEMBER_COLS))
-        self.members.setHorizontalHeaderLabels([tr(c) for c in MEMBER_COLS])
+        self.members.setHorizontalHeaderLabels([field_label(c) for c in MEMBER_COLS])
         self.members.horizontalHeader().setStretchLastSection(True)
         self.members.setColumnWidth(0, 110)
         self.members.setColumnWidth(1, 190)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gridman.core import enums
+from gridman.core import enums, fields
 from gridman.core.services import people, registers
 from gridman.core.services.errors import ConflictError, ValidationError
 from gridman.core.services.permissions import Actor, Perm
 from gridman.gui.errors import show_error
-from gridman.gui.i18n import N_, language, tr
+from gridman.gui.i18n import language, tr
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QComboBox,
@@ -33,11 +33,13 @@ from gridman.gui.qt import (
 from gridman.gui.validation import check_date, check_id, check_required
 
 ERR_STYLE = "border: 1px solid #d93025; background: #fdecea;"
-FIELD_NAMES = {
-    "name": N_("姓名"), "sex": N_("性别"), "citizen_id": N_("身份证号"), "birth_date": N_("出生日期"), "phone": N_("联系电话"),
-    "population_type": N_("人口类型"), "relation_to_head": N_("与户主关系"), "current_address": N_("现住址"),
-    "registered_address": N_("户籍地"), "ethnicity": N_("民族"), "employer": N_("工作单位"), "status": N_("状态"), "note": N_("备注"),
-}
+RESIDENT_FIELDS = fields.get("residents")
+
+
+def field_label(key: str) -> str:
+    """A resident field's label from the field catalogue (the key itself if it has none)."""
+    fd = RESIDENT_FIELDS.by_key.get(key)
+    return fd.label(language()) if fd is not None else key
 
 
 def enum_combo(enum: type, *, blank: bool = False) -> QComboBox:
@@ -91,7 +93,7 @@ class ResidentDialog(QDialog):
                 w.textEdited.connect(lambda _t: self.validate())
                 self.edits[key] = w
             w.setObjectName(key)
-            form.addRow(tr(FIELD_NAMES[key]) + ("*" if key == "name" else ""), w)
+            form.addRow(field_label(key) + ("*" if key == "name" else ""), w)
         self.edits["birth_date"].setPlaceholderText("1980-05-17")
         self.message = QLabel()
         self.message.setObjectName("message")
@@ -144,7 +146,7 @@ class ResidentDialog(QDialog):
         self.setWindowTitle(tr("人员信息 — {name}").format(name=data.get("name") or ""))
         self.history.setRowCount(len(history))
         for i, h in enumerate(history):
-            change = "；".join(f"{tr(FIELD_NAMES.get(k, k)) if k in FIELD_NAMES else k}: {self._change(v)}"
+            change = "；".join(f"{field_label(k)}: {self._change(v)}"
                                for k, v in (h.changes or {}).items() if k not in ("version", "updated_at"))
             for j, text in enumerate((h.at.strftime("%Y-%m-%d %H:%M"), h.username or "", self._action(h.action),
                                       change or (h.note or ""))):

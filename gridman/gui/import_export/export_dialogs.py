@@ -8,12 +8,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from gridman.core import enums
+from gridman.core import enums, fields
 from gridman.core.services import area_choices, export, registers
 from gridman.core.services.monthly_report import monthly_report
 from gridman.core.services.permissions import Actor
 from gridman.gui.errors import describe
-from gridman.gui.i18n import N_, language, tr
+from gridman.gui.i18n import N_, language, pick, tr
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QComboBox,
@@ -29,9 +29,17 @@ from gridman.gui.qt import (
     Signal,
 )
 
-LIST_TITLES = {"residents": N_("实有人口台账"), "households": N_("户籍台账"), "buildings": N_("楼栋台账"),
-               "premises": N_("场所台账"), "organisations": N_("组织台账"), "incidents": N_("事件台账"),
-               "visits": N_("走访台账")}
+
+def list_kinds() -> list[str]:
+    """The exportable lists (the catalogue's registers with an export view), importable ones first."""
+    return sorted(export.LISTS, key=lambda k: not fields.get(k).importable)
+
+
+def list_title(kind: str) -> str:
+    r = fields.get(kind)
+    return pick(r.ledger, r.en)
+
+
 FILTER_NAMES = {"population_type": N_("人口类型"), "status": N_("状态"), "tag": N_("标签"), "category": N_("类别"),
                 "level": N_("层级")}
 FILTER_ENUMS: dict[str, Any] = {"population_type": "PopulationType", "category": "IncidentCategory", "level": "MediationLevel"}
@@ -71,8 +79,8 @@ class ExportDialog(QDialog):
         self.setMinimumWidth(560)
         form = QFormLayout(self)
         self.kind = QComboBox()
-        for k, t in LIST_TITLES.items():
-            self.kind.addItem(tr(t), k)
+        for k in list_kinds():
+            self.kind.addItem(list_title(k), k)
         self.kind.setCurrentIndex(max(self.kind.findData(kind), 0))
         self.area_label = QLabel()
         self._kind0 = kind
@@ -119,7 +127,7 @@ class ExportDialog(QDialog):
         self.area_label.setText(a.name if a is not None else tr("全部（本人管辖范围）"))
 
     def _default_name(self) -> None:
-        name = f"{tr(LIST_TITLES[self.kind.currentData()])}-{date.today():%Y%m%d}.xlsx"
+        name = f"{list_title(self.kind.currentData())}-{date.today():%Y%m%d}.xlsx"
         self.out.setText(str(Path.home() / name))
 
     def _browse(self) -> None:

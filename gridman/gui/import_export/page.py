@@ -13,7 +13,7 @@ from gridman.core.services.permissions import Actor, Perm
 from gridman.gui.errors import show_error, show_info
 from gridman.gui.i18n import tr
 from gridman.gui.import_export.census_wizard import ImportWizard
-from gridman.gui.import_export.export_dialogs import LIST_TITLES, ExportDialog, MonthlyReportDialog
+from gridman.gui.import_export.export_dialogs import ExportDialog, MonthlyReportDialog, list_kinds, list_title
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QComboBox,
@@ -52,8 +52,8 @@ class ImportExportPage(QWidget):
         self.monthly_button = QPushButton(tr("月度报表…"))
         self.monthly_button.clicked.connect(self.open_monthly)
         self.template_kind = QComboBox()
-        for k, t in LIST_TITLES.items():
-            self.template_kind.addItem(tr(t), k)
+        for k in list_kinds():
+            self.template_kind.addItem(list_title(k), k)
         self.template_button = QPushButton(tr("保存空白模板…"))
         self.template_button.clicked.connect(self.save_template)
         for b in (self.export_button, self.monthly_button):

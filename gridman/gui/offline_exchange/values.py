@@ -7,27 +7,34 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gridman.core import enums
+from gridman.core import enums, fields
 from gridman.core.services import exchange
 from gridman.core.services.exchange import BY_KEY
 from gridman.gui.i18n import N_, language, tr
 
-REGISTER_NAMES = {"buildings": N_("楼栋"), "households": N_("户"), "residents": N_("实有人口"), "premises": N_("场所"),
-                  "organisations": N_("组织"), "incidents": N_("事件"), "incident_steps": N_("处置记录"),
-                  "visit_logs": N_("走访记录")}
 DELETION_ACTIONS = {"reported": N_("仅报告，未删除"), "deleted": N_("已删除"),
                     "already_deleted_centrally": N_("中心已删除"), "kept_changed_centrally": N_("中心已修改，保留"),
                     "kept_record": N_("记录类数据，保留")}
 
 
 def register_name(key: str) -> str:
-    return tr(REGISTER_NAMES.get(key, key))
+    """A register's name (the package counts are keyed by table: visit_logs is 走访记录)."""
+    return fields.register_name(key, language())
+
+
+def _field(reg_key: str, field: str) -> fields.Field | None:
+    """The catalogue field a workbook column (named by its model column) shows."""
+    key = fields.resolve(reg_key)
+    if key is None:
+        return None
+    return next((fd for fd in fields.REGISTERS[key].view("exchange")
+                 if (fd.attr or fd.key) == field and fd.kind != "refkey"), None)
 
 
 def field_name(reg_key: str, field: str) -> str:
-    """The column's Chinese header (as in the workbook), through the catalog for English."""
-    col = BY_KEY[reg_key].field_cols.get(field) if reg_key in BY_KEY else None
-    return tr(col.header) if col is not None else field
+    """The column's label from the field catalogue, in the user's language."""
+    fd = _field(reg_key, field)
+    return fd.label(language()) if fd is not None else field
 
 
 def show_value(reg_key: str, field: str, v: Any) -> str:
@@ -38,7 +45,8 @@ def show_value(reg_key: str, field: str, v: Any) -> str:
     if col is not None and col.kind == "enum" and col.enum is not None:
         return enums.label(str(v), language(), col.enum)
     if col is not None and col.kind == "choice":
-        return tr((col.choices or {}).get(str(v), str(v)))
+        fd = _field(reg_key, field)
+        return fd.choice_label(str(v), language()) if fd is not None else str(v)
     if col is not None and col.kind == "ref":
         return str(v)[:8] + "…"
     return str(v)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gridman.core import enums
+from gridman.core import enums, fields
 from gridman.core.changes import Changes
 from gridman.core.services import registers
 from gridman.core.services.permissions import Actor
-from gridman.gui.i18n import N_, language, tr
+from gridman.gui.i18n import language, tr
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QAbstractItemView,
@@ -34,20 +34,10 @@ from gridman.gui.registers.table_model import ID_ROLE, RegisterModel
 from gridman.gui.settings import app_settings
 from gridman.gui.views.stale import ReloadWhenVisible
 
-KIND_TITLES = {
-    "residents": N_("实有人口"),
-    "households": N_("户"),
-    "buildings": N_("楼栋"),
-    "premises": N_("场所"),
-    "organisations": N_("组织"),
-    "visits": N_("走访记录"),
-    "incidents": N_("事件"),
-    "users": N_("用户"),
-}
-
 
 def kind_title(kind: str) -> str:
-    return tr(KIND_TITLES[kind])
+    """The register's name from the field catalogue (实有人口 / Residents)."""
+    return fields.register_name(kind, language())
 
 
 class RegisterView(ReloadWhenVisible, QWidget):

@@ -23,25 +23,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from gridman.core import enums, idcard
-from gridman.core.enums import (
-    DisputeKind,
-    IncidentCategory,
-    IncidentStatus,
-    MediationLevel,
-    OrgKind,
-    PopulationType,
-    PremiseKind,
-    Priority,
-    ReferralTarget,
-    Relation,
-    ResidentStatus,
-    Satisfaction,
-    Sex,
-    SocialOrgField,
-    SocialOrgRegistration,
-    VisitKind,
-)
+from gridman.core import enums, fields, idcard
 from gridman.core.services import cleaning
 from gridman.core.services.exchange.xlsx import EXCEL_EPOCH
 
@@ -53,50 +35,24 @@ UUID_HEADER = "UUID"
 VERSION_HEADER = "版本"
 DELETE_HEADER = "删除（填“是”）"
 
-HOUSEHOLD_KINDS = {"family": "家庭户", "collective": "集体户"}
-STEP_ACTIONS = {
-    "report": "上报", "accept": "受理", "escalate": "上报上级", "handle": "处理", "resolve": "调解成功",
-    "fail": "调解不成", "refer": "分流", "return": "退回", "verify": "核查结案", "evaluate": "评价",
-    "reopen": "重新办理", "merge": "合并", "note": "备注",
-}
+HOUSEHOLD_KINDS = fields.HOUSEHOLD_KINDS
+STEP_ACTIONS = fields.STEP_ACTIONS
 
 
 def enum_label(enum: type[StrEnum], value: str) -> str:
-    """Chinese label of a member of ``enum``."""
+    """Chinese label of a member of ``enum`` (:func:`gridman.core.enums.label`)."""
     return enums.label(value, enum=enum)
 
 
-# The census import's enumeration cleaners know the synonyms clerks type (男性, 户籍, 妻…).
+# The census import's enumeration cleaners (the same table as enums.parse, with a cache).
 _CENSUS_ENUM_CLEANERS = {
     enums.Sex: cleaning.clean_sex,
     enums.PopulationType: cleaning.clean_population_type,
     enums.Relation: cleaning.clean_relation,
     enums.ResidentStatus: cleaning.clean_status,
 }
-
-
-_ENUM_LOOKUP: dict[type, dict[str, str]] = {}
-
-
-def _enum_lookup(enum: type[StrEnum]) -> dict[str, str]:
-    """Normalised code / Chinese label / English label → code, built once per enumeration."""
-    table = _ENUM_LOOKUP.get(enum)
-    if table is None:
-        table = {}
-        for m in enum:
-            zh, en = enums.label_pair(m) or (m.value, m.value)
-            for t in (en, zh, m.value):
-                table["".join(t.split()).lower()] = m.value
-        _ENUM_LOOKUP[enum] = table
-    return table
-
-
-def parse_enum(enum: type[StrEnum], text: str) -> StrEnum:
-    """A code or a Chinese/English label of ``enum`` → the member (ValueError otherwise)."""
-    v = _enum_lookup(enum).get("".join(str(text).split()).lower())
-    if v is None:
-        raise ValueError(f"{text!r} is not a valid {enum.__name__}")
-    return enum(v)
+_enum_lookup = enums.lookup  # text_key(code / label / synonym) → code
+parse_enum = enums.parse  # a code, label or synonym of ``enum`` → the member (ValueError otherwise)
 
 
 class CellError(ValueError):
@@ -147,100 +103,22 @@ class Register:
         return hs + [c.header for c in self.cols] + [DELETE_HEADER]
 
 
-def _c(field: str, header: str, kind: str = "text", **kw: Any) -> Col:
-    return Col(field, header, kind, **kw)
+_EXCHANGE_KIND = {"code": "text", "tags": "text", "bool": "int"}  # catalogue kind → workbook kind
 
 
-REGISTERS: tuple[Register, ...] = (
-    Register("buildings", "楼栋", (
-        _c("code", "楼栋编码", width=20), _c("name", "楼栋名称", required=True), _c("grid_id", "网格编码", "area", width=18),
-        _c("address", "地址", width=30), _c("floors", "层数", "int", width=8), _c("units", "单元数", "int", width=8),
-        _c("lon", "经度", "float"), _c("lat", "纬度", "float"), _c("built_year", "建成年份", "int", width=10),
-        _c("note", "备注", width=20),
-    ), natkey="code"),
-    Register("households", "户", (
-        _c("household_no", "户号", required=True, width=20), _c("grid_id", "网格编码", "area", required=True, width=18),
-        _c("building_id", "楼栋编码", "refkey", ref="buildings", width=20),
-        _c("building_id", "楼栋UUID", "ref", ref="buildings", hidden=True),
-        _c("address", "现住址", width=34), _c("kind", "户类型", "choice", choices=HOUSEHOLD_KINDS, width=10),
-        _c("phone", "联系电话"), _c("note", "备注", width=20),
-    ), natkey="household_no"),
-    Register("residents", "实有人口", (
-        _c("name", "姓名", required=True, width=10), _c("sex", "性别", "enum", enum=Sex, width=6),
-        _c("ethnicity", "民族", width=8), _c("citizen_id", "公民身份号码", "idno", width=21),
-        _c("birth_date", "出生日期", "date", width=12), _c("phone", "联系电话"),
-        _c("household_id", "户号", "refkey", ref="households", width=20),
-        _c("household_id", "户UUID", "ref", ref="households", hidden=True),
-        _c("grid_id", "网格编码", "area", required=True, width=18),
-        _c("relation_to_head", "与户主关系", "enum", enum=Relation, width=10),
-        _c("population_type", "人口类型", "enum", enum=PopulationType, required=True, width=10),
-        _c("registered_address", "户籍地", width=20), _c("current_address", "现住址", width=34),
-        _c("residence_permit_no", "居住证号", width=16), _c("residence_permit_expiry", "居住证有效期", "date", width=12),
-        _c("education", "文化程度", width=8), _c("marital_status", "婚姻状况", width=8),
-        _c("political_status", "政治面貌", width=10), _c("employer", "工作单位", width=20),
-        _c("status", "状态", "enum", enum=ResidentStatus, required=True, width=8), _c("note", "备注", width=20),
-    )),
-    Register("premises", "场所", (
-        _c("name", "场所名称", required=True, width=20), _c("kind", "类型", "enum", enum=PremiseKind, required=True, width=10),
-        _c("grid_id", "网格编码", "area", width=18),
-        _c("building_id", "楼栋编码", "refkey", ref="buildings", width=20),
-        _c("building_id", "楼栋UUID", "ref", ref="buildings", hidden=True),
-        _c("address", "地址", width=30), _c("lon", "经度", "float"), _c("lat", "纬度", "float"),
-        _c("contact_name", "联系人", width=10), _c("contact_phone", "联系电话"), _c("license_no", "证照号", width=20),
-        _c("last_inspected", "最近检查日期", "date", width=12), _c("note", "备注", width=20),
-    )),
-    Register("organisations", "组织", (
-        _c("name", "名称", required=True, width=24), _c("kind", "类型", "enum", enum=OrgKind, required=True, width=12),
-        _c("area_id", "所属区划编码", "area", required=True, width=18),
-        _c("registration", "登记方式", "enum", enum=SocialOrgRegistration, width=8),
-        _c("field", "服务领域", "enum", enum=SocialOrgField, width=10), _c("credit_code", "统一社会信用代码", width=20),
-        _c("address", "地址", width=30), _c("contact_name", "联系人", width=10), _c("contact_phone", "联系电话"),
-        _c("contact_resident_id", "联系人UUID", "ref", ref="residents", hidden=True),
-        _c("founded_on", "成立日期", "date", width=12), _c("member_count", "成员数", "int", width=8),
-        _c("note", "备注", width=20),
-    )),
-    Register("incidents", "事件", (
-        _c("title", "标题", required=True, width=24),
-        _c("category", "类别", "enum", enum=IncidentCategory, required=True, width=10),
-        _c("subcategory", "纠纷类型", "enum", enum=DisputeKind, width=12),
-        _c("grid_id", "网格编码", "area", required=True, width=18),
-        _c("level", "当前层级（随处置记录）", "enum", enum=MediationLevel, readonly=True, width=10),
-        _c("status", "状态（随处置记录）", "enum", enum=IncidentStatus, readonly=True, width=12),
-        _c("priority", "优先级", "enum", enum=Priority, required=True, width=8), _c("source", "来源", width=10),
-        _c("occurred_at", "发生时间", "datetime", width=19), _c("reported_at", "上报时间", "datetime", required=True, width=19),
-        _c("reporter_id", "上报人账号", "user"), _c("handler_id", "承办人账号", "user"),
-        _c("building_id", "楼栋编码", "refkey", ref="buildings", width=20),
-        _c("building_id", "楼栋UUID", "ref", ref="buildings", hidden=True),
-        _c("location_text", "地点", width=24), _c("lon", "经度", "float"), _c("lat", "纬度", "float"),
-        _c("description", "描述", width=30), _c("agreement_text", "调解协议", width=24),
-        _c("agreement_terms", "协议条款", width=20),
-        _c("referral_target", "分流去向", "enum", enum=ReferralTarget, width=14),
-        _c("referral_outcome", "分流结果", width=20),
-        _c("satisfaction", "满意度", "enum", enum=Satisfaction, width=10),
-    )),
-    Register("incident_steps", "处置记录", (
-        _c("incident_id", "事件标识", "ref", ref="incidents", required=True, width=38),
-        _c("incident_title", "事件标题（仅供查看）", "info", width=20),
-        _c("seq", "序号", "int", readonly=True, width=6), _c("at", "时间", "datetime", required=True, width=19),
-        _c("actor_id", "操作人账号", "user"), _c("actor_name", "操作人姓名", width=10),
-        _c("action", "动作", "choice", choices=STEP_ACTIONS, required=True, width=10),
-        _c("from_level", "原层级", "enum", enum=MediationLevel, width=8),
-        _c("to_level", "新层级", "enum", enum=MediationLevel, width=8),
-        _c("from_status", "原状态", "enum", enum=IncidentStatus, width=12),
-        _c("to_status", "新状态", "enum", enum=IncidentStatus, width=12),
-        _c("target", "对象", width=14), _c("note", "说明", width=30),
-    ), versioned=False),
-    Register("visit_logs", "走访记录", (
-        _c("visited_at", "走访时间", "datetime", required=True, width=19),
-        _c("grid_id", "网格编码", "area", required=True, width=18),
-        _c("household_id", "户号", "refkey", ref="households", width=20),
-        _c("household_id", "户UUID", "ref", ref="households", hidden=True),
-        _c("resident_id", "人员UUID", "ref", ref="residents", hidden=True),
-        _c("visitor_id", "走访人账号", "user"), _c("kind", "类型", "enum", enum=VisitKind, required=True, width=10),
-        _c("findings", "走访发现", width=30), _c("follow_up", "后续跟进", width=20),
-        _c("incident_id", "事件UUID", "ref", ref="incidents", hidden=True),
-    )),
-)
+def _col(fd: fields.Field) -> Col:
+    """The workbook column of a catalogue field: named by its model column, headed by its
+    exchange header."""
+    return Col(fd.attr or fd.key, fd.exchange_header, _EXCHANGE_KIND.get(fd.kind, fd.kind), enum=fd.enum,
+               choices=dict(fd.choices) if fd.choices is not None else None,
+               ref=fields.get(fd.ref).table if fd.ref else None, required=fd.not_blank, hidden=fd.hidden,
+               readonly=fd.readonly, width=fd.width)
+
+
+# Every register of the field catalogue with an "exchange" view, in the catalogue's (dependency) order.
+REGISTERS: tuple[Register, ...] = tuple(
+    Register(r.table, r.zh, tuple(_col(fd) for fd in r.view("exchange")), natkey=r.natkey, versioned=r.versioned)
+    for r in fields.with_view("exchange"))
 BY_KEY: dict[str, Register] = {r.key: r for r in REGISTERS}
 # Package-only rows kept in the originals sheet (not merged back): the area subtree and the users
 # the rows refer to, so `exchange open` can build a complete local database.
