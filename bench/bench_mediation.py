@@ -38,8 +38,8 @@ from gridman.core.db import Database, current_revision, head_revision, make_engi
 from gridman.core.models import Area, Incident  # noqa: E402
 from gridman.core.sample import SAMPLE_AS_OF  # noqa: E402
 from gridman.core.services import mediation as med  # noqa: E402
-from gridman.core.services import mediation_figures as mf  # noqa: E402
-from gridman.core.services import mediation_queue as mq  # noqa: E402
+from gridman.core.services.mediation import figures as mf  # noqa: E402
+from gridman.core.services.mediation import queue as mq  # noqa: E402
 from gridman.core.services.permissions import system_actor  # noqa: E402
 
 NOW = SAMPLE_AS_OF

@@ -1,4 +1,4 @@
-"""The mediation figures (gridman.core.services.mediation_figures): each figure checked against an
+"""The mediation figures (gridman.core.services.mediation.figures): each figure checked against an
 independent count in Python over the raw rows (the cohort rule as its docstring states it), and the
 issue's done-when test: for every street and month of the demo, ``stats mediation`` (the CLI, JSON)
 and the monthly report (the .xlsx read back) give the same rates; the dashboard's rate charts too."""
@@ -19,8 +19,8 @@ from gridman.core import tasks
 from gridman.core.models import Area, AuditEntry, Incident
 from gridman.core.services import dashboard, scope
 from gridman.core.services import mediation as m
-from gridman.core.services import mediation_figures as mf
 from gridman.core.services.errors import ValidationError
+from gridman.core.services.mediation import figures as mf
 from gridman.core.services.monthly_report import monthly_report
 from gridman.core.services.permissions import system_actor
 from tests.test_mediation_queue import NOW, _load, _prepare

@@ -18,7 +18,7 @@ from gridman.core.services.errors import (
     PermissionDenied,
     ValidationError,
 )
-from gridman.core.services.mediation_queue import queue
+from gridman.core.services.mediation.queue import queue
 from tests.mediation_world import MON, act, audit_count, report, state, world_fixture, world_templates  # noqa: F401
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from gridman.core.db import open_database
-from gridman.core.services import mediation_figures as mf
+from gridman.core.services.mediation import figures as mf
 from gridman.core.services.permissions import system_actor
 
 ROOT = Path(__file__).resolve().parents[1]

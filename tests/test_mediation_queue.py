@@ -11,10 +11,10 @@ from sqlalchemy import select, text
 from gridman.core.models import Area, Incident, IncidentStep
 from gridman.core.sample import SAMPLE_AS_OF
 from gridman.core.services import mediation as m
-from gridman.core.services import mediation_figures as mf
-from gridman.core.services import mediation_queue as mq
 from gridman.core.services.auth import actor_by_username
 from gridman.core.services.errors import PermissionDenied, ValidationError
+from gridman.core.services.mediation import figures as mf
+from gridman.core.services.mediation import queue as mq
 from gridman.core.services.permissions import system_actor
 
 NOW = SAMPLE_AS_OF

@@ -34,9 +34,10 @@ from sqlalchemy import func, select, text
 from gridman.core.db import Database, open_database
 from gridman.core.enums import OPEN_STATUSES, Role
 from gridman.core.models import User, WardenAssignment
-from gridman.core.services import areas, dashboard, exchange, export, mediation_queue, registers
+from gridman.core.services import areas, dashboard, exchange, export, registers
 from gridman.core.services.errors import PermissionDenied
 from gridman.core.services.mediation import ACTIVE_STATUSES
+from gridman.core.services.mediation import queue as mediation_queue
 from gridman.core.services.permissions import Actor, Perm, actor_for, system_actor
 from gridman.core.services.registers import Filters
 

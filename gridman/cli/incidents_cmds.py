@@ -1,7 +1,7 @@
 """``gridman incidents …``: report, show, act on cases, the queue, the overdue sweep, time limits.
 
 Every sub-command calls the same services as the GUI (:mod:`gridman.core.services.mediation`,
-:mod:`~gridman.core.services.mediation_queue`, :mod:`~gridman.core.services.time_limits`) and
+:mod:`~gridman.core.services.mediation.queue`, :mod:`~gridman.core.services.time_limits`) and
 prints one JSON object with ``--json``. ``act`` without ``--version`` acts on the current version
 (a one-shot command has nothing older to protect); with ``--version`` a case changed meanwhile is
 refused (exit 2). ``act ACTION ID ID …`` acts on several cases (``mediation.act_many``: each in
@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 from gridman.cli.common import Context, add_json
 from gridman.core.enums import IncidentStatus, MediationLevel, label
 from gridman.core.services import mediation as med
-from gridman.core.services import mediation_queue as mq
 from gridman.core.services import time_limits as tl
 from gridman.core.services.areas import by_code
 from gridman.core.services.errors import ValidationError
+from gridman.core.services.mediation import queue as mq
 
 ACTION_NAMES = [a.value.replace("_", "-") for a in med.CASE_ACTIONS]
 

@@ -47,8 +47,8 @@ def _date(value: str | None, name: str) -> date | None:
 
 def cmd_stats_mediation(ctx: Context) -> int:
     from gridman.core.enums import MediationLevel, ReferralTarget, label
-    from gridman.core.services import mediation_figures as mf
     from gridman.core.services.areas import by_code
+    from gridman.core.services.mediation import figures as mf
 
     a = ctx.args
     with ctx.db.session() as s:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from gridman.core import enums
 from gridman.core.enums import AreaLevel
 from gridman.core.models import Area
 from gridman.core.services import scope
@@ -113,10 +114,16 @@ def tree(session: Session, actor: Actor, root: Area | None = None) -> list[AreaN
 
 @dataclass(frozen=True)
 class AreaChoice:
+    """An area as a picker shows it."""
+
     id: int
     code: str
     name: str
     level: str
+
+    def label(self, lang: str = "zh_CN") -> str:
+        """``笔架山街道（街道）``: the name and the level, in the user's language."""
+        return f"{self.name}（{enums.label(self.level, lang, AreaLevel)}）"
 
 
 def choices(session: Session, actor: Actor, *, levels: tuple[AreaLevel | str, ...]) -> list[AreaChoice]:
@@ -126,3 +133,9 @@ def choices(session: Session, actor: Actor, *, levels: tuple[AreaLevel | str, ..
          .where(Area.level.in_([AreaLevel(lv).value for lv in levels]), scope.rows(actor, Area.id))
          .order_by(Area.code))
     return [AreaChoice(i, c, n, lv) for i, c, n, lv in session.execute(q)]
+
+
+def choice(session: Session, area_id: int | None) -> AreaChoice | None:
+    """The area ``area_id`` as a :class:`AreaChoice` (None for no area or an unknown id)."""
+    a = session.get(Area, area_id) if area_id else None
+    return AreaChoice(a.id, a.code, a.name, a.level) if a is not None else None

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from gridman.core.enums import OPEN_STATUSES, AreaLevel
 from gridman.core.models import Area, Household, Incident, Resident, ResidentTag, Tag, User, WardenAssignment
-from gridman.core.services import mediation_figures, scope
+from gridman.core.services import scope
+from gridman.core.services.mediation import figures as mediation_figures
 from gridman.core.services.permissions import Actor, Perm, require
 
 OPEN_CODES = [s.value for s in OPEN_STATUSES]
@@ -86,7 +87,7 @@ def incidents_per_month(session: Session, actor: Actor, *, area_id: int | None =
 def rates_per_month(session: Session, actor: Actor, *, area_id: int | None = None, months: int = 12,
                     end: date | None = None) -> MonthSeries:
     """Per month of report: closure, on-time and satisfaction rates in percent, as defined once in
-    :mod:`gridman.core.services.mediation_figures` (each month its own cohort, as it stood at the
+    :mod:`gridman.core.services.mediation.figures` (each month its own cohort, as it stood at the
     month's end); 0 when there is nothing to rate, so the series has no gaps."""
     end = end or latest_month(session, actor, area_id)
     keys = _month_keys(end, months)

@@ -1,7 +1,7 @@
 """The monthly report (月报) of an area: an .xlsx with population, incidents and the mediation
 figures per community and grid, with charts.
 
-The mediation figures are :mod:`gridman.core.services.mediation_figures`' (counted once per grid,
+The mediation figures are :mod:`gridman.core.services.mediation.figures`' (counted once per grid,
 summed per community and for the area, so the area's row is exactly what ``stats mediation`` gives
 for the month); this module only lays them out. Small workbook: openpyxl (charts).
 
@@ -21,15 +21,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gridman.core import tasks
-from gridman.core.enums import IncidentCategory, IncidentStatus, MediationLevel, PopulationType
+from gridman.core.enums import AreaLevel, IncidentCategory, IncidentStatus, MediationLevel, PopulationType
 from gridman.core.models import Area, Incident, Resident, ResidentTag, Tag
 from gridman.core.services import audit, cleaning, scope
-from gridman.core.services import mediation_figures as mf
 from gridman.core.services.areas import by_code
 from gridman.core.services.errors import ValidationError
+from gridman.core.services.mediation import figures as mf
 from gridman.core.services.permissions import Actor, Perm, require
 from gridman.core.tasks import TaskState
 
+# the areas a monthly report may be made for (a grid's figures are rows of its community's report)
+REPORT_LEVELS = (AreaLevel.DISTRICT.value, AreaLevel.STREET.value, AreaLevel.COMMUNITY.value)
 
 @dataclass
 class MonthlyReport:
@@ -196,7 +198,7 @@ MEDIATION_COLS = ["单位", "编码", "受理", "已结案", *(mf.LABELS[k][0] f
 
 
 def _mediation_row(c: mf.Counts) -> list[Any]:
-    """One row of the 调处 sheet: the counts and the rates of :mod:`mediation_figures` (rounded)."""
+    """One row of the 调处 sheet: the counts and the rates of :mod:`mediation.figures` (rounded)."""
     f = mf.of_counts(c)
     r = [getattr(f, k) for k in RATE_COLS]
     return [f.reported, f.closed, *(None if x is None else round(x, 4) for x in r), f.resolved, f.failed, f.referred]

@@ -494,8 +494,3 @@ def grid_choices(session: Session, actor: Actor) -> list[tuple[int, str]]:
          .where(Area.level == "grid", scope.rows(actor, Area.id)).order_by(Area.code))
     return [(i, f"{p} / {n}") for i, p, n in session.execute(q)]
 
-
-def area_choices(session: Session, *, levels: tuple[str, ...]) -> list[tuple[int, str, str]]:
-    """(id, name, level) of areas of the given levels (administration forms)."""
-    q = select(Area.id, Area.name, Area.level).where(Area.level.in_(levels)).order_by(Area.code)
-    return [(i, n, lv) for i, n, lv in session.execute(q)]

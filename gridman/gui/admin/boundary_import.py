@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gridman.core import enums
+from gridman.core.services import areas
+from gridman.core.services.areas import AreaChoice
 from gridman.core.services.permissions import Actor
 from gridman.gui.errors import describe
 from gridman.gui.i18n import N_, language, tr
@@ -89,16 +91,12 @@ class BoundaryImportDialog(QDialog):
         form.addRow(bb)
         runner.busy_changed.connect(self._busy_changed)
 
-        def job(s, _t):  # type: ignore[no-untyped-def]
-            from gridman.core.services.registers import area_choices
+        runner.run(lambda s, _t: areas.choices(s, actor, levels=("city", "district", "street", "community")),
+                   on_done=self._areas, label="boundary-areas")
 
-            return area_choices(s, levels=("city", "district", "street", "community"))
-
-        runner.run(job, on_done=self._areas, label="boundary-areas")
-
-    def _areas(self, areas: list[tuple[int, str, str]]) -> None:
-        for i, n, lv in areas:
-            self.parent_area.addItem(f"{n}（{enums.label(lv, language(), enums.AreaLevel)}）", i)
+    def _areas(self, choices: list[AreaChoice]) -> None:
+        for a in choices:
+            self.parent_area.addItem(a.label(language()), a.id)
 
     def _browse(self) -> None:
         fn, _ = QFileDialog.getOpenFileName(self, tr("选择 GeoJSON 文件"), "", tr("GeoJSON (*.geojson *.json)"))

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from gridman.core import enums
-from gridman.core.services import auth, registers
+from gridman.core.services import areas, auth, registers
+from gridman.core.services.areas import AreaChoice
 from gridman.core.services.permissions import Actor
 from gridman.gui.errors import describe, show_error
 from gridman.gui.i18n import language, tr
@@ -35,9 +36,9 @@ def _area_combo() -> QComboBox:
     return combo
 
 
-def _add_areas(combo: QComboBox, areas: list[tuple[int, str, str]]) -> None:
-    for i, n, lv in areas:
-        combo.addItem(f"{n}（{enums.label(lv, language(), enums.AreaLevel)}）", i)
+def _add_areas(combo: QComboBox, choices: list[AreaChoice]) -> None:
+    for a in choices:
+        combo.addItem(a.label(language()), a.id)
 
 
 def _message_and_buttons(dialog: QDialog, form: QFormLayout, ok_text: str) -> tuple[QLabel, QDialogButtonBox]:
@@ -74,11 +75,11 @@ class UserForm(QDialog):
         form.addRow(tr("角色"), self.role)
         form.addRow(tr("管辖区域"), self.area)
         self.message, self.buttons = _message_and_buttons(self, form, tr("创建"))
-        runner.run(lambda s, _t: registers.area_choices(s, levels=("street", "community")), on_done=self._areas,
+        runner.run(lambda s, _t: areas.choices(s, actor, levels=("street", "community")), on_done=self._areas,
                    label="areas")
 
-    def _areas(self, areas: list[tuple[int, str, str]]) -> None:
-        _add_areas(self.area, areas)
+    def _areas(self, choices: list[AreaChoice]) -> None:
+        _add_areas(self.area, choices)
 
     def save(self) -> None:
         actor = self.actor
@@ -125,14 +126,14 @@ class EditUserForm(QDialog):
 
         def load(s, _t):  # type: ignore[no-untyped-def]
             u = auth.user_details(s, actor, user_id)
-            areas = registers.area_choices(s, levels=("street", "community"))
-            return (u.username, u.display_name, u.role, u.area_id, u.active, u.version), areas
+            return (u.username, u.display_name, u.role, u.area_id, u.active, u.version), areas.choices(
+                s, actor, levels=("street", "community"))
 
         runner.run(load, on_done=self._loaded, on_error=lambda e: show_error(self, e), label="user")
 
     def _loaded(self, data: tuple) -> None:  # type: ignore[type-arg]
-        (username, name, role, area_id, active, version), areas = data
-        _add_areas(self.area, areas)
+        (username, name, role, area_id, active, version), choices = data
+        _add_areas(self.area, choices)
         self.username.setText(username)
         self.display_name.setText(name)
         self.role.setCurrentIndex(max(0, self.role.findData(role)))

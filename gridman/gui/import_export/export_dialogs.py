@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from gridman.core import enums, fields
-from gridman.core.services import area_choices, export, registers
-from gridman.core.services.monthly_report import monthly_report
+from gridman.core.services import areas, export, registers
+from gridman.core.services.monthly_report import REPORT_LEVELS, monthly_report
 from gridman.core.services.permissions import Actor
 from gridman.gui.errors import describe
 from gridman.gui.i18n import N_, language, pick, tr
@@ -110,7 +110,7 @@ class ExportDialog(QDialog):
         self.area_code: str | None = None
         aid = area_id
 
-        runner.run(lambda s, _t: area_choices.area_choice(s, aid), on_done=self._area, label="export-area")
+        runner.run(lambda s, _t: areas.choice(s, aid), on_done=self._area, label="export-area")
         self._default_name()
 
     @staticmethod
@@ -122,7 +122,7 @@ class ExportDialog(QDialog):
                 return text
         return str(value)
 
-    def _area(self, a: area_choices.AreaChoice | None) -> None:
+    def _area(self, a: areas.AreaChoice | None) -> None:
         self.area_code = a.code if a is not None else None
         self.area_label.setText(a.name if a is not None else tr("全部（本人管辖范围）"))
 
@@ -181,11 +181,12 @@ class MonthlyReportDialog(QDialog):
         bb.rejected.connect(self.reject)
         form.addRow(bb)
 
-        runner.run(lambda s, _t: area_choices.report_areas(s, actor), on_done=self._areas, label="report-areas")
+        runner.run(lambda s, _t: areas.choices(s, actor, levels=REPORT_LEVELS), on_done=self._areas,
+                   label="report-areas")
 
-    def _areas(self, rows: list[area_choices.AreaChoice]) -> None:
+    def _areas(self, rows: list[areas.AreaChoice]) -> None:
         for a in rows:
-            self.area.addItem(f"{a.name}（{enums.label(a.level, language(), enums.AreaLevel)}）", a.code)
+            self.area.addItem(a.label(language()), a.code)
 
     def run_report(self) -> None:
         actor, code, month, out = self.actor, self.area.currentData(), self.month.currentData(), self.out.text()

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from gridman.core import enums
-from gridman.core.services import mediation, mediation_queue
+from gridman.core.services import mediation
 from gridman.core.services.errors import ValidationError
 from gridman.core.services.mediation import Input, Kind, rules
+from gridman.core.services.mediation import queue as mediation_queue
 from gridman.core.services.permissions import Actor
 from gridman.gui.i18n import language, pick, tr
 from gridman.gui.mediation.widgets import action_text, ok_cancel

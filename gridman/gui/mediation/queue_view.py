@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from gridman.core import enums
-from gridman.core.services import mediation, mediation_queue
+from gridman.core.services import mediation
 from gridman.core.services.errors import PermissionDenied
+from gridman.core.services.mediation import queue as mediation_queue
 from gridman.core.services.permissions import Actor, Perm
 from gridman.gui.errors import show_error, show_info
 from gridman.gui.i18n import N_, language, pick, tr

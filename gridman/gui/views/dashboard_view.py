@@ -1,5 +1,5 @@
 """统计看板 for the selected area (pyqtgraph): incidents per month by level, closure / on-time /
-satisfaction rates (as defined once in gridman.core.services.mediation_figures: each month's
+satisfaction rates (as defined once in gridman.core.services.mediation.figures: each month's
 reports as they stood at the month's end; the chart's tooltip says so), incidents by category, population pyramid, tag counts, warden workload.
 Clicking a bar opens the matching list (``open_list``). Figures come from the Qt-free
 gridman.core.services.dashboard, computed off the GUI thread."""
@@ -14,7 +14,7 @@ import pyqtgraph as pg
 
 from gridman.core import enums
 from gridman.core.services import dashboard
-from gridman.core.services import mediation_figures as mf
+from gridman.core.services.mediation import figures as mf
 from gridman.core.services.permissions import Actor
 from gridman.gui.i18n import language, pick, tr
 from gridman.gui.ops import OpRunner

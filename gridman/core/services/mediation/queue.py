@@ -1,5 +1,5 @@
 """The supervisor's queue (待办) for any area (the mediation figures are in
-:mod:`gridman.core.services.mediation_figures`).
+:mod:`gridman.core.services.mediation.figures`).
 
 The queue lists an area's *active* cases (not closed, not merged) overdue first, then by deadline —
 one ordering, since a case is overdue exactly when its ``due_at`` has passed. It relies on the
