@@ -113,9 +113,17 @@ class Database:
 
     @contextmanager
     def begin(self) -> Iterator[Session]:
-        """One unit of work: commit on success, roll back on any exception."""
+        """One unit of work without an acting user (sign-in): commit on success, roll back on any
+        exception. On SQLite it takes the write lock up front like :meth:`work`: a deferred
+        transaction that read and then writes fails at once ("database is locked") when another
+        writer committed meanwhile, instead of waiting its turn."""
         with self._factory() as s, s.begin():
+            self._lock_for_writing(s)
             yield s
+
+    def _lock_for_writing(self, s: Session) -> None:
+        if self.dialect == "sqlite":
+            s.connection(execution_options={"sqlite_immediate": True})
 
     @contextmanager
     def work(self, actor: ActingUser, *, note: str | None = None) -> Iterator[Session]:
@@ -127,8 +135,7 @@ class Database:
 
         try:
             with self._factory() as s, s.begin():
-                if self.dialect == "sqlite":
-                    s.connection(execution_options={"sqlite_immediate": True})
+                self._lock_for_writing(s)
                 s.info["actor"] = actor
                 if note:
                     s.info["audit_note"] = note
