@@ -195,7 +195,7 @@ def autogen_include_name(name: str | None, type_: str, parent_names: Any) -> boo
     return True
 
 
-def _alembic_config(database: Database):  # type: ignore[no-untyped-def]
+def _alembic_config(database: Database):
     from alembic.config import Config
 
     cfg = Config()
@@ -204,7 +204,7 @@ def _alembic_config(database: Database):  # type: ignore[no-untyped-def]
     return cfg
 
 
-def _script_directory():  # type: ignore[no-untyped-def]
+def _script_directory():
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 

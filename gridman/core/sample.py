@@ -20,7 +20,7 @@ import uuid as _uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import shapely
 from shapely.geometry import box
@@ -219,14 +219,14 @@ class _Writer:
         self.batch = batch
         self.buffers: dict[Table, list[dict[str, Any]]] = {}
         self.written = 0
-        self.order = [m.__table__ for m in (
+        self.order: list[Table] = [cast(Table, m.__table__) for m in (
             Area, User, WardenAssignment, Building, House, Household, Resident, ResidentTag, Premise, Facility,
             Organisation, OrganisationMember, Incident, IncidentParty, IncidentStep, VisitLog, SentimentReport,
             PopulationEvent,
         )]
 
     def add(self, model: type[Base], row: dict[str, Any]) -> None:
-        t = model.__table__
+        t = cast(Table, model.__table__)
         buf = self.buffers.setdefault(t, [])
         buf.append(row)
         if len(buf) >= self.batch:
@@ -283,11 +283,10 @@ def generate(database: Database, *, scale: str = "demo", seed: int = 20081, as_o
 
 def _make_reference_rows_deterministic(conn: Any, rng: Rand, as_of: datetime) -> None:
     """Rows the migrations made with random uuids/now timestamps get seeded values instead."""
-    conn.execute(update(User.__table__).where(User.__table__.c.username == "system").values(
+    conn.execute(update(User).where(User.username == "system").values(
         uuid=rng.uuid(), created_at=as_of, updated_at=as_of))
-    conn.execute(update(TimeLimitPolicy.__table__).values(updated_at=as_of))
-    conn.execute(update(Setting.__table__).where(Setting.__table__.c.key == "database_id").values(
-        value=rng.uuid(), updated_at=as_of))
+    conn.execute(update(TimeLimitPolicy).values(updated_at=as_of))
+    conn.execute(update(Setting).where(Setting.key == "database_id").values(value=rng.uuid(), updated_at=as_of))
 
 
 class _Generator:
@@ -390,7 +389,7 @@ class _Generator:
         # wardens: one per grid, a second for ~75% of grids (≈1.75 per grid)
         for grid, _ in grid_rows:
             n = 1 + (1 if rng.random() < sc.wardens_per_grid - 1 else 0)
-            wardens = []
+            wardens: list[int] = []
             for k in range(n):
                 uname = f"wg{grid['code']}{k}" if self.grid_wardens or wardens else "warden"
                 sex = rng.choice("MF")

@@ -166,7 +166,7 @@ def clean_citizen_ids(values: Sequence[Any]) -> list[Clean]:
     if idx:
         arr = np.frombuffer("".join([values[k] for k in idx]).encode("ascii"), np.uint8).reshape(-1, 18)
         d = arr[:, :17].astype(np.int32) - 48
-        ok = ((d >= 0) & (d <= 9)).all(axis=1)
+        ok = np.asarray(((d >= 0) & (d <= 9)).all(axis=1))
         d = np.where(ok[:, None], d, 0)
         last = arr[:, 17]
         last = np.where(last == ord("x"), ord("X"), last)

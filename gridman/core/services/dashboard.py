@@ -263,7 +263,8 @@ def map_grids(session: Session, actor: Actor, *, area_id: int | None = None) -> 
     """The grids (with WKB boundaries) in scope under ``area_id``."""
     q = (select(Area.id, Area.name, Area.path, Area.boundary, Area.center_lon, Area.center_lat)
          .where(Area.level == AreaLevel.GRID, _where(session, actor, Area.id, area_id)).order_by(Area.code))
-    return [MapGrid(i, n, p, b, (lo, la) if lo is not None else None) for i, n, p, b, lo, la in session.execute(q)]
+    return [MapGrid(i, n, p, b, (lo, la) if lo is not None and la is not None else None)
+            for i, n, p, b, lo, la in session.execute(q)]
 
 
 def map_points(session: Session, actor: Actor, *, area_id: int | None = None,
@@ -279,7 +280,8 @@ def map_points(session: Session, actor: Actor, *, area_id: int | None = None,
     i = session.execute(select(Incident.id, lon, lat).outerjoin(Building, Building.id == Incident.building_id)
                         .where(_where(session, actor, Incident.grid_id, area_id), lon.isnot(None),
                                Incident.status.in_(OPEN_CODES)).limit(limit)).all()
-    return {"buildings": [(a, x, y) for a, x, y in b], "incidents": [(a, x, y) for a, x, y in i]}
+    return {"buildings": [(a, x, y) for a, x, y in b if x is not None and y is not None],
+            "incidents": [(a, x, y) for a, x, y in i if x is not None and y is not None]}
 
 
 def since(days: int, *, today: date | None = None) -> date:

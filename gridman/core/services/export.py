@@ -313,28 +313,40 @@ def export_list(session: Session, actor: Actor, *, list_name: str, out: str | Pa
                         spec.name == "residents" and not show_sensitive)
 
 
+def _getter(c: Col, show_id: bool, tags: dict[int, list[str]]) -> Callable[[Any], Any]:
+    """record → the cell value of column ``c`` (str/number/date; labels for enumerations)."""
+    key = c.key
+
+    def raw(rec: Any) -> Any:
+        return getattr(rec, key)
+
+    if c.kind == "tags":
+        return lambda rec: "、".join(tags.get(rec._id, ())) or None
+    if c.kind == "id":
+        return raw if show_id else (lambda rec: idcard.mask(raw(rec)))
+    if c.kind == "enum":
+        lab = c.labels or {}
+
+        def enum_label(rec: Any) -> Any:
+            v = raw(rec)
+            return lab.get(v, v) if v is not None else None
+        return enum_label
+    if c.kind == "bool":
+        def yes_no(rec: Any) -> str | None:
+            v = raw(rec)
+            return None if v is None else ("是" if v else "否")
+        return yes_no
+    if c.kind in ("code", "text"):
+        def as_text(rec: Any) -> Any:
+            v = raw(rec)
+            return v if v is None or isinstance(v, str) else str(v)
+        return as_text
+    return raw
+
+
 def _getters(cols: Iterable[Col], show_id: bool, tags: dict[int, list[str]]) -> list[Callable[[Any], Any]]:
     """One function per column: record → cell value (str/number/date), labels for enumerations."""
-    out: list[Callable[[Any], Any]] = []
-    for c in cols:
-        key = c.key
-        if c.kind == "tags":
-            out.append(lambda rec: "、".join(tags.get(rec._id, ())) or None)
-        elif c.kind == "id":
-            if show_id:
-                out.append(lambda rec, key=key: getattr(rec, key))
-            else:
-                out.append(lambda rec, key=key: idcard.mask(getattr(rec, key)))
-        elif c.kind == "enum":
-            lab = c.labels or {}
-            out.append(lambda rec, key=key, lab=lab: (lambda v: lab.get(v, v) if v is not None else None)(getattr(rec, key)))
-        elif c.kind == "bool":
-            out.append(lambda rec, key=key: None if getattr(rec, key) is None else ("是" if getattr(rec, key) else "否"))
-        elif c.kind in ("code", "text"):
-            out.append(lambda rec, key=key: (lambda v: v if v is None or isinstance(v, str) else str(v))(getattr(rec, key)))
-        else:
-            out.append(lambda rec, key=key: getattr(rec, key))
-    return out
+    return [_getter(c, show_id, tags) for c in cols]
 
 
 # --- blank import templates ----------------------------------------------------------------------
@@ -397,8 +409,8 @@ def write_template(list_name: str, out: str | Path) -> Path:
             opt_col += 1
             ol = get_column_letter(opt_col)
             opts.cell(1, opt_col, c.header)
-            for k, v in enumerate(choices, start=2):
-                opts.cell(k, opt_col, v)
+            for n, v in enumerate(choices, start=2):
+                opts.cell(n, opt_col, v)
             dv = DataValidation(type="list", formula1=f"=选项!${ol}$2:${ol}${len(choices) + 1}", allow_blank=True,
                                 showErrorMessage=True, errorTitle=c.header, error=f"请从下拉列表中选择{c.header}")
         elif c.kind == "date":

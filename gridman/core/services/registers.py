@@ -354,8 +354,8 @@ def _finish_residents(session: Session, actor: Actor, ids: list[int], rows: list
                 continue
             tags.setdefault(rid, []).append((name, name_en))
     out = []
-    for rid, r, ex in zip(ids, rows, extra, strict=True):
-        r = list(r)
+    for rid, row, ex in zip(ids, rows, extra, strict=True):
+        r = list(row)
         if not show_id:
             r[2] = idcard.mask(r[2])
         ex["tags"] = tags.get(rid, [])  # (Chinese, English) names
@@ -367,8 +367,8 @@ def _finish_incidents(rows: list[tuple[Any, ...]], extra: list[dict[str, Any]]) 
     now = datetime.now()
     open_codes = {s.value for s in OPEN_STATUSES}
     out = []
-    for r, ex in zip(rows, extra, strict=True):
-        r = list(r)
+    for row, ex in zip(rows, extra, strict=True):
+        r = list(row)
         due = r[6]
         left = None
         if due is not None and r[4] in open_codes:
@@ -392,8 +392,8 @@ def _finish_users(session: Session, ids: list[int], rows: list[tuple[Any, ...]])
         for uid, name in session.execute(q):
             grids.setdefault(uid, []).append(name)
     out = []
-    for uid, r in zip(ids, rows, strict=True):
-        r = list(r)
+    for uid, row in zip(ids, rows, strict=True):
+        r = list(row)
         r[4] = "、".join(grids.get(uid, []))
         out.append(tuple(r))
     return out

@@ -107,10 +107,10 @@ def in_area(col: Any, area: AreaLike | None, *, community_col: Any = None,
     if level == AreaLevel.GRID:
         return col == area.id
     if level == AreaLevel.COMMUNITY and community_col is not None:
-        return community_col == area.id  # type: ignore[no-any-return]
+        return community_col == area.id
     if level == AreaLevel.STREET and street_col is not None:
-        return street_col == area.id  # type: ignore[no-any-return]
-    return col.in_(subtree_ids(area.path))  # type: ignore[no-any-return]
+        return street_col == area.id
+    return col.in_(subtree_ids(area.path))
 
 
 # --- the actor's scope -------------------------------------------------------------------------------

@@ -185,7 +185,7 @@ def _update_residents(batch: _Batch, upd: list[Plan], hh_id: dict[str, int]) -> 
                 if c in p.changes:
                     nv = p.changes[c][1]
                     if c == "household_id" and nv is None:
-                        nv = hh_id[p.row.hh_key]  # type: ignore[index]
+                        nv = hh_id[p.row.hh_key]
                         p.changes[c] = (p.changes[c][0], nv)
                     prm["v_" + c] = nv
                 else:

@@ -116,7 +116,7 @@ class _Subtree:
                                       None if m2 is None else round(m2, 2), value))
 
     def m2(self, g: Any) -> np.ndarray:
-        return self.proj.area_m2(g)  # type: ignore[no-any-return]
+        return self.proj.area_m2(g)
 
 
 def _validity(session: Session, t: _Subtree, repair: bool) -> list[Repair]:
@@ -234,7 +234,7 @@ def _staffing(session: Session, t: _Subtree, today: date, default_limit: int) ->
             select(WardenAssignment.grid_id).where(
                 WardenAssignment.grid_id.in_(ch), WardenAssignment.start_date <= today,
                 or_(WardenAssignment.end_date.is_(None), WardenAssignment.end_date >= today)).distinct()))
-        counts.update(session.execute(select(Household.grid_id, func.count()).where(  # type: ignore[arg-type]
+        counts.update(session.execute(select(Household.grid_id, func.count()).where(
             Household.grid_id.in_(ch)).group_by(Household.grid_id)).all())
     for i in grid_pos:
         gid = int(t.ids[i])

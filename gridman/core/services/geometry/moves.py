@@ -61,7 +61,7 @@ def load_grids(session: Session) -> tuple[np.ndarray, np.ndarray, dict[int, str]
         bad = ~shapely.is_valid(geoms)
         if bad.any():  # an invalid grid would make the predicates undefined: use its repaired form
             geoms[bad] = [geo.polygonal(shapely.make_valid(g)) for g in geoms[bad]]
-    return ids, geoms, codes  # type: ignore[return-value]
+    return ids, geoms, codes
 
 
 def _point_cond(t: Any, bbox: BBox | None, scope_list: list[int] | None) -> Any:
@@ -82,7 +82,7 @@ def _fast_rows(conn: Any, stmt: Any) -> list[tuple[Any, ...]]:
     need no result processing on SQLite or PostgreSQL."""
     res = conn.execute(stmt)
     try:
-        return res.cursor.fetchall()  # type: ignore[no-any-return]
+        return res.cursor.fetchall()
     finally:
         res.close()
 

@@ -234,7 +234,7 @@ def cohort(actor: Actor, area: scope.AreaLike | None, period: Period) -> list[Co
 
 
 def _before_end(col: Any, period: Period) -> ColumnElement[bool]:
-    return true() if period.end is None else col < period.end  # type: ignore[no-any-return]
+    return true() if period.end is None else col < period.end
 
 
 def _n(cond: ColumnElement[bool]) -> Any:

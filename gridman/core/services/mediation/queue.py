@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal_column, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
 from gridman.core.enums import IncidentStatus, label
@@ -120,7 +121,7 @@ def text_condition(session: Session, q: str) -> ColumnElement[bool]:
         return literal_column(PG_TEXT_EXPR).ilike(_like_pattern(q), escape="\\")
     if dialect == "sqlite" and len(q) >= FTS_MIN_CHARS and _has_fts(session) \
             and fts_match_count(session, q, cap=FTS_DRIVE_MAX + 1) <= FTS_DRIVE_MAX:
-        fts = select(literal_column("rowid")).select_from(text("incidents_fts")).where(
+        fts: Select[Any] = select(literal_column("rowid")).select_from(text("incidents_fts")).where(
             text("incidents_fts MATCH :fts_q").bindparams(fts_q=_fts_phrase(q)))
         return Incident.id.in_(fts)
     pat = _like_pattern(q)
