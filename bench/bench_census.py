@@ -1,6 +1,8 @@
 """Census import/export benchmark: prints figures next to the pandas peer measured in the same run.
 
-    python bench/bench_census.py [--rows 100000] [--keep]
+    python bench/bench_census.py [--rows 100000] [--keep] [--baseline REV]
+
+(``--baseline REV``: only the import, of this checkout and of commit REV alternately, compared.)
 
 1. builds a 100,000-row × 20-column census workbook (bench/out/census_100k.xlsx, reused if present);
 2. gridman end-to-end import into a fresh SQLite database (read with calamine, clean and
@@ -170,11 +172,41 @@ def one_export(dbpath: Path, out: Path) -> dict:
             "size_mb": out.stat().st_size / 1e6}
 
 
-def sub(*args: str) -> dict:
-    r = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, cwd=ROOT)
+def sub(*args: str, tree: Path = ROOT) -> dict:
+    """One measurement in a process of its own, with the code of ``tree`` (this checkout, or the
+    baseline's worktree: its own bench script puts its own tree first on sys.path)."""
+    r = subprocess.run([sys.executable, str(tree / "bench" / "bench_census.py"), *args], capture_output=True,
+                       text=True, cwd=tree)
     if r.returncode != 0:
         raise SystemExit(r.stderr)
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def compare_with(rev: str, wb: Path) -> None:
+    """The import of this checkout and of ``rev`` (a commit before a change), run alternately three
+    times each in the same run, medians compared: the check that a change kept the import's speed."""
+    tree = OUT / f"baseline-{rev[:12]}"
+    if not tree.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=ROOT, check=True,
+                       capture_output=True)
+    try:
+        now, before = [], []
+        for _ in range(3):
+            now.append(sub("--one", "import", "--wb", str(wb), "--dbpath", str(OUT / "census_import.sqlite")))
+            before.append(sub("--one", "import", "--wb", str(wb), "--dbpath", str(OUT / "census_baseline.sqlite"),
+                              tree=tree))
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
+    def summary(runs: list[dict]) -> tuple[float, str]:
+        secs = sorted(r["seconds"] for r in runs)
+        cpu = sorted(r["cpu"] for r in runs)[1]
+        return secs[1], f"median {secs[1]:6.2f} s (runs {', '.join(f'{x:.2f}' for x in secs)} s), CPU {cpu:.2f} s"
+
+    med_now, text_now = summary(now)
+    med_before, text_before = summary(before)
+    print(f"import now:                {text_now}")
+    print(f"import before ({rev[:10]}): {text_before}")
+    print(f"→ now / before = {med_now / med_before:.3f} (target: within 5 %, i.e. ≤ 1.050)")
 
 
 def main() -> None:
@@ -183,6 +215,7 @@ def main() -> None:
     ap.add_argument("--one", choices=["import", "pandas", "export"])
     ap.add_argument("--wb")
     ap.add_argument("--dbpath")
+    ap.add_argument("--baseline", metavar="REV", help="also time the import of commit REV, alternately, and compare")
     a = ap.parse_args()
     if a.one == "import":
         print(json.dumps(one_import(Path(a.wb), Path(a.dbpath))))
@@ -202,6 +235,9 @@ def main() -> None:
               f"in {time.perf_counter() - t:.1f} s")
     print(f"workbook: {wb} ({wb.stat().st_size / 1e6:.1f} MB); load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores (wall times suffer when the machine is shared; CPU times shown too)")
+    if a.baseline:
+        compare_with(a.baseline, wb)
+        return
     # the import three times (median reported: the shared machine's speed drifts by ±5 %), the peer once
     runs = sorted((sub("--one", "import", "--wb", str(wb), "--dbpath", str(OUT / "census_import.sqlite"))
                    for _ in range(3)), key=lambda r: r["seconds"])

@@ -13,9 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from gridman.core import idcard
 from gridman.core.enums import Role
 from gridman.core.models import Area, AuditEntry, Household, Resident
-from gridman.core.services import areas, auth, people
+from gridman.core.services import areas, auth, people, scope
 from gridman.core.services.errors import ConflictError, PermissionDenied, ValidationError
-from gridman.core.services.permissions import grid_scope_filter, system_actor
+from gridman.core.services.permissions import system_actor
 from tests.helpers import PASSWORD, build_tree, make_user
 
 ID_A = idcard.make("340104", date(1980, 5, 17), 3, "M")
@@ -26,9 +26,9 @@ def test_subtree_queries(db):
     t = build_tree(db)
     with db.session() as s:
         street = s.get(Area, t.street)
-        ids = set(areas.subtree_ids(s, street))
+        ids = set(s.scalars(scope.subtree_ids(street.path)))
         assert ids == {t.street, t.community, t.grid1, t.grid2}
-        grids = set(areas.subtree_ids(s, s.get(Area, t.district), level="grid"))
+        grids = set(s.scalars(scope.subtree_ids(s.get(Area, t.district).path, level="grid")))
         assert grids == {t.grid1, t.grid2, t.grid3}
         anc = [a.id for a in areas.ancestors(s, s.get(Area, t.grid1))]
         assert anc == [t.city, t.district, t.street, t.community]
@@ -157,9 +157,9 @@ def test_permission_refusals(db):
         auth.create_user(s, clerk, username="x", display_name="x", password=PASSWORD, role="warden")
     # scope filter in SQL: the warden sees only grid1's residents
     with db.session() as s:
-        names = set(s.scalars(select(Resident.name).where(grid_scope_filter(warden, Resident.grid_id))))
+        names = set(s.scalars(select(Resident.name).where(scope.rows(warden, Resident.grid_id))))
         assert names == {"本网格"}
-        names = set(s.scalars(select(Resident.name).where(grid_scope_filter(staff, Resident.grid_id))))
+        names = set(s.scalars(select(Resident.name).where(scope.rows(staff, Resident.grid_id))))
         assert names == {"本网格", "社区内"}
 
 

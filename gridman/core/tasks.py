@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from gridman.core.services.errors import GridmanError
+from gridman.core.errors import GridmanError
 
 ProgressCallback = Callable[[float, str], None]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gridman.core import enums
@@ -61,16 +61,6 @@ def create_area(session: Session, actor: Actor, *, code: str, name: str, level: 
     area.path = (parent.path if parent else "/") + f"{area.id}/"
     session.flush()
     return area
-
-
-def subtree_query(area: Area, *, level: AreaLevel | str | None = None) -> Select[Area]:
-    """SELECT of all areas in ``area``'s subtree (itself included), optionally of one level."""
-    return scope.subtree_areas(area.path, level=level)
-
-
-def subtree_ids(session: Session, area: Area, *, level: AreaLevel | str | None = None) -> list[int]:
-    """The ids of every area in ``area``'s subtree (itself included), optionally of one level."""
-    return list(session.scalars(scope.subtree_ids(area.path, level=level)))
 
 
 def ancestors(session: Session, area: Area) -> list[Area]:

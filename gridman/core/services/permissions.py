@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from gridman.core.enums import Role, label
@@ -155,12 +155,6 @@ def require_area(session: Session, actor: Actor, perm: Perm, area_id: int) -> Ar
         raise NotFound(f"区划 {area_id} 不存在", en=f"Area {area_id} does not exist")
     require(actor, perm, area)
     return area
-
-
-def grid_scope_filter(actor: Actor, grid_col: ColumnElement) -> ColumnElement[bool]:
-    """The rows (by their grid column) in the actor's scope: :func:`scope.rows` (new code calls
-    that; this name stays while mediation and geometry still use it)."""
-    return scope.rows(actor, grid_col)
 
 
 SYSTEM_USERNAME = "system"
