@@ -29,7 +29,7 @@ from gridman.core.services.permissions import Actor, Perm
 from gridman.core.tasks import Cancelled
 from gridman.gui.errors import describe, show_error
 from gridman.gui.i18n import language, tr
-from gridman.gui.offline_exchange.progress import JobProgress
+from gridman.gui.job_progress import JobProgress
 from gridman.gui.offline_exchange.values import (
     DELETION_ACTIONS,
     ConflictRow,
