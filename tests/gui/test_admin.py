@@ -49,7 +49,7 @@ def test_boundary_import_previews_then_imports(qtbot, sqlite_demo, signed_in, tm
     d = _dialog(qtbot, sqlite_demo, signed_in("admin"), path, cid)
     qtbot.mouseClick(d.check_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: d.message.text().startswith("预览"), timeout=15_000)
-    assert "新建 3" in d.message.text() and not d.cancel_button.isEnabled()
+    assert "新建 3" in d.message.text() and not d.import_job.button.isEnabled()
     assert raw(sqlite_demo, f"SELECT count(*) FROM areas WHERE code IN ({','.join('?' * 3)})", *codes) == [(0,)]
     with qtbot.waitSignal(d.imported, timeout=15_000):
         qtbot.mouseClick(d.import_button, Qt.MouseButton.LeftButton)
@@ -65,12 +65,12 @@ def test_boundary_import_cancel_writes_nothing(qtbot, sqlite_demo, signed_in, tm
     d = _dialog(qtbot, sqlite_demo, signed_in("admin"), path, cid)
     audit_before = raw(sqlite_demo, "SELECT count(*) FROM audit_log")[0][0]
     qtbot.mouseClick(d.import_button, Qt.MouseButton.LeftButton)
-    assert d.cancel_button.isEnabled() and not d.import_button.isEnabled()
-    qtbot.waitUntil(lambda: d.progress.value() > 0, timeout=15_000)  # the job reports progress
-    qtbot.mouseClick(d.cancel_button, Qt.MouseButton.LeftButton)
+    assert d.import_job.button.isEnabled() and not d.import_button.isEnabled()
+    qtbot.waitUntil(lambda: d.import_job.bar.value() > 0, timeout=15_000)  # the job reports progress
+    qtbot.mouseClick(d.import_job.button, Qt.MouseButton.LeftButton)
     cancelled = describe(Cancelled())[0]
     qtbot.waitUntil(lambda: d.message.text() == cancelled, timeout=30_000)
-    assert d.import_button.isEnabled() and not d.cancel_button.isEnabled()
+    assert d.import_button.isEnabled() and not d.import_job.button.isEnabled()
     assert raw(sqlite_demo, f"SELECT count(*) FROM areas WHERE code LIKE '{ccode}9%' AND length(code) = "
                             f"{len(codes[0])}") == [(0,)]
     assert raw(sqlite_demo, "SELECT count(*) FROM audit_log")[0][0] == audit_before

@@ -125,9 +125,9 @@ def test_cancel_stops_the_import_and_writes_nothing(qtbot, sqlite_demo, signed_i
     for _ in range(win.runner.pool.maxThreadCount()):
         win.runner.run(lambda _s, _t: gate.wait(10), mode="none", label="hold")
     wiz.start_import()
-    assert wiz.page == 4 and wiz.cancel_button.isEnabled()
-    qtbot.mouseClick(wiz.cancel_button, Qt.MouseButton.LeftButton)
-    assert not wiz.cancel_button.isEnabled()
+    assert wiz.page == 4 and wiz.import_job.button.isEnabled()
+    qtbot.mouseClick(wiz.import_job.button, Qt.MouseButton.LeftButton)
+    assert not wiz.import_job.button.isEnabled()
     gate.set()
     qtbot.waitUntil(lambda: wiz.page == 5, timeout=15_000)
     assert "导入已取消" in wiz.result_label.text()

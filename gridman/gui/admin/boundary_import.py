@@ -1,7 +1,7 @@
 """边界导入: the boundary import dialog over ``geometry.import_geojson`` — a GeoJSON file, the
 level of its features, the parent area and the coordinate system; a preview (dry run) first
 shows what would change. The import runs on the op runner with its task: a progress bar, and
-Cancel stops it with nothing written."""
+Cancel (beside it, while the job runs) stops it with nothing written."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from gridman.core.services.areas import AreaChoice
 from gridman.core.services.permissions import Actor
 from gridman.gui.errors import describe
 from gridman.gui.i18n import N_, language, tr
-from gridman.gui.ops import Op, OpRunner
+from gridman.gui.job_progress import JobProgress
+from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QComboBox,
     QDialog,
@@ -24,7 +25,6 @@ from gridman.gui.qt import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QWidget,
     Signal,
@@ -45,7 +45,6 @@ class BoundaryImportDialog(QDialog):
     def __init__(self, runner: OpRunner, actor: Actor, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.runner, self.actor = runner, actor
-        self.op: Op | None = None
         self.setObjectName("boundaryImport")
         self.setWindowTitle(tr("导入边界"))
         self.setMinimumWidth(600)
@@ -69,27 +68,20 @@ class BoundaryImportDialog(QDialog):
         form.addRow(tr("区划层级"), self.level)
         form.addRow(tr("上级区划"), self.parent_area)
         form.addRow(tr("坐标系"), self.crs)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setVisible(False)
-        form.addRow(self.progress)
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setObjectName("boundaryMessage")
+        self.import_job = JobProgress("cancelBoundaryImport", tr("取消导入"), label=self.message, messages=True)
+        form.addRow(self.import_job)
         form.addRow(self.message)
         bb = QDialogButtonBox()
         self.check_button = bb.addButton(tr("预览"), QDialogButtonBox.ButtonRole.ActionRole)
         self.import_button = bb.addButton(tr("导入"), QDialogButtonBox.ButtonRole.AcceptRole)
-        self.cancel_button = bb.addButton(tr("取消导入"), QDialogButtonBox.ButtonRole.ActionRole)
-        self.cancel_button.setObjectName("cancelBoundaryImport")
-        self.cancel_button.setEnabled(False)
         close = bb.addButton(tr("关闭"), QDialogButtonBox.ButtonRole.RejectRole)
         self.check_button.clicked.connect(lambda: self.run(dry_run=True))
         self.import_button.clicked.connect(lambda: self.run(dry_run=False))
-        self.cancel_button.clicked.connect(self.cancel)
         close.clicked.connect(self.reject)
         form.addRow(bb)
-        runner.busy_changed.connect(self._busy_changed)
 
         runner.run(lambda s, _t: areas.choices(s, actor, levels=("city", "district", "street", "community")),
                    on_done=self._areas, label="boundary-areas")
@@ -106,8 +98,8 @@ class BoundaryImportDialog(QDialog):
     def _running(self, on: bool) -> None:
         self.check_button.setEnabled(not on)
         self.import_button.setEnabled(not on)
-        self.cancel_button.setEnabled(on)
-        self.progress.setVisible(on)
+        if not on:
+            self.import_job.stop()
 
     def run(self, *, dry_run: bool) -> None:
         actor, path = self.actor, Path(self.file.text().strip())
@@ -121,30 +113,11 @@ class BoundaryImportDialog(QDialog):
                                            source=path.name, dry_run=dry_run, task=task)
 
         self.message.setText(tr("正在处理…"))
-        self.progress.setValue(0)
         self._running(True)
-        self.op = self.runner.run(job, mode="write", on_done=self._done, on_error=self._failed,
-                                  on_progress=self._progress, label="boundary-import")
-
-    def _progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        self.message.setText(message)
-
-    def cancel(self) -> None:
-        """Ask the running import to stop; it stops at its next feature and writes nothing."""
-        if self.op is not None and not self.op.finished:
-            self.op.cancel()
-            self.cancel_button.setEnabled(False)
-            self.message.setText(tr("正在取消…"))
-
-    def _busy_changed(self, _n: int) -> None:
-        # a cancelled job reports nothing back (the runner drops Cancelled): notice its end here
-        if self.op is not None and self.op.finished and self.op.task.cancelled:
-            self.op = None
-            self._running(False)
-            from gridman.core.tasks import Cancelled
-
-            self.message.setText(describe(Cancelled())[0])
+        # cancelled (the job stops at its next feature, nothing written): said like an error
+        self.import_job.start(self.runner.run(job, mode="write", on_done=self._done, on_error=self._failed,
+                                              on_cancelled=self._failed, on_progress=self.import_job.progressed,
+                                              label="boundary-import"))
 
     def _failed(self, exc: BaseException) -> None:
         self._running(False)

@@ -15,6 +15,7 @@ from gridman.core.services import census, cleaning
 from gridman.core.services.permissions import Actor
 from gridman.gui.errors import describe
 from gridman.gui.i18n import N_, language, pick, tr
+from gridman.gui.job_progress import JobProgress
 from gridman.gui.ops import Op, OpRunner
 from gridman.gui.qt import (
     QAbstractItemView,
@@ -28,7 +29,6 @@ from gridman.gui.qt import (
     QLabel,
     QLineEdit,
     QListWidget,
-    QProgressBar,
     QPushButton,
     QStackedWidget,
     QTableWidget,
@@ -75,7 +75,6 @@ class ImportWizard(QDialog):
         self.check: census.ImportResult | None = None
         self.import_result: census.ImportResult | None = None
         self.error_report: Path | None = None
-        self.import_op: Op | None = None
         self.report_op: Op | None = None
         lay = QVBoxLayout(self)
         self.steps = QLabel()
@@ -159,16 +158,11 @@ class ImportWizard(QDialog):
     def _import_page(self) -> QWidget:
         p5 = QWidget()
         l5 = QVBoxLayout(p5)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
         self.progress_label = QLabel(tr("准备导入…"))
-        self.cancel_button = QPushButton(tr("取消导入"))
-        self.cancel_button.setObjectName("cancelImport")
-        self.cancel_button.clicked.connect(self.cancel_import)
+        self.import_job = JobProgress("cancelImport", tr("取消导入"), label=self.progress_label, messages=True)
         l5.addStretch(1)
         l5.addWidget(self.progress_label)
-        l5.addWidget(self.progress)
-        l5.addWidget(self.cancel_button)
+        l5.addWidget(self.import_job)
         l5.addStretch(1)
         return p5
 
@@ -332,22 +326,10 @@ class ImportWizard(QDialog):
     def start_import(self) -> None:
         kw, actor = self._kwargs(), self.actor
         self.go(4)
-        self.progress.setValue(0)
-        self.cancel_button.setEnabled(True)
-        self.import_op = self.runner.run(lambda s, t: census.import_census(s, actor, task=t, **kw), mode="write",
-                                         on_done=self._imported, on_error=self._import_failed,
-                                         on_cancelled=self._import_cancelled, on_progress=self._progress,
-                                         label="import")
-
-    def _progress(self, f: float, msg: str) -> None:
-        self.progress.setValue(int(f * 1000))
-        self.progress_label.setText(msg)
-
-    def cancel_import(self) -> None:
-        if self.import_op is not None and not self.import_op.finished:
-            self.import_op.cancel()
-            self.cancel_button.setEnabled(False)
-            self.progress_label.setText(tr("正在取消…"))
+        self.import_job.start(self.runner.run(lambda s, t: census.import_census(s, actor, task=t, **kw), mode="write",
+                                              on_done=self._imported, on_error=self._import_failed,
+                                              on_cancelled=self._import_cancelled,
+                                              on_progress=self.import_job.progressed, label="import"))
 
     def _import_failed(self, exc: BaseException) -> None:
         self._show_failure(describe(exc)[0])
@@ -356,6 +338,7 @@ class ImportWizard(QDialog):
         self._show_failure(tr("导入已取消，未写入任何数据。"))
 
     def _show_failure(self, text: str) -> None:
+        self.import_job.stop()
         self.import_result = None
         self.error_report = None
         self.open_report.setVisible(False)
@@ -365,6 +348,7 @@ class ImportWizard(QDialog):
         self.go(5)
 
     def _imported(self, r: census.ImportResult) -> None:
+        self.import_job.stop()
         self.import_result = r
         errors = sum(1 for i in r.issues if i.severity == "error")
         status = {"imported": tr("已导入"), "rejected": tr("有错误，整批未导入")}.get(r.status, r.status)

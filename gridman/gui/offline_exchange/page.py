@@ -29,7 +29,7 @@ from gridman.core.services.permissions import Actor, Perm
 from gridman.core.tasks import Cancelled
 from gridman.gui.errors import describe, show_error
 from gridman.gui.i18n import language, tr
-from gridman.gui.offline_exchange.progress import JobProgress
+from gridman.gui.job_progress import JobProgress
 from gridman.gui.offline_exchange.values import (
     DELETION_ACTIONS,
     ConflictRow,
@@ -148,18 +148,17 @@ class OfflineExchangePage(QWidget):
         self.checkout_button = QPushButton(tr("导出交换包"))
         self.checkout_button.setObjectName("checkoutButton")
         self.checkout_button.clicked.connect(self.run_checkout)
-        self.checkout_job = JobProgress("checkoutCancel")
-        self.checkout_job.button.clicked.connect(self.cancel_checkout)
+        self.checkout_label = QLabel(tr("把一个街道、社区或几个网格的台账导出为交换工作簿，交给没有联网的站点填写，再导回。"))
+        self.checkout_label.setObjectName("checkoutResult")
+        self.checkout_label.setWordWrap(True)
+        self.checkout_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.checkout_job = JobProgress("checkoutCancel", label=self.checkout_label)
         self.checkout_job.setMaximumWidth(400)
         row = QHBoxLayout()
         row.addWidget(self.checkout_button)
         row.addWidget(self.checkout_job)
         row.addStretch(1)
         form.addRow(row)
-        self.checkout_label = QLabel(tr("把一个街道、社区或几个网格的台账导出为交换工作簿，交给没有联网的站点填写，再导回。"))
-        self.checkout_label.setObjectName("checkoutResult")
-        self.checkout_label.setWordWrap(True)
-        self.checkout_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow(self.checkout_label)
         self.tabs.addTab(w, tr("导出交换包"))
 
@@ -268,8 +267,7 @@ class OfflineExchangePage(QWidget):
 
     def cancel_checkout(self) -> None:
         """Ask the running check-out to stop; the service then writes no file and no record."""
-        if self.checkout_job.cancel():
-            self.checkout_label.setText(tr("正在取消…"))
+        self.checkout_job.cancel()
 
     def _checkout_failed(self, exc: BaseException) -> None:
         self._checkout_ended()
@@ -304,13 +302,12 @@ class OfflineExchangePage(QWidget):
         self.check_button.clicked.connect(self.run_dry)
         row.addWidget(self.check_button)
         lay.addLayout(row)
-        self.checkin_job = JobProgress("checkinCancel")
-        self.checkin_job.button.clicked.connect(self.cancel_checkin)
-        lay.addWidget(self.checkin_job)
         self.checkin_label = QLabel(tr("先试运行：显示将新增、更新、保持不变的行和冲突，不写入数据库；确认后再导入。"))
         self.checkin_label.setObjectName("checkinSummary")
         self.checkin_label.setWordWrap(True)
         self.checkin_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.checkin_job = JobProgress("checkinCancel", label=self.checkin_label)
+        lay.addWidget(self.checkin_job)
         lay.addWidget(self.checkin_label)
         self.stack = QStackedWidget()
         lay.addWidget(self.stack, 1)
@@ -389,8 +386,7 @@ class OfflineExchangePage(QWidget):
 
     def cancel_checkin(self) -> None:
         """Ask the running dry run or check-in to stop; nothing is written then."""
-        if self.checkin_job.cancel():
-            self.checkin_label.setText(tr("正在取消…"))
+        self.checkin_job.cancel()
 
     def _op_ended(self, _n: int) -> None:
         """A cancelled job ends without a result or an error: put its controls back."""
