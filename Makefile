@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 RUN_DB  := .run/gridman-demo.sqlite
 PYTEST_ARGS ?=
 
-.PHONY: run test system-deps venv bench sample-db screenshots lint clean
+.PHONY: run test system-deps venv bench sample-db templates screenshots lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,10 @@ sample-db: venv
 	rm -f sample_db/gridman-demo.sqlite
 	$(BIN)/gridman sample --out sample_db/gridman-demo.sqlite --scale demo
 	$(BIN)/python -c "import sqlite3; c = sqlite3.connect('sample_db/gridman-demo.sqlite'); c.execute('PRAGMA journal_mode=DELETE'); c.execute('VACUUM'); c.close()"
+
+# the blank import templates under resources/templates, from the field catalogue
+templates: venv
+	$(BIN)/python -c "from gridman.core.services.export import write_all_templates; write_all_templates()"
 
 screenshots: system-deps venv
 	QT_QPA_PLATFORM=offscreen $(BIN)/python scripts/screenshots.py

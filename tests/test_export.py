@@ -259,3 +259,36 @@ def test_property_export_then_import_changes_nothing(db, tmp_path_factory, house
     assert (again.inserted, again.updated, again.rejected) == (0, 0, 0)
     assert again.unchanged == len(before)
     assert residents(db) == before
+
+
+def test_export_reports_progress_and_a_cancel_leaves_no_file_and_no_log_entry(demo_db, tmp_path):
+    """An export reports its progress; cancelled half-way it leaves no workbook (an older file of
+    that name stays as it was) and no audit entry; a later export writes the whole list."""
+    from gridman.core import tasks
+
+    admin = admin_of(demo_db)
+    out = tmp_path / "台账.xlsx"
+    out.write_bytes(b"an older export")
+    seen: list[float] = []
+
+    def cancel_half_way(fraction: float, _m: str) -> None:
+        seen.append(fraction)
+        if fraction > 0:
+            task.cancel()
+
+    task = tasks.TaskState(cancel_half_way, min_interval=0)
+    with pytest.raises(tasks.Cancelled), demo_db.work(admin) as s:
+        ex.export_list(s, admin, list_name="residents", out=out, task=task)
+    assert out.read_bytes() == b"an older export"
+    assert not out.with_name(out.name + ".part").exists()
+    with demo_db.session() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "export")) == 0
+        total = s.scalar(select(func.count()).select_from(Resident))
+    assert 0 < seen[-1] < 1
+    seen.clear()
+    with demo_db.work(admin) as s:
+        res = ex.export_list(s, admin, list_name="residents", out=out,
+                             task=tasks.TaskState(lambda f, _m: seen.append(f), min_interval=0))
+    assert seen[0] == 0.0 and seen == sorted(seen) and len(seen) >= total // ex.PROGRESS_ROWS
+    sheet = python_calamine.CalamineWorkbook.from_path(str(out)).get_sheet_by_index(0).to_python()
+    assert len(sheet) == res.rows + 1 == total + 1

@@ -4,10 +4,8 @@ ledgers and reports out (the same services the GUI wizard will call)."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from gridman.cli.common import Context, add_json
-from gridman.core import tasks
 from gridman.core.services import census as ci
 from gridman.core.services import export as ex
 from gridman.core.services.errors import ValidationError
@@ -65,15 +63,13 @@ def cmd_import_census(ctx: Context) -> int:
     a = ctx.args
     mapping = _pairs(a.map, "--map") or None
     actor = ctx.actor
-    task = tasks.printer(quiet=ctx.json)
-    with ctx.db.work(actor) as s:
-        res = ci.import_census(s, actor, path=a.file, sheet=a.sheet, mapping=mapping, area_code=a.area,
-                               dry_run=a.dry_run, policy=a.policy, task=task)
     report = None
-    if a.report and res.issues:
-        report = str(ci.write_error_workbook(res, a.report, task=task))
-    if not ctx.json:
-        print(file=sys.stderr)
+    with ctx.progress() as task:
+        with ctx.db.work(actor) as s:
+            res = ci.import_census(s, actor, path=a.file, sheet=a.sheet, mapping=mapping, area_code=a.area,
+                                   dry_run=a.dry_run, policy=a.policy, task=task)
+        if a.report and res.issues:
+            report = str(ci.write_error_workbook(res, a.report, task=task))
     out = res.summary()
     out["report"] = report
     out["issues"] = [vars(i) for i in res.issues[:200]]
@@ -135,8 +131,9 @@ def cmd_export(ctx: Context) -> int:
     if a.name:
         raise ValidationError(f"多余的参数：{a.name}", en=f"Unexpected argument {a.name}")
     actor = ctx.actor
-    with ctx.db.work(actor) as s:
-        res = ex.export_list(s, actor, list_name=a.what, out=a.out, area_code=a.area, filters=_pairs(a.filter, "--filter"))
+    with ctx.progress() as task, ctx.db.work(actor) as s:
+        res = ex.export_list(s, actor, list_name=a.what, out=a.out, area_code=a.area,
+                             filters=_pairs(a.filter, "--filter"), task=task)
     ctx.out(res, f"已导出 {res.rows} 行 → {res.path}" + ("（身份证号已脱敏）" if res.masked_ids and res.list == "residents" else ""))
     return 0
 
@@ -144,10 +141,9 @@ def cmd_export(ctx: Context) -> int:
 def cmd_report_monthly(ctx: Context) -> int:
     a = ctx.args
     actor = ctx.actor
-    from gridman.core import tasks
     from gridman.core.services.monthly_report import monthly_report
 
-    with ctx.db.work(actor) as s:
-        res = monthly_report(s, actor, area_code=a.area, month=a.month, out=a.out, task=tasks.printer(quiet=ctx.json))
+    with ctx.progress() as task, ctx.db.work(actor) as s:
+        res = monthly_report(s, actor, area_code=a.area, month=a.month, out=a.out, task=task)
     ctx.out(res, f"月报已写入 {res.path}：在住人口 {res.population}，本月事件 {res.incidents}，已结案 {res.closed}")
     return 0

@@ -7,7 +7,8 @@ import json
 import logging
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from typing import Any
@@ -52,10 +53,17 @@ class Context:
                 self._actor = actor_by_username(s, self.args.as_user) if self.args.as_user else system_actor(s)
         return self._actor
 
-    def task(self) -> TaskState:
-        """The progress-and-cancel object for a long service: a progress line on stderr, none
-        with --json (:func:`tasks.printer`)."""
-        return tasks.printer(quiet=self.json)
+    @contextmanager
+    def progress(self) -> Iterator[TaskState]:
+        """The progress-and-cancel object of a long command (:func:`tasks.printer`): a progress
+        line on stderr when it is a terminal and the output is text, the line ended afterwards so
+        the result starts on a line of its own."""
+        quiet = self.json or not sys.stderr.isatty()
+        try:
+            yield tasks.printer(quiet=quiet)
+        finally:
+            if not quiet:
+                print(file=sys.stderr)
 
     def close(self) -> None:
         if self._db is not None:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from gridman.cli.common import Context, add_json, to_jsonable
-from gridman.core import tasks
 from gridman.core.db import open_database
 from gridman.core.services import exchange
 from gridman.core.services.errors import ValidationError
@@ -62,22 +59,13 @@ def cmd_checkout(ctx: Context) -> int:
     grids = [g.strip() for g in a.grids.split(",") if g.strip()] if a.grids else None
     if not a.area and not grids:
         raise ValidationError("请用 --area 或 --grids 指定导出范围", en="Give --area or --grids")
-    with _progress(ctx) as task, ctx.db.work(ctx.actor) as s:
+    with ctx.progress() as task, ctx.db.work(ctx.actor) as s:
         res = exchange.checkout(s, ctx.actor, out=a.out, area_code=a.area, grid_codes=grids, task=task)
     total = sum(res.counts.values())
     ctx.out(res, lambda: f"已导出 {res.area_name}（{res.area_code}）交换包 {res.package_id} → {res.path}："
                          f"{total} 行，用时 {res.seconds} 秒\n" + _counts(res.counts))
     return 0
 
-
-@contextmanager
-def _progress(ctx: Context) -> Iterator[tasks.TaskState]:
-    """The task of a long command: progress on stderr (none with --json), the line ended after it."""
-    try:
-        yield tasks.printer(quiet=ctx.json)
-    finally:
-        if not ctx.json:
-            print(file=sys.stderr)
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -101,7 +89,7 @@ def cmd_checkin(ctx: Context) -> int:
     if a.choices:
         choices = json.loads(Path(a.choices).read_text(encoding="utf-8"))
     try:
-        with _progress(ctx) as task, ctx.db.work(ctx.actor) as s:
+        with ctx.progress() as task, ctx.db.work(ctx.actor) as s:
             res = exchange.checkin(s, ctx.actor, path=a.file, dry_run=a.dry_run, resolve=a.resolve, choices=choices,
                                    confirm_deletes=a.confirm_deletes, expect_area=a.area, task=task)
     except exchange.ConflictsPending as exc:
@@ -139,7 +127,7 @@ def cmd_open(ctx: Context) -> int:
     try:
         with db.session() as s:
             actor = system_actor(s)
-        with _progress(ctx) as task, db.work(actor) as s:
+        with ctx.progress() as task, db.work(actor) as s:
             res = exchange.open_package(s, actor, path=ctx.args.file, force=ctx.args.force, task=task)
     finally:
         db.dispose()
@@ -153,7 +141,7 @@ def cmd_export(ctx: Context) -> int:
     try:
         with db.session() as s:
             actor = system_actor(s)
-        with _progress(ctx) as task, db.work(actor) as s:
+        with ctx.progress() as task, db.work(actor) as s:
             res = exchange.export_local(s, actor, out=ctx.args.out, task=task)
     finally:
         db.dispose()

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +16,6 @@ import shapely
 from shapely.geometry import shape
 
 from gridman.cli.common import Context, add_json
-from gridman.core import tasks
 from gridman.core.enums import AreaLevel
 from gridman.core.services import areas as area_svc
 from gridman.core.services import geometry as geosvc
@@ -100,17 +96,6 @@ def _confirm(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", metavar="T", help="apply only if the preview printed this token")
 
 
-@contextmanager
-def _progress(ctx: Context) -> Iterator[tasks.TaskState]:
-    """The task of a long command: progress on stderr when it is a terminal and the output is
-    text (the line is ended afterwards, so the result starts on a line of its own)."""
-    quiet = ctx.json or not sys.stderr.isatty()
-    try:
-        yield tasks.printer(quiet=quiet)
-    finally:
-        if not quiet:
-            print(file=sys.stderr)
-
 
 # --- areas ------------------------------------------------------------------------------------
 
@@ -120,7 +105,7 @@ def cmd_import(ctx: Context) -> int:
     data = geosvc.read_geojson(a.file)
     with ctx.db.work(ctx.actor, note=f"GeoJSON 导入 {Path(a.file).name}") as s:
         parent_id = area_svc.by_code(s, a.parent).id if a.parent else None
-        with _progress(ctx) as task:
+        with ctx.progress() as task:
             res = geosvc.import_geojson(s, ctx.actor, data=data, level=a.level, parent_id=parent_id,
                                         code_field=a.code_field, name_field=a.name_field, crs=a.crs,
                                         source=Path(a.file).name, dry_run=a.dry_run, task=task)
@@ -203,7 +188,7 @@ def cmd_assign(ctx: Context) -> int:
     a = ctx.args
     with ctx.db.work(ctx.actor, note="网格归属") as s:
         area_id = area_svc.by_code(s, a.area).id if a.area else None
-        with _progress(ctx) as task:
+        with ctx.progress() as task:
             r = geosvc.assign(s, ctx.actor, area_id=area_id, dry_run=a.dry_run, task=task)
     ctx.out(r, lambda: _assign_text(r))
     return 0

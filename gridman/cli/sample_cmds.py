@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -37,12 +36,10 @@ def cmd_sample(ctx: Context) -> int:
     t0 = time.perf_counter()
     db = open_database(out)
     try:
-        res = generate(db, scale=a.scale, seed=a.seed, as_of=datetime.fromisoformat(a.as_of),
-                       task=ctx.task())
+        with ctx.progress() as task:
+            res = generate(db, scale=a.scale, seed=a.seed, as_of=datetime.fromisoformat(a.as_of), task=task)
     finally:
         db.dispose()
-        if not ctx.json:
-            print(file=sys.stderr)  # end the progress line
     secs = time.perf_counter() - t0
     result = {"out": out, "scale": res.scale, "seed": res.seed, "seconds": round(secs, 2),
               "rows_written": res.rows_written, "counts": res.counts}

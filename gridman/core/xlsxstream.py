@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -62,14 +63,30 @@ def _text(s: str) -> str:
     return escape(s)
 
 
+@contextmanager
+def replaced_when_done(path: Path) -> Iterator[Path]:
+    """Write to ``path.part`` and move it onto ``path`` only when the block ends without an error:
+    a failed or cancelled write leaves no broken workbook and keeps an older file of that name."""
+    part = path.with_name(path.name + ".part")
+    try:
+        yield part
+        part.replace(path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
 class StreamWriter:
-    """One workbook with one sheet, written row by row. Use as a context manager."""
+    """One workbook with one sheet, written row by row. Use as a context manager: the file appears
+    under ``path`` only when the block ends without an error (:func:`replaced_when_done`)."""
 
     def __init__(self, path: str | Path, *, sheet_name: str = "Sheet1", widths: Sequence[float] = (),
                  col_styles: Sequence[int] = (), freeze_header: bool = True, compresslevel: int = 1) -> None:
         self.path = Path(path)
         self.sheet_name = sheet_name[:31]
-        self._zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel)
+        self._target = replaced_when_done(self.path)
+        self._zip = zipfile.ZipFile(self._target.__enter__(), "w", compression=zipfile.ZIP_DEFLATED,
+                                    compresslevel=compresslevel)
         self._sheet = self._zip.open("xl/worksheets/sheet1.xml", "w", force_zip64=True)
         self._buf: list[str] = []
         self.rows = 0
@@ -94,11 +111,13 @@ class StreamWriter:
     def __enter__(self) -> StreamWriter:
         return self
 
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc_type is None:
             self.close()
-        else:
+        else:  # the sheet's handle first: the zip refuses to close under an open member
+            self._sheet.close()
             self._zip.close()
+            self._target.__exit__(exc_type, exc, tb)
 
     def write_row(self, values: Sequence[Any], styles: Sequence[int] | None = None) -> None:
         """Write the next row. ``str`` → text, ``int``/``float`` → number, ``date``/``datetime`` →
@@ -178,3 +197,4 @@ class StreamWriter:
             "</Relationships>"))
         z.writestr("xl/styles.xml", _STYLES)
         z.close()
+        self._target.__exit__(None, None, None)

@@ -14,6 +14,7 @@ from gridman.core.services.monthly_report import REPORT_LEVELS, monthly_report
 from gridman.core.services.permissions import Actor
 from gridman.gui.errors import describe
 from gridman.gui.i18n import N_, language, pick, tr
+from gridman.gui.job_progress import JobProgress
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QComboBox,
@@ -100,6 +101,8 @@ class ExportDialog(QDialog):
         self.message = QLabel()
         self.message.setWordWrap(True)
         form.addRow(self.message)
+        self.export_job = JobProgress("cancelExport", label=self.message)
+        form.addRow(self.export_job)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Close)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(tr("导出"))
         self.buttons.button(QDialogButtonBox.StandardButton.Close).setText(tr("关闭"))
@@ -139,12 +142,18 @@ class ExportDialog(QDialog):
         actor, kind, out, code = self.actor, self.kind.currentData(), self.out.text().strip(), self.area_code
         filt = dict(self.filters) if kind == self._kind0 else {}
         self.message.setText(tr("正在导出…"))
-        self.runner.run(lambda s, _t: export.export_list(s, actor, list_name=kind, out=out, area_code=code,
-                                                        filters=filt),
-                        mode="write", on_done=self._done, on_error=lambda e: self.message.setText(describe(e)[0]),
-                        label="export")
+        self.export_job.start(self.runner.run(
+            lambda s, t: export.export_list(s, actor, list_name=kind, out=out, area_code=code, filters=filt, task=t),
+            mode="write", on_done=self._done, on_error=self._ended, on_cancelled=self._ended,
+            on_progress=self.export_job.progressed, label="export"))
+
+    def _ended(self, exc: BaseException) -> None:
+        """A failed or cancelled export: the reason (a cancel wrote nothing: no file, no log entry)."""
+        self.export_job.stop()
+        self.message.setText(describe(exc)[0])
 
     def _done(self, r: export.ExportResult) -> None:
+        self.export_job.stop()
         self.export_result = r
         self.message.setText(tr("已导出 {n} 行到 {path}").format(n=r.rows, path=r.path))
         self.exported.emit(r)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gridman.core.tasks import TaskState
-from gridman.core.xlsxstream import col_letter
+from gridman.core.xlsxstream import col_letter, replaced_when_done
 
 LIST_SHEET = "_列表"
 SHEET_PASSWORD = "gridman"  # protection against slips, not against intent: the checksum guards the keys
@@ -140,15 +140,11 @@ _CELL_S = re.compile(rb'<c r="([A-Z]+)2"[^>]*?s="(\d+)"')
 def _stream_rows(skeleton: io.BytesIO, out: Path, sheets: list[SheetRows], titles: list[str],
                  task: TaskState | None) -> None:
     zin = zipfile.ZipFile(skeleton)
-    tmp = out.with_name(out.name + ".part")
     try:
-        _stream_zip(zin, tmp, sheets, titles)
-        if task is not None:
-            task.check()
-        tmp.replace(out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with replaced_when_done(out) as tmp:
+            _stream_zip(zin, tmp, sheets, titles)
+            if task is not None:
+                task.check()
     finally:
         zin.close()
 
