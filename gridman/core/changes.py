@@ -3,9 +3,11 @@
 One mechanism for every write: the audit log. Every change a unit of work makes is audited —
 ORM flushes by the session hook (:mod:`gridman.core.services.audit`), bulk paths that bypass the
 ORM (census import, exchange check-in, geometry moves, overdue escalation) by their own
-``audit_log`` inserts. So :func:`start` notes the newest audit id when ``Database.work`` opens, and
-at commit :func:`collect` reads the audit rows written since — grouped by table and action —
-into :class:`Changes`. No service writes a change notice by hand, and none can forget one.
+``audit_log`` inserts. So :func:`start` notes the newest audit id when ``Database.work`` opens,
+the commit notes the newest again (one index look-up), and :func:`of` — asked after the commit by
+whoever wants to know (the GUI's op runner; not the CLI) — reads the audit rows between the two,
+grouped by table and action, into :class:`Changes`: a big import pays nothing for it unless a view
+listens. No service writes a change notice by hand, and none can forget one.
 
 Ids are listed up to :data:`MAX_IDS` rows per table and action; beyond that (a big import) the
 ids are ``None``: "some rows, too many to name" — a view then reloads what shows that table.
@@ -16,7 +18,7 @@ On PostgreSQL another user's unit of work committing meanwhile may add its rows 
 (audit ids are not per transaction); that only refreshes a little more. On SQLite a unit of work
 holds the write lock from its start, so the list is exact.
 
-Qt-free. Threading: ``collect`` runs in the worker thread of the unit of work; a ``Changes`` is
+Qt-free. Threading: ``of`` runs in the worker thread of the unit of work; a ``Changes`` is
 immutable and may be handed to the GUI thread.
 """
 
@@ -47,6 +49,7 @@ PARENTS: dict[str, tuple[str, str]] = {
 REFERENCES: dict[str, str] = {"incidents": "merged_into_id"}
 _MARK = "changes_since"
 _RESULT = "changes"
+_UPTO = "changes_upto"
 
 Ids = frozenset[int] | None  # None: some rows, too many to list
 _NONE: frozenset[int] = frozenset()
@@ -158,9 +161,10 @@ class Changes:
 
 
 def start(session: Session) -> None:
-    """Note where this unit of work starts in the audit log; :func:`collect` runs at its commit.
+    """Note where this unit of work starts in the audit log (and, at its commit, where it ends).
     Called by ``Database.work`` after the transaction has begun (SQLite: holding the write lock)."""
     session.info[_MARK] = _newest(session)
+    session.info.pop(_UPTO, None)
     session.info.pop(_RESULT, None)
     if not event.contains(Session, "before_commit", _at_commit):  # once per process, for every session
         event.listen(Session, "before_commit", _at_commit)
@@ -175,26 +179,34 @@ _NEWEST = select(func.coalesce(func.max(AuditEntry.__table__.c.id), 0))
 
 
 def _at_commit(session: Session) -> None:
-    """Sessions that :func:`start` did not mark (reads, migrations, tests' own) are left alone."""
+    """Note the newest audit id of a unit of work :func:`start` marked (reads, migrations and tests'
+    own sessions are left alone)."""
     if _MARK in session.info:
-        session.info[_RESULT] = collect(session)
+        session.flush()
+        session.info[_UPTO] = _newest(session)
 
 
 def of(session: Session) -> Changes:
-    """What the committed unit of work ``session`` changed (empty if it wrote nothing or was not
-    tracked). Read after ``with db.work(actor) as s:`` ends."""
+    """What the committed unit of work ``session`` changed (empty if it wrote nothing, was rolled
+    back or was not tracked). Asked after ``with db.work(actor) as s:`` has ended: the first call
+    reads the audit rows in a short read of its own (the session is closed again afterwards)."""
     got = session.info.get(_RESULT)
-    return got if isinstance(got, Changes) else Changes()
-
-
-def collect(session: Session) -> Changes:
-    """The audit rows written by this unit of work since :func:`start`, as :class:`Changes`."""
-    since = session.info.get(_MARK)
-    if since is None:
+    if isinstance(got, Changes):
+        return got
+    since, upto = session.info.get(_MARK), session.info.get(_UPTO)
+    if since is None or upto is None:
         return Changes()
-    session.flush()
+    try:
+        got = collect(session, since, upto)
+    finally:
+        session.close()
+    session.info[_RESULT] = got
+    return got
+
+
+def collect(session: Session, since: int, upto: int) -> Changes:
+    """The audit rows with ids in ``(since, upto]`` (one unit of work's), as :class:`Changes`."""
     a = AuditEntry
-    upto = _newest(session)
     if upto <= since:
         return Changes()  # nothing audited: nothing written
     # both bounds, so that the database reads the id range (SQLite otherwise scans an index)
