@@ -1,5 +1,6 @@
 """A progress bar with a Cancel button for one background job (an :class:`~gridman.gui.ops.Op`):
-the offline exchange page, the census import wizard and the boundary import show their jobs with it."""
+the offline exchange page, the census import wizard and the boundary import show their jobs with it;
+and the line beside it that says what the job is doing or how it ended."""
 
 from __future__ import annotations
 
@@ -8,6 +9,20 @@ from gridman.gui.ops import Op
 from gridman.gui.qt import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 STEPS = 1000
+
+
+class JobMessage(QLabel):
+    """A word-wrapped line that says what a job is doing or how it ended. Hidden while it has
+    nothing to say, so an idle dialog's form keeps no empty row (a gap above its buttons)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setVisible(False)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self.setVisible(bool(text))
 
 
 class JobProgress(QWidget):

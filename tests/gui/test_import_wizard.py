@@ -101,8 +101,10 @@ def test_export_dialog_writes_the_list_as_filtered(qtbot, sqlite_demo, signed_in
     assert "流动人口" in d.filter_label.text()
     out = tmp_path / "floating.xlsx"
     d.out.setText(str(out))
+    assert d.message.isHidden() and d.export_job.isHidden()  # an idle dialog keeps no empty rows
     d.run_export()
     qtbot.waitUntil(lambda: hasattr(d, "export_result"), timeout=15_000)
+    assert not d.message.isHidden()
     expected = raw(sqlite_demo, "SELECT count(*) FROM residents r JOIN households h ON h.id = r.household_id "
                                 "JOIN areas g ON g.id = h.grid_id WHERE r.population_type = 'floating' "
                                 "AND r.status = 'active' AND g.path LIKE ?", f"%/{win.area_id}/%")[0][0]

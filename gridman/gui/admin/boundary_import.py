@@ -14,7 +14,7 @@ from gridman.core.services.areas import AreaChoice
 from gridman.core.services.permissions import Actor
 from gridman.gui.errors import describe
 from gridman.gui.i18n import N_, language, tr
-from gridman.gui.job_progress import JobProgress
+from gridman.gui.job_progress import JobMessage, JobProgress
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QComboBox,
@@ -23,7 +23,6 @@ from gridman.gui.qt import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QWidget,
@@ -68,8 +67,7 @@ class BoundaryImportDialog(QDialog):
         form.addRow(tr("区划层级"), self.level)
         form.addRow(tr("上级区划"), self.parent_area)
         form.addRow(tr("坐标系"), self.crs)
-        self.message = QLabel()
-        self.message.setWordWrap(True)
+        self.message = JobMessage()
         self.message.setObjectName("boundaryMessage")
         self.import_job = JobProgress("cancelBoundaryImport", tr("取消导入"), label=self.message, messages=True)
         form.addRow(self.import_job)

@@ -14,7 +14,7 @@ from gridman.core.services.monthly_report import REPORT_LEVELS, monthly_report
 from gridman.core.services.permissions import Actor
 from gridman.gui.errors import describe
 from gridman.gui.i18n import N_, language, pick, tr
-from gridman.gui.job_progress import JobProgress
+from gridman.gui.job_progress import JobMessage, JobProgress
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QComboBox,
@@ -98,8 +98,7 @@ class ExportDialog(QDialog):
         form.addRow(tr("区域"), self.area_label)
         form.addRow(tr("筛选条件"), self.filter_label)
         form.addRow(tr("保存到"), row)
-        self.message = QLabel()
-        self.message.setWordWrap(True)
+        self.message = JobMessage()
         form.addRow(self.message)
         self.export_job = JobProgress("cancelExport", label=self.message)
         form.addRow(self.export_job)
@@ -180,8 +179,7 @@ class MonthlyReportDialog(QDialog):
         form.addRow(tr("区域"), self.area)
         form.addRow(tr("月份"), self.month)
         form.addRow(tr("保存到"), self.out)
-        self.message = QLabel()
-        self.message.setWordWrap(True)
+        self.message = JobMessage()
         form.addRow(self.message)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Close)
         bb.button(QDialogButtonBox.StandardButton.Ok).setText(tr("生成"))
