@@ -5,7 +5,7 @@ A test (tests/gui/test_i18n.py) parses every module of ``gridman.gui`` and fails
 string literal is not the argument of ``tr()`` or when a ``tr()`` string is missing from the
 catalog, so no untranslated text reaches an English user. Enumeration labels come from
 ``gridman.core.enums.label`` and error messages from ``GridmanError.text(lang)``, which carry
-both languages already.
+both languages already. Stored times are shown through ``local_time`` (one format, the local zone).
 
 The current language is process-wide UI state (chosen at sign-in / in Settings), not data.
 """
@@ -13,6 +13,7 @@ The current language is process-wide UI state (chosen at sign-in / in Settings),
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -56,3 +57,8 @@ def N_(source: str) -> str:  # noqa: N802 — gettext's conventional name
     """Mark a string for translation where it is defined (tables of labels); translate it with
     ``tr()`` where it is shown."""
     return source
+
+
+def local_time(dt: datetime | None) -> str:
+    """A stored (naive UTC) time as the user reads it: in the computer's time zone, to the minute."""
+    return "—" if dt is None else dt.replace(tzinfo=UTC).astimezone().strftime("%Y-%m-%d %H:%M")

@@ -17,9 +17,9 @@ from gridman.core.changes import Changes
 from gridman.core.services import mediation
 from gridman.core.services.permissions import Actor
 from gridman.gui.errors import show_error
-from gridman.gui.i18n import language, pick, tr
+from gridman.gui.i18n import language, local_time, pick, tr
 from gridman.gui.mediation.action_dialog import ActionDialog
-from gridman.gui.mediation.widgets import action_text, local_time, show_failure
+from gridman.gui.mediation.widgets import action_text, show_failure
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QAbstractItemView,

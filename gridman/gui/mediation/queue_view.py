@@ -14,9 +14,9 @@ from gridman.core.services.errors import PermissionDenied
 from gridman.core.services.mediation import queue as mediation_queue
 from gridman.core.services.permissions import Actor, Perm
 from gridman.gui.errors import show_error, show_info
-from gridman.gui.i18n import N_, language, pick, tr
+from gridman.gui.i18n import N_, language, local_time, pick, tr
 from gridman.gui.mediation.action_dialog import ActionDialog
-from gridman.gui.mediation.widgets import enum_filter, local_time, show_failure
+from gridman.gui.mediation.widgets import enum_filter, show_failure
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QAbstractItemView,

@@ -1,10 +1,9 @@
-"""Small widgets and texts the mediation windows share: times in local time, an OK/Cancel box,
+"""Small widgets and texts the mediation windows share: an OK/Cancel box,
 action names, filter boxes of an enumeration."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from enum import StrEnum
 
 from gridman.core import enums
@@ -15,13 +14,6 @@ from gridman.gui.i18n import N_, language, pick, tr
 from gridman.gui.qt import QComboBox, QDialogButtonBox, QMessageBox, QWidget
 
 CONFLICT_TEXT = N_("该案件已被他人修改，请重新加载")
-
-
-def local_time(dt: datetime | None) -> str:
-    """A stored (naive UTC) time in the computer's time zone."""
-    if dt is None:
-        return "—"
-    return dt.replace(tzinfo=UTC).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def ok_cancel(ok_text: str) -> QDialogButtonBox:

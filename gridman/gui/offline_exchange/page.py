@@ -28,14 +28,13 @@ from gridman.core.services.areas import tree
 from gridman.core.services.permissions import Actor, Perm
 from gridman.core.tasks import Cancelled
 from gridman.gui.errors import describe, show_error
-from gridman.gui.i18n import language, tr
+from gridman.gui.i18n import language, local_time, tr
 from gridman.gui.job_progress import JobProgress
 from gridman.gui.offline_exchange.values import (
     DELETION_ACTIONS,
     ConflictRow,
     conflict_rows,
     field_name,
-    local_time,
     register_name,
     show_value,
     totals,

@@ -1,10 +1,9 @@
 """How the offline exchange page shows the service's values: register and field names, canonical
-values as labels, local times, check-in totals and the rows of the conflict table. No Qt widgets."""
+values as labels, check-in totals and the rows of the conflict table. No Qt widgets."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from gridman.core import enums, fields
@@ -50,11 +49,6 @@ def show_value(reg_key: str, field: str, v: Any) -> str:
     if col is not None and col.kind == "ref":
         return str(v)[:8] + "…"
     return str(v)
-
-
-def local_time(dt: datetime | None) -> str:
-    """A stored (naive UTC) timestamp in the user's local time."""
-    return "—" if dt is None else dt.replace(tzinfo=UTC).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def totals(counts: dict[str, dict[str, int]]) -> dict[str, int]:
