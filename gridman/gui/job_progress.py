@@ -32,7 +32,8 @@ class JobProgress(QWidget):
 
     ``label``, if given, is the owner's label that says what the job is doing: it shows
     "正在取消…" once the user cancels, and with ``messages`` also the job's progress messages.
-    The owner calls :meth:`stop` when the job has ended (its result, error or cancellation)."""
+    The owner calls :meth:`stop` when the job has ended (its ``on_done``, ``on_error`` or
+    ``on_cancelled`` callback)."""
 
     def __init__(self, cancel_name: str, cancel_text: str | None = None, *, label: QLabel | None = None,
                  messages: bool = False, parent: QWidget | None = None) -> None:
@@ -76,7 +77,3 @@ class JobProgress(QWidget):
         self.op = None
         self.button.setEnabled(False)
         self.setVisible(False)
-
-    def ended_by_cancel(self) -> bool:
-        """Did the op end because it was cancelled (it then reports neither result nor error)?"""
-        return self.op is not None and self.op.finished and self.op.task.cancelled

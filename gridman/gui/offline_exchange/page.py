@@ -26,7 +26,6 @@ from gridman.core import enums
 from gridman.core.services import exchange
 from gridman.core.services.areas import tree
 from gridman.core.services.permissions import Actor, Perm
-from gridman.core.tasks import Cancelled
 from gridman.gui.errors import describe, show_error
 from gridman.gui.i18n import language, local_time, tr
 from gridman.gui.job_progress import JobProgress
@@ -106,7 +105,6 @@ class OfflineExchangePage(QWidget):
             self.tabs.setTabToolTip(1, tr("您的角色没有导入数据的权限"))
         self.tabs.setCurrentIndex(0 if can_out else 1 if can_in else 2)
         self.tabs.currentChanged.connect(self._tab_changed)
-        runner.busy_changed.connect(self._op_ended)
         if can_out:
             self.load_areas()
         if can_out or can_in:
@@ -257,7 +255,7 @@ class OfflineExchangePage(QWidget):
             return exchange.checkout(s, actor, out=out, area_code=code, task=task)
 
         self.checkout_job.start(self.runner.run(job, mode="write", on_done=self._checked_out,
-                                                on_error=self._checkout_failed,
+                                                on_error=self._checkout_failed, on_cancelled=self._checkout_cancelled,
                                                 on_progress=self.checkout_job.progressed, label="exchange-checkout"))
 
     def _checkout_ended(self) -> None:
@@ -387,13 +385,13 @@ class OfflineExchangePage(QWidget):
         """Ask the running dry run or check-in to stop; nothing is written then."""
         self.checkin_job.cancel()
 
-    def _op_ended(self, _n: int) -> None:
-        """A cancelled job ends without a result or an error: put its controls back."""
-        if self.checkout_job.ended_by_cancel():
-            self._checkout_ended()
-            self.checkout_label.setText(describe(Cancelled())[0])
-        if self.checkin_job.ended_by_cancel():
-            self._checkin_busy(False, describe(Cancelled())[0])
+    def _checkout_cancelled(self, exc: BaseException) -> None:
+        """A cancelled check-out ends without a result or an error: put its controls back."""
+        self._checkout_ended()
+        self.checkout_label.setText(describe(exc)[0])
+
+    def _checkin_cancelled(self, exc: BaseException) -> None:
+        self._checkin_busy(False, describe(exc)[0])
 
     def run_dry(self) -> None:
         path = self.in_edit.text().strip()
@@ -408,7 +406,8 @@ class OfflineExchangePage(QWidget):
         # a dry run writes nothing: a read session, rolled back
         self.checkin_job.start(self.runner.run(
             lambda s, t: exchange.checkin(s, actor, path=path, dry_run=True, task=t), on_done=self._dry_done,
-            on_error=self._checkin_failed, on_progress=self.checkin_job.progressed, label="exchange-dry-run"))
+            on_error=self._checkin_failed, on_cancelled=self._checkin_cancelled,
+            on_progress=self.checkin_job.progressed, label="exchange-dry-run"))
 
     def _summary(self, r: exchange.CheckinResult) -> str:
         t = totals(r.counts)
@@ -504,8 +503,8 @@ class OfflineExchangePage(QWidget):
         self.checkin_job.start(self.runner.run(
             lambda s, t: exchange.checkin(s, actor, path=path, choices=choices or None, confirm_deletes=confirm,
                                           task=t),
-            mode="write", on_done=self._applied, on_error=self._checkin_failed, on_progress=self.checkin_job.progressed,
-            label="exchange-checkin"))
+            mode="write", on_done=self._applied, on_error=self._checkin_failed, on_cancelled=self._checkin_cancelled,
+            on_progress=self.checkin_job.progressed, label="exchange-checkin"))
 
     def _applied(self, r: exchange.CheckinResult) -> None:
         self._checkin_busy(False)
