@@ -326,3 +326,29 @@ def test_admin_changes_a_users_role_and_disables_an_account(qtbot, sqlite_demo):
     qtbot.waitUntil(lambda: "不正确" in dlg.message.text(), timeout=10_000)
     win.close()
     win.runner.wait()
+
+
+def test_resident_history_shows_local_times(qtbot, sqlite_demo, signed_in, monkeypatch):
+    """The audit log stores naive UTC; the history shows the computer's time, as the case views do."""
+    import time
+    from datetime import UTC, datetime
+
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        actor = signed_in("community")
+        rid = raw(sqlite_demo, "SELECT id FROM residents ORDER BY id LIMIT 1")[0][0]
+        with sqlite_demo.work(actor) as s:
+            r = people.get_resident(s, actor, rid)
+            people.update_resident(s, actor, rid, expected_version=r.version, phone="13900000001")
+        at = raw(sqlite_demo, "SELECT max(at) FROM audit_log WHERE table_name='residents' AND row_id=?", rid)[0][0]
+        runner = OpRunner(sqlite_demo, actor)
+        dlg = ResidentDialog(runner, actor, rid)
+        qtbot.addWidget(dlg)
+        qtbot.waitUntil(lambda: dlg.loaded, timeout=10_000)
+        local = datetime.fromisoformat(at).replace(tzinfo=UTC).astimezone()
+        assert dlg.history.item(0, 0).text() == f"{local:%Y-%m-%d %H:%M}"
+        runner.wait()
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

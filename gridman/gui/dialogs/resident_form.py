@@ -13,7 +13,7 @@ from gridman.core.services import people, registers
 from gridman.core.services.errors import ConflictError, ValidationError
 from gridman.core.services.permissions import Actor, Perm
 from gridman.gui.errors import show_error
-from gridman.gui.i18n import language, tr
+from gridman.gui.i18n import language, local_time, tr
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QComboBox,
@@ -148,7 +148,7 @@ class ResidentDialog(QDialog):
         for i, h in enumerate(history):
             change = "；".join(f"{field_label(k)}: {self._change(v)}"
                                for k, v in (h.changes or {}).items() if k not in ("version", "updated_at"))
-            for j, text in enumerate((h.at.strftime("%Y-%m-%d %H:%M"), h.username or "", self._action(h.action),
+            for j, text in enumerate((local_time(h.at), h.username or "", self._action(h.action),
                                       change or (h.note or ""))):
                 item = QTableWidgetItem(text)
                 if j == 3:
