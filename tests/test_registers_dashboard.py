@@ -81,3 +81,24 @@ def test_sensitive_tags_hidden_from_roles_without_the_permission(demo_db):
     sensitive = {r[0] for r in q(demo_db, "SELECT code FROM tags WHERE sensitive = :t", t=True)}
     assert sensitive and not clerk_tags & sensitive and not choices & sensitive
     assert staff_tags & sensitive  # the demo data has some in the community's area
+
+
+def test_a_role_shown_masked_ids_cannot_read_them_back_by_search_or_sort(demo_db):
+    """A clerk sees 3401**********1234; a prefix search (or a sort) on the ID would let them probe
+    the hidden digits one at a time. Without the right to see IDs only a whole ID finds its
+    resident (the ID card in hand at the desk), and the ID column does not sort."""
+    a = actors(demo_db)
+    clerk, admin = a["clerk"], a["admin"]
+    with demo_db.session() as s:
+        rid = registers.page(s, clerk, "residents", limit=1).ids[0]
+        cid = q(demo_db, "SELECT citizen_id FROM residents WHERE id = :i", i=rid)[0][0]
+        assert cid and len(cid) == 18
+
+        def found(actor, text):  # type: ignore[no-untyped-def]
+            return rid in registers.page(s, actor, "residents", filters=Filters(text=text), limit=1000).ids
+
+        assert found(clerk, cid) and found(clerk, cid.lower())
+        assert not found(clerk, cid[:10]) and not found(clerk, cid[:17])
+        assert found(admin, cid[:10])  # a role that sees IDs still searches by prefix
+        by_id = registers.page(s, clerk, "residents", sort="citizen_id", limit=50).ids
+        assert by_id == registers.page(s, clerk, "residents", limit=50).ids

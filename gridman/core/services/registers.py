@@ -138,10 +138,14 @@ def _residents(session: Session, actor: Actor, f: Filters, today: date) -> _Quer
                 Resident.phone)
          .join(Area, Area.id == Resident.grid_id))
     conds = [scope.rows_by_id(session, actor, Resident.grid_id, f.area_id)]
+    # a role shown masked IDs finds a resident by the whole ID only, and cannot sort by it: a prefix
+    # search or the order would let them read the hidden digits back one at a time
+    show_id = actor.can(Perm.VIEW_ID_NUMBER)
     text = f.text.strip()
     if text:
         if text.isdigit() or (len(text) >= 6 and text[:-1].isdigit()):
-            conds.append(or_(Resident.citizen_id.like(text.upper() + "%"), Resident.phone.like(text + "%")))
+            by_id = Resident.citizen_id.like(text.upper() + "%") if show_id else Resident.citizen_id == text.upper()
+            conds.append(or_(by_id, Resident.phone.like(text + "%")))
         else:
             conds.append(_search([Resident.name, Resident.current_address], text))
     if f.population_type:
@@ -155,7 +159,7 @@ def _residents(session: Session, actor: Actor, f: Filters, today: date) -> _Quer
         if not actor.can(Perm.VIEW_SENSITIVE_TAGS):
             tag_q = tag_q.where(Tag.sensitive.is_(False))
         conds.append(exists(tag_q))
-    sort = {"name": Resident.name, "sex": Resident.sex, "citizen_id": Resident.citizen_id,
+    sort = {"name": Resident.name, "sex": Resident.sex, **({"citizen_id": Resident.citizen_id} if show_id else {}),
             "birth_date": Resident.birth_date, "population_type": Resident.population_type,
             "relation_to_head": Resident.relation_to_head, "household_no": Resident.household_id,
             "grid": Resident.grid_id, "phone": Resident.phone}
