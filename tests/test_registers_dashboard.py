@@ -102,3 +102,30 @@ def test_a_role_shown_masked_ids_cannot_read_them_back_by_search_or_sort(demo_db
         assert found(admin, cid[:10])  # a role that sees IDs still searches by prefix
         by_id = registers.page(s, clerk, "residents", sort="citizen_id", limit=50).ids
         assert by_id == registers.page(s, clerk, "residents", limit=50).ids
+
+
+def test_the_users_register_lists_only_the_grids_a_warden_holds_today(db):
+    """An assignment that starts next week is not yet the warden's: the users register agrees with
+    the warden's scope (permissions.current_grid_ids) and the dashboard's warden count."""
+    from datetime import date, timedelta
+
+    from gridman.core.enums import Role
+    from gridman.core.models import Area
+    from gridman.core.services import auth
+    from gridman.core.services.permissions import system_actor
+    from tests.helpers import build_tree, make_user
+
+    tree = build_tree(db)
+    warden = make_user(db, "w1", Role.WARDEN, grids=[tree.grid1])
+    with db.session() as s:
+        admin = system_actor(s)
+    with db.work(admin) as s:
+        auth.assign_warden(s, admin, user_id=warden.user_id, grid_id=tree.grid2,
+                           start=date.today() + timedelta(days=7))
+    with db.session() as s:
+        names = {i: s.get(Area, i).name for i in (tree.grid1, tree.grid2)}
+        p = registers.page(s, admin, "users", filters=Filters(text="w1"))
+        grids_col = [c.key for c in registers.COLUMNS["users"]].index("grids")
+        assert p.rows[0][grids_col] == names[tree.grid1]
+        figs = dashboard.grid_figures(s, admin)
+        assert figs.wardens.get(tree.grid1) == 1 and tree.grid2 not in figs.wardens

@@ -388,10 +388,8 @@ def _finish_users(session: Session, ids: list[int], rows: list[tuple[Any, ...]])
 
     grids: dict[int, list[str]] = {}
     if ids:
-        today = date.today()
         q = (select(WardenAssignment.user_id, Area.name).join(Area, Area.id == WardenAssignment.grid_id)
-             .where(WardenAssignment.user_id.in_(ids),
-                    or_(WardenAssignment.end_date.is_(None), WardenAssignment.end_date >= today))
+             .where(WardenAssignment.user_id.in_(ids), scope.current_assignment(date.today()))
              .order_by(Area.code))
         for uid, name in session.execute(q):
             grids.setdefault(uid, []).append(name)
