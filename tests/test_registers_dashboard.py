@@ -129,3 +129,37 @@ def test_the_users_register_lists_only_the_grids_a_warden_holds_today(db):
         assert p.rows[0][grids_col] == names[tree.grid1]
         figs = dashboard.grid_figures(s, admin)
         assert figs.wardens.get(tree.grid1) == 1 and tree.grid2 not in figs.wardens
+
+
+def test_a_residents_history_drops_the_sensitive_tags_a_role_may_not_see(db, tmp_path):
+    """A census import's insert entry lists the new resident's tags; a clerk reading that resident's
+    history must not find 社区矫正对象 there when the register and the export hide it."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from gridman.core.enums import Role
+    from gridman.core.models import Resident
+    from gridman.core.services import census
+    from gridman.core.services.permissions import system_actor
+    from tests.census_util import make_id, write_xlsx
+    from tests.helpers import build_tree, make_user
+
+    build_tree(db)
+    rows = [["户号", "网格", "姓名", "公民身份号码", "与户主关系", "标签"],
+            ["X1", "340104001001001", "张三", make_id(date(1980, 1, 2), "M"), "户主", "低保、社区矫正"]]
+    with db.session() as s:
+        admin = system_actor(s)
+    with db.work(admin) as s:
+        res = census.import_census(s, admin, path=write_xlsx(tmp_path / "seed.xlsx", rows))
+    assert res.status == "imported", res.issues
+    clerk = make_user(db, "clerk1", Role.CLERK)
+    with db.session() as s:
+        rid = s.scalar(select(Resident.id).where(Resident.name == "张三"))
+
+        def tags(actor):  # type: ignore[no-untyped-def]
+            (entry,) = [e for e in registers.resident_history(s, actor, rid) if e.action == "insert"]
+            return (entry.changes or {}).get("tags", [None, []])[1]
+
+        assert tags(admin) == ["low_income", "community_correction"]
+        assert tags(clerk) == ["low_income"]

@@ -422,6 +422,9 @@ def resident_history(session: Session, actor: Actor, resident_id: int, *, limit:
     q = (select(AuditEntry).where(AuditEntry.table_name == "residents", AuditEntry.row_id == resident_id)
          .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit))
     show_id = actor.can(Perm.VIEW_ID_NUMBER)
+    # an import's insert entry lists the resident's tag codes: those the actor may not see go
+    hidden_tags = (set() if actor.can(Perm.VIEW_SENSITIVE_TAGS)
+                   else set(session.scalars(select(Tag.code).where(Tag.sensitive.is_(True)))))
     out = []
     fields: dict[int | None, list[str] | None] = {}
     for e in session.scalars(q):
@@ -435,6 +438,8 @@ def resident_history(session: Session, actor: Actor, resident_id: int, *, limit:
             v = ch["citizen_id"]
             ch["citizen_id"] = [idcard.mask(x) if isinstance(x, str) else x for x in v] if isinstance(v, list) \
                 else idcard.mask(v) if isinstance(v, str) else v
+        if ch and hidden_tags and isinstance(ch.get("tags"), list):
+            ch["tags"] = [[c for c in v if c not in hidden_tags] if isinstance(v, list) else v for v in ch["tags"]]
         out.append(HistoryEntry(e.at, e.username, e.action, ch, e.note))
     return out
 
