@@ -154,6 +154,15 @@ def test_a_duplicate_id_names_its_holder_only_inside_the_actors_scope(db):
     assert "张三" in ei.value.message
 
 
+def test_an_invalid_id_is_explained_in_english_too(db):
+    t = build_tree(db)
+    with db.session() as s:
+        admin = system_actor(s)
+    with pytest.raises(ValidationError) as ei, db.work(admin) as s:
+        people.add_resident(s, admin, grid_id=t.grid1, name="李四", citizen_id=ID_A[:17])
+    assert ei.value.field == "citizen_id" and ei.value.en == "A citizen ID has 18 characters, this one 17"
+
+
 def test_permission_refusals(db):
     t = build_tree(db)
     warden = make_user(db, "wg1", Role.WARDEN, grids=[t.grid1])

@@ -49,7 +49,7 @@ def validate_resident_fields(fields: dict[str, Any]) -> dict[str, Any]:
         try:
             info = idcard.parse(cid)
         except idcard.IdCardError as exc:
-            raise ValidationError(str(exc), field="citizen_id", en=f"Invalid citizen ID ({exc.code})") from None
+            raise ValidationError(exc.zh, field="citizen_id", en=exc.en) from None
         out["citizen_id"] = info.number
         if out.get("birth_date") is None:
             out["birth_date"] = info.birth_date
