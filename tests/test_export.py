@@ -292,3 +292,16 @@ def test_export_reports_progress_and_a_cancel_leaves_no_file_and_no_log_entry(de
     assert seen[0] == 0.0 and seen == sorted(seen) and len(seen) >= total // ex.PROGRESS_ROWS
     sheet = python_calamine.CalamineWorkbook.from_path(str(out)).get_sheet_by_index(0).to_python()
     assert len(sheet) == res.rows + 1 == total + 1
+
+
+def test_a_sensitive_tag_filter_selects_nothing_for_a_role_that_may_not_see_it(db, tmp_path):
+    """Filtering an export by a sensitive tag must not tell a clerk who carries it (the rows or
+    their count): the filter matches only the tags the actor may see, as the registers do."""
+    tree = build_tree(db)
+    seed(db, tmp_path)
+    clerk = make_user(db, "clerk1", Role.CLERK)
+    staff = make_user(db, "cs", Role.COMMUNITY_STAFF, area_id=tree.community)
+    for t in ("community_correction", "社区矫正对象"):
+        assert export(db, clerk, tmp_path, filters={"tag": t})[0].rows == 0
+        assert export(db, staff, tmp_path, filters={"tag": t})[0].rows == 1
+    assert export(db, clerk, tmp_path, filters={"tag": "low_income"})[0].rows == 1

@@ -3,17 +3,19 @@ unambiguous, enumerations parse back, and every front derives its headers from i
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 
 import openpyxl
 import pytest
 
 from gridman.core import enums, fields
+from gridman.core.enums import Role
 from gridman.core.models.base import Base
 from gridman.core.services import cleaning, registers
 from gridman.core.services import export as ex
 from gridman.core.services.exchange import workbook as exchange_book
-from gridman.core.services.permissions import Perm
+from gridman.core.services.permissions import Actor, Perm
 
 TABLES = {t.name: t for t in Base.metadata.sorted_tables}
 ALL = [pytest.param(r, id=r.key) for r in fields.ALL]
@@ -117,6 +119,19 @@ def test_import_synonyms_do_not_collide_across_fields():
     for fd in fields.get("residents").view("census"):
         for name in (fd.zh, fd.en, *fd.synonyms):
             assert cleaning.field_for_header(name) == fd.key, name
+
+
+def test_each_register_page_selects_its_columns_in_the_catalogues_order():
+    """The headers come from the catalogue's "list" view, the values from each register's SELECT:
+    a reordered view would put every header over another column's values (the residents' tags are
+    added after the query; the incident number is labelled ``no`` beside the row id)."""
+    admin = Actor(None, "admin", "admin", Role.ADMIN)
+    for kind in registers.KINDS:
+        q, _sort, _default = registers._query(None, admin, kind, registers.Filters(), date.today())
+        selected = [c.name for c in q.selected_columns[1:]]
+        keys = [c.key for c in registers.COLUMNS[kind]]
+        expected = {"residents": keys[:-1], "incidents": ["no", *keys[1:]]}.get(kind, keys)
+        assert selected == expected, kind
 
 
 def test_every_front_uses_the_catalogue_headers(tmp_path):

@@ -135,6 +135,34 @@ def test_concurrent_flush_raises_conflict_via_version_counter(db):
         assert s.get(Resident, rid).note == "first"
 
 
+def test_a_duplicate_id_names_its_holder_only_inside_the_actors_scope(db):
+    """The refusal of a citizen ID registered elsewhere must not tell a warden who holds it (a
+    warden could type any ID and read the name of a resident of another grid)."""
+    t = build_tree(db)
+    with db.session() as s:
+        admin = system_actor(s)
+    with db.work(admin) as s:
+        people.add_resident(s, admin, grid_id=t.grid2, name="张三", citizen_id=ID_A)
+    warden = make_user(db, "wg1", Role.WARDEN, grids=[t.grid1])
+    staff = make_user(db, "sq1", Role.COMMUNITY_STAFF, area_id=t.community)
+    with pytest.raises(ValidationError) as ei, db.work(warden) as s:
+        people.add_resident(s, warden, grid_id=t.grid1, name="李四", citizen_id=ID_A)
+    assert ei.value.field == "citizen_id" and "张三" not in ei.value.message + ei.value.en
+    assert ID_A not in ei.value.message  # masked, as before
+    with pytest.raises(ValidationError) as ei, db.work(staff) as s:  # grid2 is in the community
+        people.add_resident(s, staff, grid_id=t.grid1, name="李四", citizen_id=ID_A)
+    assert "张三" in ei.value.message
+
+
+def test_an_invalid_id_is_explained_in_english_too(db):
+    t = build_tree(db)
+    with db.session() as s:
+        admin = system_actor(s)
+    with pytest.raises(ValidationError) as ei, db.work(admin) as s:
+        people.add_resident(s, admin, grid_id=t.grid1, name="李四", citizen_id=ID_A[:17])
+    assert ei.value.field == "citizen_id" and ei.value.en == "A citizen ID has 18 characters, this one 17"
+
+
 def test_permission_refusals(db):
     t = build_tree(db)
     warden = make_user(db, "wg1", Role.WARDEN, grids=[t.grid1])

@@ -81,3 +81,85 @@ def test_sensitive_tags_hidden_from_roles_without_the_permission(demo_db):
     sensitive = {r[0] for r in q(demo_db, "SELECT code FROM tags WHERE sensitive = :t", t=True)}
     assert sensitive and not clerk_tags & sensitive and not choices & sensitive
     assert staff_tags & sensitive  # the demo data has some in the community's area
+
+
+def test_a_role_shown_masked_ids_cannot_read_them_back_by_search_or_sort(demo_db):
+    """A clerk sees 3401**********1234; a prefix search (or a sort) on the ID would let them probe
+    the hidden digits one at a time. Without the right to see IDs only a whole ID finds its
+    resident (the ID card in hand at the desk), and the ID column does not sort."""
+    a = actors(demo_db)
+    clerk, admin = a["clerk"], a["admin"]
+    with demo_db.session() as s:
+        rid = registers.page(s, clerk, "residents", limit=1).ids[0]
+        cid = q(demo_db, "SELECT citizen_id FROM residents WHERE id = :i", i=rid)[0][0]
+        assert cid and len(cid) == 18
+
+        def found(actor, text):  # type: ignore[no-untyped-def]
+            return rid in registers.page(s, actor, "residents", filters=Filters(text=text), limit=1000).ids
+
+        assert found(clerk, cid) and found(clerk, cid.lower())
+        assert not found(clerk, cid[:10]) and not found(clerk, cid[:17])
+        assert found(admin, cid[:10])  # a role that sees IDs still searches by prefix
+        by_id = registers.page(s, clerk, "residents", sort="citizen_id", limit=50).ids
+        assert by_id == registers.page(s, clerk, "residents", limit=50).ids
+
+
+def test_the_users_register_lists_only_the_grids_a_warden_holds_today(db):
+    """An assignment that starts next week is not yet the warden's: the users register agrees with
+    the warden's scope (permissions.current_grid_ids) and the dashboard's warden count."""
+    from datetime import date, timedelta
+
+    from gridman.core.enums import Role
+    from gridman.core.models import Area
+    from gridman.core.services import auth
+    from gridman.core.services.permissions import system_actor
+    from tests.helpers import build_tree, make_user
+
+    tree = build_tree(db)
+    warden = make_user(db, "w1", Role.WARDEN, grids=[tree.grid1])
+    with db.session() as s:
+        admin = system_actor(s)
+    with db.work(admin) as s:
+        auth.assign_warden(s, admin, user_id=warden.user_id, grid_id=tree.grid2,
+                           start=date.today() + timedelta(days=7))
+    with db.session() as s:
+        names = {i: s.get(Area, i).name for i in (tree.grid1, tree.grid2)}
+        p = registers.page(s, admin, "users", filters=Filters(text="w1"))
+        grids_col = [c.key for c in registers.COLUMNS["users"]].index("grids")
+        assert p.rows[0][grids_col] == names[tree.grid1]
+        figs = dashboard.grid_figures(s, admin)
+        assert figs.wardens.get(tree.grid1) == 1 and tree.grid2 not in figs.wardens
+
+
+def test_a_residents_history_drops_the_sensitive_tags_a_role_may_not_see(db, tmp_path):
+    """A census import's insert entry lists the new resident's tags; a clerk reading that resident's
+    history must not find 社区矫正对象 there when the register and the export hide it."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from gridman.core.enums import Role
+    from gridman.core.models import Resident
+    from gridman.core.services import census
+    from gridman.core.services.permissions import system_actor
+    from tests.census_util import make_id, write_xlsx
+    from tests.helpers import build_tree, make_user
+
+    build_tree(db)
+    rows = [["户号", "网格", "姓名", "公民身份号码", "与户主关系", "标签"],
+            ["X1", "340104001001001", "张三", make_id(date(1980, 1, 2), "M"), "户主", "低保、社区矫正"]]
+    with db.session() as s:
+        admin = system_actor(s)
+    with db.work(admin) as s:
+        res = census.import_census(s, admin, path=write_xlsx(tmp_path / "seed.xlsx", rows))
+    assert res.status == "imported", res.issues
+    clerk = make_user(db, "clerk1", Role.CLERK)
+    with db.session() as s:
+        rid = s.scalar(select(Resident.id).where(Resident.name == "张三"))
+
+        def tags(actor):  # type: ignore[no-untyped-def]
+            (entry,) = [e for e in registers.resident_history(s, actor, rid) if e.action == "insert"]
+            return (entry.changes or {}).get("tags", [None, []])[1]
+
+        assert tags(admin) == ["low_income", "community_correction"]
+        assert tags(clerk) == ["low_income"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
 from gridman.core.enums import OPEN_STATUSES, AreaLevel
@@ -160,8 +160,7 @@ def warden_workload(session: Session, actor: Actor, *, area_id: int | None = Non
     """Per warden with a current assignment in the area: grids, households and open incidents of
     those grids (busiest first)."""
     today = today or date.today()
-    cur = and_(WardenAssignment.start_date <= today,
-               or_(WardenAssignment.end_date.is_(None), WardenAssignment.end_date >= today))
+    cur = scope.current_assignment(today)
     where = _where(session, actor, WardenAssignment.grid_id, area_id)
     hh = (select(Household.grid_id.label("g"), func.count().label("n")).group_by(Household.grid_id).subquery())
     inc = (select(Incident.grid_id.label("g"), func.count().label("n")).where(Incident.status.in_(OPEN_CODES))
@@ -236,8 +235,7 @@ def grid_figures(session: Session, actor: Actor, *, area_id: int | None = None, 
         residents={g: v[0] for g, v in res.items()},
         open_incidents={g: v[0] for g, v in inc.items()},
         overdue={g: v[1] for g, v in inc.items() if v[1]},
-        wardens=per_grid(WardenAssignment.grid_id, WardenAssignment.start_date <= today,
-                         or_(WardenAssignment.end_date.is_(None), WardenAssignment.end_date >= today)),
+        wardens=per_grid(WardenAssignment.grid_id, scope.current_assignment(today)),
         elderly={g: v[1] for g, v in res.items() if v[1]},
     )
 

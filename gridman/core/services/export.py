@@ -124,6 +124,8 @@ def _residents_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -
     if "tag" in filters:
         t = filters["tag"]
         tag_ids = select(Tag.id).where((Tag.code == t) | (Tag.name == t))
+        if not actor.can(Perm.VIEW_SENSITIVE_TAGS):  # nor who carries a tag the actor may not see
+            tag_ids = tag_ids.where(Tag.sensitive.is_(False))
         q = q.where(r.c.id.in_(select(ResidentTag.resident_id).where(ResidentTag.tag_id.in_(tag_ids))))
     return q
 

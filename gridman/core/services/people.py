@@ -49,7 +49,7 @@ def validate_resident_fields(fields: dict[str, Any]) -> dict[str, Any]:
         try:
             info = idcard.parse(cid)
         except idcard.IdCardError as exc:
-            raise ValidationError(str(exc), field="citizen_id", en=f"Invalid citizen ID ({exc.code})") from None
+            raise ValidationError(exc.zh, field="citizen_id", en=exc.en) from None
         out["citizen_id"] = info.number
         if out.get("birth_date") is None:
             out["birth_date"] = info.birth_date
@@ -79,16 +79,20 @@ def validate_resident_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_unique_id(session: Session, citizen_id: str | None, exclude_id: int | None = None) -> None:
+def _check_unique_id(session: Session, actor: Actor, citizen_id: str | None, exclude_id: int | None = None) -> None:
+    """Refuse an ID some resident already has — naming that resident only when the actor may see
+    them (the ID is unique city-wide, the names are not the actor's to read)."""
     if not citizen_id:
         return
-    q = select(Resident.id, Resident.name).where(Resident.citizen_id == citizen_id)
+    q = select(Resident.id, Resident.name, Resident.grid_id).where(Resident.citizen_id == citizen_id)
     if exclude_id is not None:
         q = q.where(Resident.id != exclude_id)
     row = session.execute(q).first()
     if row:
+        grid = session.get(Area, row.grid_id)
+        holder = f"（{row.name}）" if grid is not None and actor.covers(grid) else "（在您的管辖范围以外）"
         raise ValidationError(
-            f"身份证号 {idcard.mask(citizen_id)} 已登记（{row.name}）", field="citizen_id",
+            f"身份证号 {idcard.mask(citizen_id)} 已登记{holder}", field="citizen_id",
             en="This citizen ID is already registered",
         )
 
@@ -121,7 +125,7 @@ def register_household(session: Session, actor: Actor, *, grid_id: int, househol
             if cid in seen:
                 raise ValidationError("同一户中身份证号重复", field="citizen_id", en="Duplicate citizen ID in household")
             seen.add(cid)
-        _check_unique_id(session, cid)
+        _check_unique_id(session, actor, cid)
         fields.setdefault("current_address", address)
         session.add(Resident(household_id=hh.id, grid_id=grid.id, **fields))
     session.flush()
@@ -135,7 +139,7 @@ def add_resident(session: Session, actor: Actor, *, grid_id: int, household_id: 
     fields = validate_resident_fields(fields)
     if "name" not in fields:
         raise ValidationError("姓名不能为空", field="name", en="Name is required")
-    _check_unique_id(session, fields.get("citizen_id"))
+    _check_unique_id(session, actor, fields.get("citizen_id"))
     if household_id is not None:
         hh = session.get(Household, household_id)
         if hh is None:
@@ -177,7 +181,7 @@ def update_resident(session: Session, actor: Actor, resident_id: int, *, expecte
         check["citizen_id"] = r.citizen_id  # keep birth date and sex consistent with the ID
     fields = validate_resident_fields(check)
     if "citizen_id" in changes:
-        _check_unique_id(session, fields.get("citizen_id"), exclude_id=r.id)
+        _check_unique_id(session, actor, fields.get("citizen_id"), exclude_id=r.id)
     for k, v in fields.items():
         if getattr(r, k) != v:
             setattr(r, k, v)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gridman.core.enums import Role, label
@@ -118,11 +118,7 @@ def actor_for(session: Session, user: User, *, today: date | None = None) -> Act
 
 def current_grid_ids(session: Session, user_id: int, *, today: date | None = None) -> list[int]:
     today = today or date.today()
-    q = select(WardenAssignment.grid_id).where(
-        WardenAssignment.user_id == user_id,
-        WardenAssignment.start_date <= today,
-        or_(WardenAssignment.end_date.is_(None), WardenAssignment.end_date >= today),
-    )
+    q = select(WardenAssignment.grid_id).where(WardenAssignment.user_id == user_id, scope.current_assignment(today))
     return list(session.scalars(q))
 
 

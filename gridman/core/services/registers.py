@@ -138,10 +138,14 @@ def _residents(session: Session, actor: Actor, f: Filters, today: date) -> _Quer
                 Resident.phone)
          .join(Area, Area.id == Resident.grid_id))
     conds = [scope.rows_by_id(session, actor, Resident.grid_id, f.area_id)]
+    # a role shown masked IDs finds a resident by the whole ID only, and cannot sort by it: a prefix
+    # search or the order would let them read the hidden digits back one at a time
+    show_id = actor.can(Perm.VIEW_ID_NUMBER)
     text = f.text.strip()
     if text:
         if text.isdigit() or (len(text) >= 6 and text[:-1].isdigit()):
-            conds.append(or_(Resident.citizen_id.like(text.upper() + "%"), Resident.phone.like(text + "%")))
+            by_id = Resident.citizen_id.like(text.upper() + "%") if show_id else Resident.citizen_id == text.upper()
+            conds.append(or_(by_id, Resident.phone.like(text + "%")))
         else:
             conds.append(_search([Resident.name, Resident.current_address], text))
     if f.population_type:
@@ -155,7 +159,7 @@ def _residents(session: Session, actor: Actor, f: Filters, today: date) -> _Quer
         if not actor.can(Perm.VIEW_SENSITIVE_TAGS):
             tag_q = tag_q.where(Tag.sensitive.is_(False))
         conds.append(exists(tag_q))
-    sort = {"name": Resident.name, "sex": Resident.sex, "citizen_id": Resident.citizen_id,
+    sort = {"name": Resident.name, "sex": Resident.sex, **({"citizen_id": Resident.citizen_id} if show_id else {}),
             "birth_date": Resident.birth_date, "population_type": Resident.population_type,
             "relation_to_head": Resident.relation_to_head, "household_no": Resident.household_id,
             "grid": Resident.grid_id, "phone": Resident.phone}
@@ -384,10 +388,8 @@ def _finish_users(session: Session, ids: list[int], rows: list[tuple[Any, ...]])
 
     grids: dict[int, list[str]] = {}
     if ids:
-        today = date.today()
         q = (select(WardenAssignment.user_id, Area.name).join(Area, Area.id == WardenAssignment.grid_id)
-             .where(WardenAssignment.user_id.in_(ids),
-                    or_(WardenAssignment.end_date.is_(None), WardenAssignment.end_date >= today))
+             .where(WardenAssignment.user_id.in_(ids), scope.current_assignment(date.today()))
              .order_by(Area.code))
         for uid, name in session.execute(q):
             grids.setdefault(uid, []).append(name)
@@ -420,6 +422,9 @@ def resident_history(session: Session, actor: Actor, resident_id: int, *, limit:
     q = (select(AuditEntry).where(AuditEntry.table_name == "residents", AuditEntry.row_id == resident_id)
          .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit))
     show_id = actor.can(Perm.VIEW_ID_NUMBER)
+    # an import's insert entry lists the resident's tag codes: those the actor may not see go
+    hidden_tags = (set() if actor.can(Perm.VIEW_SENSITIVE_TAGS)
+                   else set(session.scalars(select(Tag.code).where(Tag.sensitive.is_(True)))))
     out = []
     fields: dict[int | None, list[str] | None] = {}
     for e in session.scalars(q):
@@ -433,6 +438,8 @@ def resident_history(session: Session, actor: Actor, resident_id: int, *, limit:
             v = ch["citizen_id"]
             ch["citizen_id"] = [idcard.mask(x) if isinstance(x, str) else x for x in v] if isinstance(v, list) \
                 else idcard.mask(v) if isinstance(v, str) else v
+        if ch and hidden_tags and isinstance(ch.get("tags"), list):
+            ch["tags"] = [[c for c in v if c not in hidden_tags] if isinstance(v, list) else v for v in ch["tags"]]
         out.append(HistoryEntry(e.at, e.username, e.action, ch, e.note))
     return out
 

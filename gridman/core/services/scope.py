@@ -26,12 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, false, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 
 from gridman.core.enums import AreaLevel, Role
-from gridman.core.models import Area
+from gridman.core.models import Area, WardenAssignment
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -114,6 +115,13 @@ def in_area(col: Any, area: AreaLike | None, *, community_col: Any = None,
 
 
 # --- the actor's scope -------------------------------------------------------------------------------
+
+
+def current_assignment(today: date) -> ColumnElement[bool]:
+    """SQL: the warden assignments in force on ``today`` (started, not ended) — a warden's grids
+    (``Actor.grid_ids``), the users register's and the dashboard's wardens per grid."""
+    return and_(WardenAssignment.start_date <= today,
+                or_(WardenAssignment.end_date.is_(None), WardenAssignment.end_date >= today))
 
 
 def unrestricted(actor: Actor) -> bool:
