@@ -374,3 +374,20 @@ def test_a_citizen_id_registered_outside_the_clerks_scope_is_refused_without_its
         assert all("琥珀甲" not in i.message and "琥珀甲" not in i.en for i in res.issues)
     with db.session() as s:
         assert s.scalar(select(Resident.grid_id).where(Resident.citizen_id == ID_A)) == tree.grid3
+
+
+def test_a_building_outside_the_clerks_scope_is_not_linked(db, tmp_path):
+    """A building code or name is looked up in the row's grid, else in the grids the clerk may
+    import into: a clerk cannot hang their residents on a building of another street."""
+    from gridman.core.models import Building
+
+    tree = build_tree(db)
+    with db.work(admin_of(db)) as s:
+        s.add(Building(grid_id=tree.grid3, code="HP-01", name="琥珀1栋"))
+    clerk = make_user(db, "clerk_xy3", Role.CLERK, area_id=tree.community)
+    res = run(db, clerk, write_xlsx(tmp_path / "b.xlsx", [["户号", "网格", "楼栋", "姓名", "与户主关系"],
+                                                          ["D1", G1, "HP-01", "西园乙", "户主"]]))
+    assert issues(res) == [(2, "楼栋", "building_unknown")] and res.status == "rejected"
+    res = run(db, admin_of(db), write_xlsx(tmp_path / "b2.xlsx", [["户号", "网格", "楼栋", "姓名", "与户主关系"],
+                                                                  ["D2", G1, "HP-01", "西园丙", "户主"]]))
+    assert res.status == "imported"  # the unrestricted may (as before)

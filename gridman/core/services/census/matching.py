@@ -76,6 +76,7 @@ def resolve(session: Session, actor: Actor, area: Area | None, rows: list[Row], 
     where = f"“{area.name}”" if area is not None else "数据库"
     existing_hh = _households(session, rows)
     buildings = _buildings(session, rows)
+    everywhere = scope.unrestricted(actor)
 
     def finish(r: Row, g_id: int | None) -> None:
         v = r.values
@@ -89,7 +90,9 @@ def resolve(session: Session, actor: Actor, area: Area | None, rows: list[Row], 
         r.grid_id = g_id
         b = v.get("building")
         if b:
-            cands = [x for x in buildings.get(b, []) if x.grid_id == g_id] or buildings.get(b, [])
+            named = buildings.get(b, [])  # in the row's grid, else in one the actor may import into
+            cands = ([x for x in named if x.grid_id == g_id]
+                     or [x for x in named if everywhere or x.grid_id is None or x.grid_id in allowed])
             if len({x.id for x in cands}) != 1:
                 r.err("building", "building_unknown" if not cands else "building_ambiguous",
                       f"找不到楼栋“{b}”" if not cands else f"楼栋“{b}”不唯一，请填写楼栋编码",
