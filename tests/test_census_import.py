@@ -356,3 +356,38 @@ def test_a_scoped_clerk_lists_and_undoes_only_imports_in_their_scope(db, tmp_pat
             ci.undo_import(s, clerk, batch_id=batch.batch_id)
     with db.work(clerk) as s:
         assert ci.undo_import(s, clerk, batch_id=own.batch_id).residents_deleted == 1
+
+
+def test_a_citizen_id_registered_outside_the_clerks_scope_is_refused_without_its_name(db, tmp_path):
+    """A resident registered outside a scoped clerk's area is neither named to them (the
+    name-mismatch message would tell whose ID it is) nor moved into their grid by an import."""
+    tree = build_tree(db)
+    admin = admin_of(db)
+    other = run(db, admin, write_xlsx(tmp_path / "other.xlsx", [["户号", "网格", "姓名", "与户主关系", "公民身份号码"],
+                                                                ["B1", G3, "琥珀甲", "户主", ID_A]]))
+    assert other.status == "imported"
+    clerk = make_user(db, "clerk_xy2", Role.CLERK, area_id=tree.community)
+    for name in ("别人", "琥珀甲"):
+        res = run(db, clerk, write_xlsx(tmp_path / f"own_{name}.xlsx", [["户号", "网格", "姓名", "与户主关系", "公民身份号码"],
+                                                                        ["C1", G1, name, "户主", ID_A]]))
+        assert issues(res) == [(2, "公民身份号码", "out_of_scope")] and res.status == "rejected"
+        assert all("琥珀甲" not in i.message and "琥珀甲" not in i.en for i in res.issues)
+    with db.session() as s:
+        assert s.scalar(select(Resident.grid_id).where(Resident.citizen_id == ID_A)) == tree.grid3
+
+
+def test_a_building_outside_the_clerks_scope_is_not_linked(db, tmp_path):
+    """A building code or name is looked up in the row's grid, else in the grids the clerk may
+    import into: a clerk cannot hang their residents on a building of another street."""
+    from gridman.core.models import Building
+
+    tree = build_tree(db)
+    with db.work(admin_of(db)) as s:
+        s.add(Building(grid_id=tree.grid3, code="HP-01", name="琥珀1栋"))
+    clerk = make_user(db, "clerk_xy3", Role.CLERK, area_id=tree.community)
+    res = run(db, clerk, write_xlsx(tmp_path / "b.xlsx", [["户号", "网格", "楼栋", "姓名", "与户主关系"],
+                                                          ["D1", G1, "HP-01", "西园乙", "户主"]]))
+    assert issues(res) == [(2, "楼栋", "building_unknown")] and res.status == "rejected"
+    res = run(db, admin_of(db), write_xlsx(tmp_path / "b2.xlsx", [["户号", "网格", "楼栋", "姓名", "与户主关系"],
+                                                                  ["D2", G1, "HP-01", "西园丙", "户主"]]))
+    assert res.status == "imported"  # the unrestricted may (as before)

@@ -85,7 +85,7 @@ def _import_census(session: Session, actor: Actor, *, path: Path, sheet: str | N
     task.progress(0.5, "核对户、网格和已有人员")
     matching.resolve(session, actor, area, rows, fields_present)
     validation.mark_duplicates(rows)
-    matching.match_existing(session, rows)
+    matching.match_existing(session, actor, rows)
     matching.check_heads(session, rows, fields_present)
     task.progress(0.6, "生成导入计划")
     good = _count(result, table, rows, matching.plan(session, rows, fields_present))

@@ -76,6 +76,7 @@ def resolve(session: Session, actor: Actor, area: Area | None, rows: list[Row], 
     where = f"“{area.name}”" if area is not None else "数据库"
     existing_hh = _households(session, rows)
     buildings = _buildings(session, rows)
+    everywhere = scope.unrestricted(actor)
 
     def finish(r: Row, g_id: int | None) -> None:
         v = r.values
@@ -89,7 +90,9 @@ def resolve(session: Session, actor: Actor, area: Area | None, rows: list[Row], 
         r.grid_id = g_id
         b = v.get("building")
         if b:
-            cands = [x for x in buildings.get(b, []) if x.grid_id == g_id] or buildings.get(b, [])
+            named = buildings.get(b, [])  # in the row's grid, else in one the actor may import into
+            cands = ([x for x in named if x.grid_id == g_id]
+                     or [x for x in named if everywhere or x.grid_id is None or x.grid_id in allowed])
             if len({x.id for x in cands}) != 1:
                 r.err("building", "building_unknown" if not cands else "building_ambiguous",
                       f"找不到楼栋“{b}”" if not cands else f"楼栋“{b}”不唯一，请填写楼栋编码",
@@ -152,8 +155,9 @@ def resolve(session: Session, actor: Actor, area: Area | None, rows: list[Row], 
 RES_COLS = [Resident.__table__.c[f] for f in ("id", "uuid", "version", "household_id", "grid_id", *RESIDENT_FIELDS)]
 
 
-def match_existing(session: Session, rows: list[Row]) -> None:
-    """Attach each row's existing resident: same citizen ID, else same household + name (no ID)."""
+def match_existing(session: Session, actor: Actor, rows: list[Row]) -> None:
+    """Attach each row's existing resident: same citizen ID, else same household + name (no ID).
+    A citizen ID registered outside the actor's scope is refused without naming its resident."""
     t = Resident.__table__
     ids = sorted({r.values["citizen_id"] for r in rows if r.values.get("citizen_id") and not r.bad})
     conn = session.connection()
@@ -162,8 +166,9 @@ def match_existing(session: Session, rows: list[Row]) -> None:
     ids = sorted({row[0] for ch in chunks(ids)
                   for row in raw_in(conn, "SELECT citizen_id FROM residents WHERE citizen_id IN (__IN__)", ch)})
     by_id: dict[str, dict[str, Any]] = {}
+    cols = RES_COLS if scope.unrestricted(actor) else [*RES_COLS, scope.rows(actor, t.c.grid_id).label("in_scope")]
     for ch in chunks(ids):
-        for m in session.execute(select(*RES_COLS).where(t.c.citizen_id.in_(ch)).with_for_update()).mappings():
+        for m in session.execute(select(*cols).where(t.c.citizen_id.in_(ch)).with_for_update()).mappings():
             by_id[m["citizen_id"]] = dict(m)
     hh_ids = sorted({r.values["household_id"] for r in rows if r.values.get("household_id")})
     by_hn: dict[tuple[int, str], list[dict[str, Any]]] = {}
@@ -177,6 +182,10 @@ def match_existing(session: Session, rows: list[Row]) -> None:
         v = r.values
         cid = v.get("citizen_id")
         ex = by_id.get(cid) if cid else None
+        if ex is not None and not ex.get("in_scope", True):
+            r.err("citizen_id", "out_of_scope", "该身份证号已在您的管辖范围之外登记，不能由您导入或修改",
+                  "This citizen ID is registered outside your scope")
+            continue
         if ex is not None and ex["name"] != v.get("name"):
             r.err("citizen_id", "duplicate_in_db",
                   f"身份证号已登记为“{ex['name']}”，与本行姓名“{v.get('name')}”不一致",

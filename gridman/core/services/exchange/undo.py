@@ -122,7 +122,7 @@ def undo_checkin(session: Session, actor: Actor, batch_id: int) -> UndoResult:
     blocked = _touched_since(session, by)
     if blocked:
         raise ExchangeRefused("touched", f"批次 {batch_id} 导入的记录之后已被改动，不能撤销：{'；'.join(blocked[:5])}",
-                              en=f"Rows of batch {batch_id} changed since; cannot undo: {blocked[:5]}")
+                              en=f"Rows of batch {batch_id} changed since; cannot undo: {'; '.join(blocked[:5])}")
     reverted = _revert(session, actor, entries, by, f"撤销交换导入批次 {batch_id}")
     session.execute(update(ImportBatch).where(ImportBatch.id == batch_id).values(status="undone", undone_at=utcnow()))
     session.execute(update(ExchangePackage).where(ExchangePackage.checkin_batch_id == batch_id)
