@@ -12,6 +12,7 @@ they start with (``=``, ``+``, ``-``, ``@``): a spreadsheet cannot execute them.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -61,6 +62,15 @@ def _text(s: str) -> str:
     if _ILLEGAL.search(s):
         s = _ILLEGAL.sub("", s)
     return escape(s)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file (what import and exchange records keep of the workbook they read)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from pathlib import Path
 from gridman.core import tasks
 from gridman.core.services.census.records import ImportResult, RowIssue
 from gridman.core.tasks import TaskState
+from gridman.core.xlsxstream import replaced_when_done
 
 
 def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskState | None = None) -> Path:
@@ -80,7 +81,8 @@ def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskSta
     info.append(["用法", "在“导入问题”表中按批注修改标红的单元格，删除“错误原因”“原行号”两列（或保留，导入时会忽略），再重新导入。"])
     task.check()
     out.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(out)
+    with replaced_when_done(Path(out)) as part:  # a failed save leaves no broken workbook
+        wb.save(part)
     task.progress(1.0, "错误报告已写入")
     return out
 

@@ -32,10 +32,11 @@ from gridman.core.models import Area
 from gridman.core.services.census import bulk, matching, validation, writing
 from gridman.core.services.census.records import ImportResult, RowIssue, file_error
 from gridman.core.services.census.table import Table, pick_table, remember_mapping, remembered_loader
-from gridman.core.services.census.workbook import file_sha256, read_workbook
+from gridman.core.services.census.workbook import read_workbook
 from gridman.core.services.errors import NotFound, ValidationError
 from gridman.core.services.permissions import Actor, Perm, require
 from gridman.core.tasks import TaskState
+from gridman.core.xlsxstream import file_sha256
 
 
 def import_census(session: Session, actor: Actor, *, path: str | Path, sheet: str | None = None,

@@ -10,7 +10,6 @@ Threading: any one thread; the loader parses a sheet on a helper thread while it
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import re
 import threading
@@ -262,10 +261,3 @@ def read_workbook(path: Path, *, task: TaskState | None = None) -> tuple[list[st
 
     return names, load
 
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -34,9 +34,9 @@ from gridman.core.services.exchange.results import (
 )
 from gridman.core.services.exchange.validation import validate
 from gridman.core.services.exchange.writing import write_plan
-from gridman.core.services.exchange.xlsx import file_sha256
 from gridman.core.services.permissions import Actor, Perm, require
 from gridman.core.tasks import TaskState
+from gridman.core.xlsxstream import file_sha256
 
 
 def _check_package(session: Session, actor: Actor, pkg: Package, expect_area: str | None) -> ExchangePackage:

@@ -13,7 +13,6 @@ Nothing here knows registers or databases (see :mod:`.workbook` for the format).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 import zipfile
@@ -257,10 +256,3 @@ def iter_chunks(seq: list[Any], n: int = 5000) -> Iterator[list[Any]]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
 
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
