@@ -52,11 +52,6 @@ def month_period(month: str) -> mf.Period:
         raise ValidationError(f"月份“{month}”格式应为 YYYY-MM", field="month", en=f"Month {month!r} must be YYYY-MM") from None
 
 
-def _rate(n: int, d: int) -> float | None:
-    r = mf.rate(n, d)
-    return None if r is None else round(r, 4)
-
-
 @dataclass
 class _Data:
     """What the sheets show, gathered in SQL."""
