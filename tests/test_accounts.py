@@ -51,3 +51,16 @@ def test_user_details_for_the_edit_form_only_for_user_managers(db):
             auth.user_details(s, staff, staff.user_id)
         with pytest.raises(NotFound):  # the built-in system account is not edited here
             auth.user_details(s, admin, s.scalar(select(User.id).where(User.is_system.is_(True))))
+
+
+def test_update_user_to_a_missing_area_is_refused_not_a_database_error(db):
+    t = build_tree(db)
+    warden = make_user(db, "wg", Role.WARDEN, area_id=t.grid1)
+    with db.session() as s:
+        admin = system_actor(s)
+    with pytest.raises(NotFound), db.work(admin) as s:  # a warden's area is free, but it must exist
+        auth.update_user(s, admin, warden.user_id, area_id=999_999)
+    with pytest.raises(NotFound), db.work(admin) as s:
+        auth.update_user(s, admin, warden.user_id, role="community_staff", area_id=999_999)
+    with db.session() as s:
+        assert s.get(User, warden.user_id).area_id == t.grid1

@@ -227,6 +227,26 @@ def test_monthly_report_rows_add_up_and_cancel_writes_nothing(demo_db, tmp_path)
         assert s.scalar(select(func.count()).select_from(AuditEntry)) == audits
 
 
+def test_monthly_report_failed_save_keeps_the_older_file(demo_db, tmp_path, monkeypatch):
+    with demo_db.session() as s:
+        admin = system_actor(s)
+    out = tmp_path / "reports" / "r.xlsx"
+    out.parent.mkdir()
+    out.write_bytes(b"last month's report")
+
+    def broken_save(self, filename):  # the disk fills up halfway through the zip
+        with open(filename, "wb") as fh:
+            fh.write(b"PK\x03\x04 half a workbook")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(openpyxl.Workbook, "save", broken_save)
+    with pytest.raises(OSError):
+        with demo_db.work(admin) as s:
+            monthly_report(s, admin, area_code="340104001", month="2026-10", out=out)
+    assert out.read_bytes() == b"last month's report"
+    assert [p.name for p in out.parent.iterdir()] == ["r.xlsx"]
+
+
 def test_dashboard_rates_are_the_figures(demo_db):
     with demo_db.session() as s:
         admin = system_actor(s)

@@ -561,3 +561,13 @@ def test_cli_import_check_assign_split_export_coverage(db, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "gridman", "--db", url, "grids", "merge", G1, G3, "--json"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 2 and "不属于同一社区" in bad.stderr
+
+
+@pytest.mark.parametrize("coords", [[], ["a", "b"]])
+def test_facilities_with_unreadable_coordinates_name_the_feature(coords):
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "卫生站"}, "geometry": {"type": "Point", "coordinates": [117.2, 31.8]}},
+        {"type": "Feature", "properties": {"name": "警务室"}, "geometry": {"type": "Point", "coordinates": coords}}]}
+    with pytest.raises(ValidationError) as ei:  # was shapely's GEOSException / ValueError text
+        G.facilities_from_geojson(fc, source="f.geojson")
+    assert "第 2 个要素（警务室）" in ei.value.message and "feature 2" in ei.value.en

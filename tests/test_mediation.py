@@ -123,6 +123,21 @@ def test_report_validation(w, bad):
         report(w, **kw)
 
 
+def test_a_party_from_outside_the_reporters_scope_is_refused(w):
+    with w.db.work(w.admin) as s:
+        hh = people.register_household(s, w.admin, grid_id=w.tree.grid1, household_no="H9", members=[
+            {"name": "赵六", "relation_to_head": "head", "sex": "M"}])
+        rid = s.scalar(select(Resident.id).where(Resident.household_id == hh.id))
+    audits = audit_count(w)
+    with pytest.raises(ValidationError) as ei:  # warden3 sees grid3 only: the name must not leak into a case
+        report(w, w.warden3, grid=w.tree.grid3, parties=[m.PartyInput(resident_id=rid)])
+    assert "不存在" in ei.value.message and "赵六" not in ei.value.message
+    assert audit_count(w) == audits
+    r = report(w, w.warden, parties=[m.PartyInput(resident_id=rid)])  # grid1's warden may
+    with w.db.session() as s:
+        assert [p.name for p in m.show(s, w.warden, r.incident_id).parties] == ["赵六"]
+
+
 def test_refusals_write_nothing(w):
     r = report(w)
     iid = r.incident_id

@@ -161,8 +161,10 @@ def test_indexes_serve_the_queue(demo_db):
 def mq_page_sql(s, actor, area_id) -> str:
     from sqlalchemy import and_
 
+    from gridman.core.services.mediation.cases import in_scope
+
     area = s.get(Area, area_id)
-    cond = and_(mq.area_condition(s, actor, area), Incident.due_at.is_not(None),
+    cond = and_(in_scope(actor, area), Incident.due_at.is_not(None),
                 Incident.status.not_in(("closed", "merged")))
     stmt = select(Incident.id, Incident.title).where(cond).order_by(Incident.due_at, Incident.id).limit(50)
     return str(stmt.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))

@@ -67,7 +67,6 @@ def cmd_checkout(ctx: Context) -> int:
     return 0
 
 
-
 def _counts(counts: dict[str, int]) -> str:
     names = {r.key: r.sheet for r in exchange.REGISTERS}
     return "  " + "，".join(f"{names.get(k, k)} {v}" for k, v in counts.items())

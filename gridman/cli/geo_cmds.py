@@ -96,7 +96,6 @@ def _confirm(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", metavar="T", help="apply only if the preview printed this token")
 
 
-
 # --- areas ------------------------------------------------------------------------------------
 
 

@@ -45,24 +45,34 @@ def actor_by_username(session: Session, username: str) -> Actor:
     return actor_for(session, user)
 
 
+def _area(session: Session, area_id: int | None) -> Area | None:
+    area = session.get(Area, area_id) if area_id is not None else None
+    if area_id is not None and area is None:
+        raise NotFound(f"区划 {area_id} 不存在", en=f"Area {area_id} does not exist")
+    return area
+
+
+def _check_role_area(role: Role, area: Area | None) -> None:
+    """Refused unless ``area`` is of the level ``role`` needs (:data:`ROLE_AREA_LEVEL`)."""
+    need = ROLE_AREA_LEVEL[role]
+    if need is not None and (area is None or area.level != need):
+        raise ValidationError(f"该角色需要指定一个{'社区' if need == AreaLevel.COMMUNITY else '街道'}",
+                              field="area", en=f"This role needs a {need.value} as its area")
+
+
 def create_user(session: Session, actor: Actor, *, username: str, display_name: str, password: str,
                 role: Role | str, area_id: int | None = None, phone: str | None = None,
                 password_hash: str | None = None) -> User:
     """A new account; staff roles need an area of their level (``area_id``)."""
     require(actor, Perm.MANAGE_USERS)
-    area = session.get(Area, area_id) if area_id is not None else None
-    if area_id is not None and area is None:
-        raise NotFound(f"区划 {area_id} 不存在", en=f"Area {area_id} does not exist")
+    area = _area(session, area_id)
     role = Role(role)
     if not username or not username.isascii() or " " in username:
         raise ValidationError("用户名只能使用英文字母、数字和符号，不能有空格", field="username",
                               en="User names use ASCII letters/digits, no spaces")
     if len(password) < 6 and password_hash is None:
         raise ValidationError("密码至少 6 位", field="password", en="Password must have at least 6 characters")
-    need = ROLE_AREA_LEVEL[role]
-    if need is not None and (area is None or area.level != need):
-        raise ValidationError(f"该角色需要指定一个{ '社区' if need == AreaLevel.COMMUNITY else '街道' }",
-                              field="area", en=f"This role needs a {need.value} as its area")
+    _check_role_area(role, area)
     if session.scalar(select(User.id).where(User.username == username)):
         raise ValidationError(f"用户名 {username} 已存在", field="username", en=f"User {username} already exists")
     user = User(username=username, display_name=display_name, role=role.value,
@@ -92,19 +102,15 @@ def update_user(session: Session, actor: Actor, user_id: int, *, expected_versio
         raise ValidationError("不能修改自己的角色或停用自己的账号", field="role",
                               en="You cannot change your own role or disable your own account")
     new_role = Role(role) if role is not None else Role(user.role)
-    area = session.get(Area, area_id) if area_id is not None else (
-        session.get(Area, user.area_id) if user.area_id else None)
-    need = ROLE_AREA_LEVEL[new_role]
-    if need is not None and (area is None or area.level != need):
-        raise ValidationError(f"该角色需要指定一个{'社区' if need == AreaLevel.COMMUNITY else '街道'}",
-                              field="area", en=f"This role needs a {need.value} as its area")
+    area = _area(session, area_id if area_id is not None else user.area_id)
+    _check_role_area(new_role, area)
     if display_name is not None:
         if not display_name.strip():
             raise ValidationError("姓名不能为空", field="display_name", en="Name is required")
         user.display_name = display_name.strip()
     user.role = new_role.value
-    user.area_id = area.id if area is not None and need is not None else (area_id if area_id is not None
-                                                                          else user.area_id)
+    if area_id is not None:
+        user.area_id = area_id
     if active is not None:
         user.active = active
     if new_password:

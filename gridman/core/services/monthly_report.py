@@ -7,7 +7,7 @@ for the month); this module only lays them out. Small workbook: openpyxl (charts
 
 A long job: it takes a :class:`gridman.core.tasks.TaskState`, reports progress between stages and
 checks for cancellation before the file is written, so a cancelled report writes nothing (no file,
-no audit entry).
+no audit entry); a save that fails leaves no broken workbook and keeps an older file of that name.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from gridman.core.services.errors import ValidationError
 from gridman.core.services.mediation import figures as mf
 from gridman.core.services.permissions import Actor, Perm, require
 from gridman.core.tasks import TaskState
+from gridman.core.xlsxstream import replaced_when_done
 
 # the areas a monthly report may be made for (a grid's figures are rows of its community's report)
 REPORT_LEVELS = (AreaLevel.DISTRICT.value, AreaLevel.STREET.value, AreaLevel.COMMUNITY.value)
@@ -50,11 +51,6 @@ def month_period(month: str) -> mf.Period:
         return mf.Period.month(y, m)
     except (ValueError, TypeError):
         raise ValidationError(f"月份“{month}”格式应为 YYYY-MM", field="month", en=f"Month {month!r} must be YYYY-MM") from None
-
-
-def _rate(n: int, d: int) -> float | None:
-    r = mf.rate(n, d)
-    return None if r is None else round(r, 4)
 
 
 @dataclass
@@ -274,7 +270,8 @@ def monthly_report(session: Session, actor: Actor, *, area_code: str | None, mon
     task.progress(0.9, "写入文件")  # the last chance to cancel: nothing is written before this
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(out)
+    with replaced_when_done(out) as part:  # a failed save leaves no broken workbook
+        wb.save(part)
     audit.record(session, actor, "export", table="monthly_report", note=f"月报 {area.code} {month} → {out.name}")
     task.progress(1.0, "完成")
     return MonthlyReport(area.code, month, str(out), total_pop, whole.reported, whole.closed)

@@ -134,9 +134,22 @@ def facilities_from_geojson(data: dict[str, Any], *, crs: str = "wgs84", name_fi
             raise ValidationError(f"{source}：第 {i} 个要素不是点（{g.get('type')}）", field="geometry",
                                   en=f"{source}: feature {i} is not a point ({g.get('type')})")
         name = str((f.get("properties") or {}).get(nkey) or f"#{i}") if nkey else f"#{i}"
-        for p in shapely.get_parts(to_wgs84(shape(g), crs)):
+        for p in shapely.get_parts(_geometry(g, crs, source, i, name)):
             out.append((name, float(p.x), float(p.y)))
     return out
+
+
+def _geometry(g: Any, crs: str, source: str, i: int, what: str) -> Any:
+    """Feature ``i``'s geometry in lon/lat; malformed coordinates are a :class:`ValidationError`
+    naming the feature (not shapely's message)."""
+    try:
+        geom = to_wgs84(shapely.force_2d(shape(g)), crs)
+        if geom.geom_type in ("Point", "MultiPoint") and any(p.is_empty for p in shapely.get_parts(geom)):
+            raise ValueError("a point without coordinates")
+    except Exception as exc:  # noqa: BLE001 - malformed coordinates: reported with the feature
+        raise ValidationError(f"{source}：第 {i} 个要素（{what}）的坐标无法解析", field="geometry",
+                              en=f"{source}: feature {i} ({what}): unreadable coordinates") from exc
+    return geom
 
 
 def boundaries_from_geojson(data: dict[str, Any], *, crs: str = "wgs84", default_code: str | None = None,
@@ -152,9 +165,5 @@ def boundaries_from_geojson(data: dict[str, Any], *, crs: str = "wgs84", default
         if not code:
             raise ValidationError(f"{source}：第 {i} 个要素没有编码，请用 --grid", field="code",
                                   en=f"{source}: feature {i} has no code; give --grid")
-        try:
-            changes[code] = to_wgs84(shapely.force_2d(shape(f["geometry"])), crs)
-        except Exception as exc:  # noqa: BLE001 - malformed coordinates: reported with the feature
-            raise ValidationError(f"{source}：第 {i} 个要素（{code}）的坐标无法解析", field="geometry",
-                                  en=f"{source}: feature {i} ({code}): unreadable coordinates") from exc
+        changes[code] = _geometry(f.get("geometry"), crs, source, i, code)
     return changes

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from gridman.core.enums import IncidentStatus
 from gridman.core.models import Area, Incident, IncidentStep, new_uuid, utcnow
+from gridman.core.services import scope
 from gridman.core.services.errors import ConflictError, InvalidTransition, NotFound
 from gridman.core.services.mediation.records import ActionResult
 from gridman.core.services.mediation.rules import ALLOWED_FROM, Action, action_label, status_label
 from gridman.core.services.permissions import Actor, Perm, require
 from gridman.core.services.time_limits import Deadlines
+
+
+def in_scope(actor: Actor, area: scope.AreaLike | None = None) -> ColumnElement[bool]:
+    """Cases of ``area`` (any level; None: everywhere) within the actor's scope
+    (:func:`scope.rows`) — for the queue, the sweep and the figures. Communities and streets use
+    the cases' denormalised columns (one index range each)."""
+    return scope.rows(actor, Incident.grid_id, area, community_col=Incident.community_id,
+                      street_col=Incident.street_id)
 
 
 def now_or(now: datetime | None) -> datetime:

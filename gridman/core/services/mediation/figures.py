@@ -25,7 +25,7 @@ What "by the end of the period" means for each kind of fact:
   event it stays in the satisfaction rate.
 
 Everything is computed in SQL (conditional sums, GROUP BY; the 90th percentile by nearest rank
-with ``ORDER BY … LIMIT 1 OFFSET k``), scoped by :func:`gridman.core.services.scope.rows`.
+with ``ORDER BY … LIMIT 1 OFFSET k``), scoped by :func:`.cases.in_scope` (:func:`scope.rows`).
 Counts are additive (:class:`Counts` ``+``), so the figures of a street equal the sum of its grids'.
 Qt-free; plain data out.
 """
@@ -44,6 +44,7 @@ from gridman.core.enums import IncidentStatus, MediationLevel, ReferralTarget
 from gridman.core.models import Area, Incident, IncidentStep
 from gridman.core.services import scope
 from gridman.core.services.errors import NotFound, ValidationError
+from gridman.core.services.mediation.cases import in_scope
 from gridman.core.services.permissions import Actor, Perm, require, require_area
 
 S = IncidentStatus
@@ -225,7 +226,7 @@ def _area(session: Session, actor: Actor, area_id: int | None, *, covered: bool 
 def cohort(actor: Actor, area: scope.AreaLike | None, period: Period) -> list[ColumnElement[bool]]:
     """Conditions on ``incidents`` selecting the cohort (merged duplicates still in: see ``_live``)."""
     t = Incident
-    out = [scope.rows(actor, t.grid_id, area, community_col=t.community_id, street_col=t.street_id)]
+    out = [in_scope(actor, area)]
     if period.start is not None:
         out.append(t.reported_at >= period.start)
     if period.end is not None:

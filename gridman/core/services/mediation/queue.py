@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from gridman.core.enums import IncidentStatus, label
 from gridman.core.models import Area, Incident, User, utcnow
-from gridman.core.services import scope
 from gridman.core.services.errors import ValidationError
 from gridman.core.services.mediation import ACTIVE_STATUSES, LEVELS
+from gridman.core.services.mediation.cases import in_scope
 from gridman.core.services.permissions import Actor, Perm, require, require_area
 
 S = IncidentStatus
@@ -75,14 +75,6 @@ class QueueResult:
 
 def _area(session: Session, actor: Actor, area_id: int | None) -> Area | None:
     return None if area_id is None else require_area(session, actor, Perm.READ, area_id)
-
-
-def area_condition(session: Session, actor: Actor, area: Area | None) -> ColumnElement[bool]:
-    """Incidents of ``area`` (any level) within the actor's scope — or of the actor's whole scope
-    when ``area`` is None (:func:`scope.rows`). Grids, communities and streets use the denormalised
-    columns (one index range each)."""
-    return scope.rows(actor, Incident.grid_id, area, community_col=Incident.community_id,
-                      street_col=Incident.street_id)
 
 
 def _has_fts(session: Session) -> bool:
@@ -156,7 +148,7 @@ def queue(session: Session, actor: Actor, area_id: int | None = None, *, level: 
     if limit < 1 or limit > 1000 or offset < 0:
         raise ValidationError("每页条数应在 1–1000 之间，偏移不能为负", field="limit", en="limit 1–1000, offset ≥ 0")
     t = Incident
-    conds: list[ColumnElement[bool]] = [area_condition(session, actor, area), t.due_at.is_not(None)]
+    conds: list[ColumnElement[bool]] = [in_scope(actor, area), t.due_at.is_not(None)]
     not_closed = t.status.not_in((S.CLOSED.value, S.MERGED.value))
     if statuses:
         conds.append(t.status.in_(statuses))
@@ -210,7 +202,7 @@ def status_counts(session: Session, actor: Actor, area_id: int | None = None, *,
     area = _area_obj if _area_obj is not None else _area(session, actor, area_id)
     levels = _one_of(level, LEVELS, "level")
     t = Incident
-    conds = [area_condition(session, actor, area), t.status.in_(ACTIVE_STATUSES)]
+    conds = [in_scope(actor, area), t.status.in_(ACTIVE_STATUSES)]
     if levels:
         conds.append(t.level.in_(levels))
     rows = session.execute(select(t.status, func.count()).where(*conds).group_by(t.status)).all()

@@ -20,12 +20,15 @@ from gridman.core.services.permissions import Actor, Perm, require
 from gridman.core.services.time_limits import CASE, Deadlines
 
 
-def _party_rows(session: Session, parties: Sequence[PartyInput]) -> list[IncidentParty]:
+def _party_rows(session: Session, actor: Actor, parties: Sequence[PartyInput]) -> list[IncidentParty]:
+    """The parties; a registered resident only from the actor's scope (one outside it is refused
+    as if it did not exist: its name would otherwise be copied into the case)."""
     rows: list[IncidentParty] = []
     for i, p in enumerate(parties, 1):
         name = text(p.name, "parties", f"第 {i} 个当事人的姓名", max_len=60)
         if p.resident_id is not None:
-            r = session.get(Resident, p.resident_id)
+            r = session.scalar(select(Resident).where(Resident.id == p.resident_id,
+                                                      scope.rows(actor, Resident.grid_id)))
             if r is None:
                 raise ValidationError(f"第 {i} 个当事人：人员 {p.resident_id} 不存在", field="parties",
                                       en=f"Party {i}: no resident {p.resident_id}")
@@ -69,7 +72,7 @@ def report(session: Session, actor: Actor, *, grid_id: int, category: str, title
     prio = enum_value(Priority, priority, "priority", "优先级") or Priority.NORMAL.value
     title_v = text(title, "title", "事件标题", required=True, max_len=200)
     _check_place(session, building_id, lon, lat)
-    party_rows = _party_rows(session, parties)
+    party_rows = _party_rows(session, actor, parties)
     parents = {a.level: a for a in session.scalars(select(Area).where(Area.id.in_(scope.path_ids(grid.path))))}
     level = start_level(actor)
     deadlines = Deadlines.load(session)

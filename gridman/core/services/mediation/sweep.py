@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from gridman.core.enums import MediationLevel, label
 from gridman.core.models import AuditEntry, Incident, IncidentStep, new_uuid
-from gridman.core.services import audit, scope
+from gridman.core.services import audit
 from gridman.core.services.errors import ConflictError
-from gridman.core.services.mediation.cases import now_or
+from gridman.core.services.mediation.cases import in_scope, now_or
 from gridman.core.services.mediation.records import SweepResult
 from gridman.core.services.mediation.rules import (
     ACTIVE_STATUSES,
@@ -31,16 +31,11 @@ _STEPS = cast(Table, IncidentStep.__table__)
 _AUDIT = cast(Table, AuditEntry.__table__)
 
 
-def _in_scope(actor: Actor) -> Any:
-    t = _CASES
-    return scope.rows(actor, t.c.grid_id, community_col=t.c.community_id, street_col=t.c.street_id)
-
-
 def _candidates(session: Session, actor: Actor, now: datetime) -> tuple[list[Any], list[Any]]:
     """(cases to escalate, street cases to flag): overdue, in the actor's scope, locked on PostgreSQL."""
     t, st = _CASES, _STEPS
     max_seq = select(func.max(st.c.seq)).where(st.c.incident_id == t.c.id).scalar_subquery()
-    base = and_(t.c.status.in_(SWEEP_STATUSES), t.c.due_at < now, _in_scope(actor))
+    base = and_(t.c.status.in_(SWEEP_STATUSES), t.c.due_at < now, in_scope(actor))
     q_up = (select(t.c.id, t.c.uuid, t.c.level, t.c.status, t.c.category, t.c.version, t.c.due_at,
                    t.c.handler_id, max_seq.label("max_seq"))
             .where(base, t.c.level.in_(("grid", "community"))).order_by(t.c.id))
@@ -135,7 +130,7 @@ def overdue_counts(session: Session, actor: Actor, *, now: datetime | None = Non
     now = now_or(now)
     rows = session.execute(
         select(Incident.level, func.count())
-        .where(Incident.status.in_(ACTIVE_STATUSES), Incident.due_at < now, _in_scope(actor))
+        .where(Incident.status.in_(ACTIVE_STATUSES), Incident.due_at < now, in_scope(actor))
         .group_by(Incident.level)
     ).all()
     return {lv: n for lv, n in rows}
