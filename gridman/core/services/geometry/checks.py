@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import shapely
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gridman.core import geo
@@ -232,8 +232,7 @@ def _staffing(session: Session, t: _Subtree, today: date, default_limit: int) ->
     for ch in chunks(grid_ids):
         staffed.update(session.scalars(
             select(WardenAssignment.grid_id).where(
-                WardenAssignment.grid_id.in_(ch), WardenAssignment.start_date <= today,
-                or_(WardenAssignment.end_date.is_(None), WardenAssignment.end_date >= today)).distinct()))
+                WardenAssignment.grid_id.in_(ch), scope.current_assignment(today)).distinct()))
         counts.update(session.execute(select(Household.grid_id, func.count()).where(
             Household.grid_id.in_(ch)).group_by(Household.grid_id)).all())
     for i in grid_pos:

@@ -45,10 +45,10 @@ from gridman.core.models import Area, Incident, IncidentStep
 from gridman.core.services import scope
 from gridman.core.services.errors import NotFound, ValidationError
 from gridman.core.services.mediation.cases import in_scope
+from gridman.core.services.mediation.rules import LEVELS
 from gridman.core.services.permissions import Actor, Perm, require, require_area
 
 S = IncidentStatus
-LEVELS = tuple(m.value for m in MediationLevel)
 SATISFIED = ("satisfied", "basic")
 ENTRY_ACTIONS = ("report", "escalate", "hand_down", "reopen", "verify_fail")
 EXIT_STATUSES = (S.RESOLVED.value, S.FAILED.value, S.REFERRED.value, S.CLOSED.value, S.MERGED.value)
