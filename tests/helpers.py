@@ -57,3 +57,13 @@ def make_user(db: Database, username: str, role: Role, *, area_id: int | None = 
         uid = user.id
     with db.session() as s:
         return actor_for(s, s.get(User, uid))
+
+
+def signed_in(db: object, user: str = "admin", password: str | None = None) -> list[str]:
+    """The global CLI arguments that open DB (a path or URL) and sign in as USER.
+
+    Every CLI call in a test starts with these, so that how the CLI signs in is decided here once.
+    ``password`` defaults to the sample's password for the sample's accounts and to ``PASSWORD`` for
+    accounts made by :func:`make_user`.
+    """
+    return ["--db", str(db), "--as", user]
