@@ -133,7 +133,11 @@ class OpRunner(QObject):
         self.actor = actor
         self.pool = QThreadPool()
         self.pool.setMaxThreadCount(threads)
-        self._live: set[_Relay] = set()
+        self._live: dict[_Relay, Op] = {}
+        # Jobs outlive a runner deleted with its window (teardown): stop them at their next check.
+        # What they queued is dropped by the liveness check in run()'s closures.
+        live = self._live
+        self.destroyed.connect(lambda *_a: [op.cancel() for op in list(live.values())])
 
     @property
     def pending(self) -> int:
@@ -156,15 +160,28 @@ class OpRunner(QObject):
         ``on_cancelled(exc)`` if given (its writes rolled back)."""
         op = Op(label or getattr(fn, "__name__", "op"))
         relay = _Relay()
-        self._live.add(relay)
+        self._live[relay] = op
+
+        def alive() -> bool:
+            """The runner still exists. Its closures below run from the event queue, possibly
+            after the runner was deleted with its window: then nothing is emitted or called."""
+            if shiboken6.isValid(self):
+                return True
+            if not op.finished:
+                op.finished = True
+                self._live.pop(relay, None)
+                log.info("op %s finished after its runner was deleted; result dropped", op.label)
+            return False
 
         def finish() -> None:
             op.finished = True
-            self._live.discard(relay)
+            self._live.pop(relay, None)
             self.op_finished.emit(op)
             self.busy_changed.emit(len(self._live))
 
         def done(result: Any, changed: Changes | None) -> None:
+            if not alive():
+                return
             finish()
             if on_done is not None:
                 _deliver(on_done, result, op.label)
@@ -172,6 +189,8 @@ class OpRunner(QObject):
                 self.broadcast(changed)
 
         def failed(exc: BaseException) -> None:
+            if not alive():
+                return
             finish()
             if isinstance(exc, Cancelled):
                 if on_cancelled is not None:
@@ -183,7 +202,7 @@ class OpRunner(QObject):
                 self.error.emit(exc)
 
         def progressed(fraction: float, message: str) -> None:
-            if op.finished:
+            if op.finished or not alive():
                 return
             self.progress.emit(op, fraction, message)
             owner = getattr(on_progress, "__self__", None)

@@ -330,3 +330,28 @@ def test_action_dialog_fields_come_from_the_declaration(qtbot, sqlite_demo, sign
     d2.show()
     qtbot.mouseClick(d2.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
     assert not d2.isVisible() and d2.values()["agreement_text"] is None  # not required for a hazard
+
+
+def test_bulk_dialog_acts_on_the_cases_selected_when_it_opened(qtbot, sqlite_demo, signed_in):
+    """The list reloads or the selection changes while the dialog is open: the action applies to
+    the cases the user had selected when asking for it, not to what is selected at OK."""
+    street = open_window(qtbot, sqlite_demo, "street")
+    street.show_view(6)
+    q = street.queue
+    qtbot.waitUntil(lambda: len(q.rows) > 2, timeout=10_000)
+    active = [r for r in q.rows if r.level == "street" and r.status in ("reported", "accepted", "in_progress")]
+    mine, other = active[:2], active[2]
+    assigns = "SELECT count(*) FROM incident_steps WHERE incident_id = ? AND action = 'assign'"
+    before = raw(sqlite_demo, assigns, other.id)
+    sm = q.table.selectionModel()
+    for r in mine:
+        sm.select(q.table.model().index(q.row_of(r.id), 0), sm.SelectionFlag.Select | sm.SelectionFlag.Rows)
+    q.bulk("assign")
+    d = q.bulk_dialog
+    qtbot.waitUntil(lambda: d.widgets["handler_id"].count() > 0, timeout=10_000)
+    sm.clearSelection()  # meanwhile the user clicks another row
+    sm.select(q.table.model().index(q.row_of(other.id), 0), sm.SelectionFlag.Select | sm.SelectionFlag.Rows)
+    qtbot.mouseClick(d.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: hasattr(q, "last_bulk"), timeout=15_000)
+    assert sorted(q.last_bulk.done) == sorted(r.id for r in mine)
+    assert raw(sqlite_demo, assigns, other.id) == before

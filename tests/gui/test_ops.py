@@ -127,3 +127,40 @@ def test_a_job_finishing_after_its_receiver_was_deleted_is_dropped(qtbot, sqlite
     assert alive.value > 0  # the live receiver still gets its result
     dropped = [r.getMessage() for r in caplog.records if "result dropped" in r.getMessage()]
     assert len(dropped) == 2 and any("op signal" in m for m in dropped) and any("op method" in m for m in dropped)
+
+
+def test_a_runner_destroyed_with_jobs_in_flight_emits_nothing(qtbot, sqlite_demo, signed_in):
+    """The window that owns the runner is deleted (a test's teardown, a language switch) while
+    its jobs still run or their results wait in the event queue: nothing is emitted from the
+    deleted runner (it was "Signal source has been deleted" from ``finish``), the jobs' own
+    callbacks are not called, and the pool is left idle."""
+    import shiboken6
+
+    from gridman.gui.qt import QObject
+
+    owner = QObject()
+    runner = OpRunner(sqlite_demo, signed_in("admin"), parent=owner)
+    gate = threading.Event()
+    delivered: list[object] = []
+
+    def job(s, task):  # type: ignore[no-untyped-def]
+        gate.wait(10)
+        task.progress(0.5, "half")
+        return s.execute(text("SELECT count(*) FROM residents")).scalar_one()
+
+    def failing(_s, _task):  # type: ignore[no-untyped-def]
+        gate.wait(10)
+        raise ValidationError("不对", en="wrong")
+
+    runner.run(job, on_done=delivered.append, on_progress=lambda f, m: delivered.append(m))
+    runner.run(failing, on_error=delivered.append)
+    runner.run(job)  # no callbacks: its result only goes to the runner's signals
+    pool = runner.pool
+    shiboken6.delete(owner)  # the runner goes with its parent
+    assert not shiboken6.isValid(runner)
+    gate.set()
+    assert pool.waitForDone(10_000)
+    for _ in range(5):  # deliver whatever the jobs queued
+        QApplication.processEvents()
+        qtbot.wait(20)
+    assert delivered == []

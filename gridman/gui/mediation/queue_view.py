@@ -207,14 +207,19 @@ class QueueView(ReloadWhenVisible, QWidget):
         if not ids:
             show_info(self, tr("请先在列表中选择案件。"))
             return
+        versions = {r.id: r.version for r in self.rows if r.id in ids}
         if not inputs and not mediation.action_spec(action).quick:
+            # the cases are the ones selected now: a reload while the dialog is open (another
+            # user's change) must not change what the user confirms
             d = ActionDialog(action, runner=self.runner, actor=self.actor, incident_ids=ids, parent=self)
-            d.accepted.connect(lambda: self.bulk(action, **d.values()))
+            d.accepted.connect(lambda: self._run_bulk(action, ids, versions, d.values()))
             self.bulk_dialog = d
             d.open()
             return
+        self._run_bulk(action, ids, versions, inputs)
+
+    def _run_bulk(self, action: str, ids: list[int], versions: dict[int, int], inputs: dict[str, Any]) -> None:
         actor = self.actor
-        versions = {r.id: r.version for r in self.rows if r.id in ids}
 
         def job(s, _t):  # type: ignore[no-untyped-def]
             return mediation.act_many(s, actor, action, ids, expected_versions=versions, **inputs)
