@@ -23,8 +23,14 @@ from gridman.core.services.errors import ValidationError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    a = sub.add_parser("areas", help="area boundaries: GeoJSON import/export, measures")
+    a = sub.add_parser("areas", help="the area tree: add, GeoJSON import/export, measures")
     asub = a.add_subparsers(dest="areas_command", metavar="ACTION", required=True)
+    p = add_json(asub.add_parser("add", help="add one area (the city or district an office starts from)"))
+    p.add_argument("code", metavar="CODE", help="GB/T 2260 or statistical code, e.g. 340100")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--level", required=True, choices=[lv.value for lv in AreaLevel])
+    p.add_argument("--parent", metavar="CODE", help="parent area (default: inferred from the code: 340102 → 340100)")
+    p.set_defaults(func=cmd_add)
     p = add_json(asub.add_parser("import-geojson", help="create/update areas from a GeoJSON FeatureCollection"))
     p.add_argument("file")
     p.add_argument("--level", choices=[lv.value for lv in AreaLevel],
@@ -35,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crs", choices=geosvc.CRS_CHOICES, default="wgs84",
                    help="coordinates of the file; gcj02 (高德/腾讯 web maps) is converted to WGS-84")
     p.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
+    p.add_argument("--no-table", action="store_true",
+                   help="don't create missing parents from the bundled GB/T 2260 table")
     p.set_defaults(func=cmd_import)
     p = add_json(asub.add_parser("export-geojson", help="write an area's subtree as GeoJSON"))
     p.add_argument("--area", required=True, metavar="CODE")
@@ -99,6 +107,17 @@ def _confirm(p: argparse.ArgumentParser) -> None:
 # --- areas ------------------------------------------------------------------------------------
 
 
+def cmd_add(ctx: Context) -> int:
+    a = ctx.args
+    with ctx.db.work(ctx.actor, note=f"添加区划 {a.code}") as s:
+        area = area_svc.add_area(s, ctx.actor, code=a.code, name=a.name, level=a.level, parent_code=a.parent)
+        parent = area.parent
+        out = {"id": area.id, "code": area.code, "name": area.name, "level": area.level,
+               "parent": parent.code if parent is not None else None}
+    ctx.out(out, lambda: f"已添加 {out['name']}（{out['code']}）" + (f"，上级 {out['parent']}" if out["parent"] else ""))
+    return 0
+
+
 def cmd_import(ctx: Context) -> int:
     a = ctx.args
     data = geosvc.read_geojson(a.file)
@@ -107,11 +126,13 @@ def cmd_import(ctx: Context) -> int:
         with ctx.progress() as task:
             res = geosvc.import_geojson(s, ctx.actor, data=data, level=a.level, parent_id=parent_id,
                                         code_field=a.code_field, name_field=a.name_field, crs=a.crs,
-                                        source=Path(a.file).name, dry_run=a.dry_run, task=task)
+                                        source=Path(a.file).name, dry_run=a.dry_run, use_table=not a.no_table,
+                                        task=task)
         if a.dry_run:
             s.rollback()
     ctx.out(res, lambda: (f"{Path(a.file).name}：新建 {len(res.created)}，更新 {len(res.updated)}，未变 "
                           f"{len(res.unchanged)}，跳过 {len(res.skipped)}" + ("（试运行，未写入）" if a.dry_run else "")
+                          + (f"\n  按 GB/T 2260 代码表新建上级：{'、'.join(res.from_table)}" if res.from_table else "")
                           + "".join(f"\n  {p.reason}" for p in res.problems)))
     return 0
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gridman.core import enums
+from gridman.core import divisions, enums
 from gridman.core.enums import AreaLevel
 from gridman.core.models import Area
 from gridman.core.services import scope
@@ -61,6 +61,36 @@ def create_area(session: Session, actor: Actor, *, code: str, name: str, level: 
     area.path = (parent.path if parent else "/") + f"{area.id}/"
     session.flush()
     return area
+
+
+def infer_parent(session: Session, code: str, level: AreaLevel | str) -> Area | None:
+    """The existing area ``code`` belongs under: the nearest of the codes its parent may have
+    (:func:`gridman.core.divisions.parent_codes` — 340102 → 340100, 340104001 → 340104) whose level
+    may hold ``level``; None if there is none."""
+    allowed = {p.value for p in ALLOWED_PARENTS[AreaLevel(level)] if p is not None}
+    candidates = divisions.parent_codes(code)
+    found = {a.code: a for a in session.scalars(select(Area).where(Area.code.in_(candidates)))} if candidates else {}
+    return next((found[c] for c in candidates if c in found and found[c].level in allowed), None)
+
+
+def add_area(session: Session, actor: Actor, *, code: str, name: str, level: AreaLevel | str,
+             parent_code: str | None = None) -> Area:
+    """Add one area by hand (``gridman areas add``): under ``parent_code`` if given, else under the
+    area its code belongs to (:func:`infer_parent`); a city, or a district without a city, may be
+    at the top. Refused, naming the expected parent, when a level that needs a parent finds none."""
+    level = AreaLevel(level)
+    code, name = code.strip(), name.strip()
+    if not name:
+        raise ValidationError("请填写区划名称", field="name", en="Give the area's name")
+    parent = by_code(session, parent_code) if parent_code else infer_parent(session, code, level)
+    if parent is None and None not in ALLOWED_PARENTS[level]:
+        want = divisions.parent_codes(code)
+        raise ValidationError(
+            f"找不到 {code} 的上级区划{('（应为 ' + want[0] + '）') if want else ''}：请先添加上级，或用 --parent 指定",
+            field="parent",
+            en=f"No parent area found for {code}{(' (expected ' + want[0] + ')') if want else ''}: add it first "
+               "or give --parent")
+    return create_area(session, actor, code=code, name=name, level=level, parent=parent)
 
 
 def ancestors(session: Session, area: Area) -> list[Area]:

@@ -15,7 +15,7 @@ from shapely.geometry import shape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gridman.core import geo, tasks
+from gridman.core import divisions, geo, tasks
 from gridman.core.enums import AreaLevel
 from gridman.core.models import Area
 from gridman.core.services import areas as area_svc
@@ -57,6 +57,7 @@ class ImportResult:
     skipped: list[str] = field(default_factory=list)  # features of another level than asked
     problems: list[FeatureProblem] = field(default_factory=list)
     dry_run: bool = False
+    from_table: list[str] = field(default_factory=list)  # ancestors created from the GB/T 2260 table
 
 
 @dataclass
@@ -116,7 +117,7 @@ def _parse(feats: list[dict[str, Any]], res: ImportResult, want_level: str | Non
             _problem(res, i, code, f"第 {i} 个要素（{code}）没有指定层级，请用 --level",
                      f"feature {i} ({code}): no level; give --level")
             continue
-        pcode = code_text(props.get("parent_code"))
+        pcode = _parent_property(props)
         g = feat.get("geometry")
         if g is None:  # a feature without geometry: the area without a boundary (e.g. the city)
             parsed.append(_Feature(i, code, name, f_level, pcode, None))
@@ -128,14 +129,41 @@ def _parse(feats: list[dict[str, Any]], res: ImportResult, want_level: str | Non
     return parsed
 
 
-class _Parents:
-    """Finds each feature's parent: the one given, else its ``parent_code``, else the existing (or,
-    in a dry run, planned) area whose code is the longest prefix of its code at an allowed level."""
+def _parent_property(props: dict[str, Any]) -> str | None:
+    """The parent code a feature names itself: ``parent_code`` / ``parent_adcode``, DataV's
+    ``parent: {"adcode": 340100}``, or the last of its ``acroutes``."""
+    for key in ("parent_code", "parent_adcode", "parentCode"):
+        if props.get(key) not in (None, ""):
+            return code_text(props[key])
+    p = props.get("parent")
+    if isinstance(p, dict):
+        p = p.get("adcode") or p.get("code")
+    if p not in (None, ""):
+        return code_text(p)
+    routes = props.get("acroutes")
+    return code_text(routes[-1]) if isinstance(routes, list) and routes else None
 
-    def __init__(self, session: Session, parent: Area | None) -> None:
-        self.parent = parent
+
+class _Parents:
+    """Finds each feature's parent: the one given, else the code the feature names as its parent,
+    else the existing (or, in a dry run, planned) area among the codes its code's parent may have
+    (:func:`gridman.core.divisions.parent_codes`: 340102 → 340100), else the longest prefix of its
+    code. A parent in none of these but in the bundled GB/T 2260 table (``use_table``) is created
+    from the table, with its own parents in turn."""
+
+    def __init__(self, session: Session, actor: Actor, parent: Area | None, res: ImportResult,
+                 use_table: bool) -> None:
+        self.session, self.actor, self.parent, self.res, self.use_table = session, actor, parent, res, use_table
         self.existing: dict[str, Area] = {a.code: a for a in session.scalars(select(Area))}
         self.planned: dict[str, str] = {}  # codes created by this file in a dry run → level
+
+    def _known(self, code: str, allowed: set[str]) -> tuple[Area | None, str | None] | None:
+        a = self.existing.get(code)
+        if a is not None and a.level in allowed:
+            return a, None
+        if self.planned.get(code) in allowed:
+            return None, code
+        return None
 
     def find(self, code: str, lv: str, pcode: str | None) -> tuple[Area | None, str | None]:
         """(parent area, None), or (None, a planned parent's code), or (None, "?" + missing code)."""
@@ -145,18 +173,38 @@ class _Parents:
             return None, None
         allowed = {p.value for p in area_svc.ALLOWED_PARENTS[AreaLevel(lv)] if p is not None}
         if pcode:
-            if pcode in self.existing:
-                return self.existing[pcode], None
-            if pcode in self.planned:
-                return None, pcode
-            return None, "?" + pcode
-        for k in range(len(code) - 1, 1, -1):
-            a = self.existing.get(code[:k])
-            if a is not None and a.level in allowed:
-                return a, None
-            if self.planned.get(code[:k]) in allowed:
-                return None, code[:k]
-        return None, "?"
+            found = self._known(pcode, allowed) or self._from_table(pcode, allowed)
+            return found if found is not None else (None, "?" + pcode)
+        candidates = divisions.parent_codes(code)
+        for cand in [*candidates, *(code[:k] for k in range(len(code) - 1, 1, -1))]:
+            found = self._known(cand, allowed)
+            if found is not None:
+                return found
+        for cand in candidates:
+            found = self._from_table(cand, allowed)
+            if found is not None:
+                return found
+        return None, "?" + (candidates[0] if candidates else "")
+
+    def _from_table(self, code: str, allowed: set[str]) -> tuple[Area | None, str | None] | None:
+        """Create the division ``code`` from the bundled table (None if it is not there, is of a
+        level that cannot hold the child, or has no parent itself)."""
+        d = divisions.lookup(code) if self.use_table else None
+        if d is None or d.level not in allowed:
+            return None
+        par, pending = self.find(d.code, d.level, None)
+        if pending and pending.startswith("?"):
+            if d.level != AreaLevel.DISTRICT.value:
+                return None
+            par, pending = None, None  # a county directly under its province (省直辖): at the top
+        self.res.created.append(d.code)
+        self.res.from_table.append(d.code)
+        if self.res.dry_run:
+            self.planned[d.code] = d.level
+            return None, d.code
+        self.existing[d.code] = area_svc.create_area(self.session, self.actor, code=d.code, name=d.name,
+                                                     level=d.level, parent=par)
+        return self.existing[d.code], None
 
 
 def _apply(session: Session, actor: Actor, f: _Feature, parents: _Parents, res: ImportResult) -> None:
@@ -167,8 +215,10 @@ def _apply(session: Session, actor: Actor, f: _Feature, parents: _Parents, res: 
     if pending and pending.startswith("?"):
         missing = pending[1:]
         _problem(res, f.index, f.code,
-                 f"第 {f.index} 个要素（{f.code}）找不到上级区划{('（' + missing + '）') if missing else ''}，请用 --parent 指定",
-                 f"feature {f.index} ({f.code}): no parent area found{(' (' + missing + ')') if missing else ''}; give --parent")
+                 f"第 {f.index} 个要素（{f.code}）找不到上级区划{('（' + missing + '）') if missing else ''}："
+                 "请先用 gridman areas add 添加上级，或用 --parent 指定",
+                 f"feature {f.index} ({f.code}): no parent area found{(' (' + missing + ')') if missing else ''}; "
+                 "add it first with gridman areas add, or give --parent")
         return
     area = parents.existing.get(f.code)
     if area is None:
@@ -209,14 +259,16 @@ def _refuse(res: ImportResult, source: str) -> ValidationError:
 def import_geojson(session: Session, actor: Actor, *, data: dict[str, Any], level: AreaLevel | str | None = None,
                    parent_id: int | None = None, code_field: str | None = None, name_field: str | None = None,
                    crs: str = "wgs84", source: str | None = None, dry_run: bool = False,
-                   task: tasks.TaskState | None = None) -> ImportResult:
+                   use_table: bool = True, task: tasks.TaskState | None = None) -> ImportResult:
     """Create or update areas from a GeoJSON FeatureCollection (Polygon / MultiPolygon).
 
     ``level`` is the level of the features (None: each feature's ``level`` property, as written by
     :func:`~gridman.core.services.geometry.geojson.export_geojson`); features of another level are
-    skipped. The parent is area ``parent_id`` if given, else the feature's ``parent_code``
-    property, else the existing area whose code is the longest prefix of the feature's code
-    (GB/T 2260 and statistical codes nest). An existing code is updated in place (name, boundary)
+    skipped. The parent is area ``parent_id`` if given, else the parent the feature names
+    (``parent_code``, DataV's ``parent.adcode``), else the existing area its code belongs under
+    (GB/T 2260: 340102 → 340100; statistical codes below: 340104001 → 340104). With ``use_table``
+    a parent missing from the database but in the bundled GB/T 2260 table
+    (:mod:`gridman.core.divisions`) is created by its name there (listed in ``from_table``). An existing code is updated in place (name, boundary)
     if it sits under the same parent. All or nothing: any problem rolls the whole file back (the
     result lists every problem with its feature number). ``task`` gets progress and may cancel
     (between features, inside the caller's transaction: nothing is written then).
@@ -233,7 +285,7 @@ def import_geojson(session: Session, actor: Actor, *, data: dict[str, Any], leve
     if parent is None:
         require(actor, Perm.MANAGE_AREAS)
     parsed = _parse(feats, res, want_level, crs, task.sub(0.0, 0.3))
-    parents = _Parents(session, parent)
+    parents = _Parents(session, actor, parent, res, use_table)
     writing = task.sub(0.3, 1.0)
     for n, f in enumerate(parsed, 1):
         writing.step(n, len(parsed), "写入区划 / writing areas")
