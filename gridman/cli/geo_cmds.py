@@ -31,15 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", required=True, choices=[lv.value for lv in AreaLevel])
     p.add_argument("--parent", metavar="CODE", help="parent area (default: inferred from the code: 340102 → 340100)")
     p.set_defaults(func=cmd_add)
-    p = add_json(asub.add_parser("import-geojson", help="create/update areas from a GeoJSON FeatureCollection"))
+    p = add_json(asub.add_parser("import", aliases=["import-geojson"],
+                                 help="create/update areas from a boundary file: GeoJSON, TopoJSON, "
+                                      "shapefile (.shp or .zip), KML/KMZ"))
     p.add_argument("file")
     p.add_argument("--level", choices=[lv.value for lv in AreaLevel],
                    help="level of the features (default: each feature's 'level' property)")
     p.add_argument("--parent", metavar="CODE", help="parent area (default: parent_code property or code prefix)")
     p.add_argument("--code-field", metavar="F", help="property holding the code (default: code/adcode/CODE/…)")
     p.add_argument("--name-field", metavar="F", help="property holding the name (default: name/NAME/…)")
-    p.add_argument("--crs", choices=geosvc.CRS_CHOICES, default="wgs84",
-                   help="coordinates of the file; gcj02 (高德/腾讯 web maps) is converted to WGS-84")
+    p.add_argument("--crs", metavar="CRS",
+                   help="coordinates of the file (default: what the file says — a shapefile's .prj — else wgs84): "
+                        "wgs84, cgcs2000, gcj02 (高德/腾讯 web maps) or an EPSG code such as EPSG:4548")
+    p.add_argument("--encoding", metavar="ENC", help="a shapefile's attribute encoding (default: .cpg, else UTF-8 or GBK)")
     p.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
     p.add_argument("--no-table", action="store_true",
                    help="don't create missing parents from the bundled GB/T 2260 table")
@@ -120,12 +124,13 @@ def cmd_add(ctx: Context) -> int:
 
 def cmd_import(ctx: Context) -> int:
     a = ctx.args
-    data = geosvc.read_geojson(a.file)
-    with ctx.db.work(ctx.actor, note=f"GeoJSON 导入 {Path(a.file).name}") as s:
+    f = geosvc.read_boundaries(a.file, encoding=a.encoding)
+    data, crs = f.data, a.crs or f.crs or "wgs84"
+    with ctx.db.work(ctx.actor, note=f"边界导入 {Path(a.file).name}") as s:
         parent_id = area_svc.by_code(s, a.parent).id if a.parent else None
         with ctx.progress() as task:
             res = geosvc.import_geojson(s, ctx.actor, data=data, level=a.level, parent_id=parent_id,
-                                        code_field=a.code_field, name_field=a.name_field, crs=a.crs,
+                                        code_field=a.code_field, name_field=a.name_field, crs=crs,
                                         source=Path(a.file).name, dry_run=a.dry_run, use_table=not a.no_table,
                                         task=task)
         if a.dry_run:

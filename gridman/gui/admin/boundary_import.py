@@ -61,9 +61,12 @@ class BoundaryImportDialog(QDialog):
         self.parent_area = QComboBox()
         self.parent_area.addItem(tr("按编码自动确定"), None)
         self.crs = QComboBox()
+        self.crs.setEditable(True)  # any EPSG code can be typed (EPSG:4548: CGCS2000 Gauss–Krüger 117°E)
+        self.crs.addItem(tr("按文件声明（如 .prj），否则 WGS-84"), None)
         for c in CRS_NAMES:  # the keys of geometry.CRS_CHOICES (a test checks)
             self.crs.addItem(tr(CRS_NAMES[c]), c)
-        form.addRow(tr("GeoJSON 文件"), row)
+        self.crs.setToolTip(tr("也可输入 EPSG 代码，如 EPSG:4548"))
+        form.addRow(tr("边界文件"), row)
         form.addRow(tr("区划层级"), self.level)
         form.addRow(tr("上级区划"), self.parent_area)
         form.addRow(tr("坐标系"), self.crs)
@@ -89,7 +92,10 @@ class BoundaryImportDialog(QDialog):
             self.parent_area.addItem(a.label(language()), a.id)
 
     def _browse(self) -> None:
-        fn, _ = QFileDialog.getOpenFileName(self, tr("选择 GeoJSON 文件"), "", tr("GeoJSON (*.geojson *.json)"))
+        from gridman.core.services.geometry.boundary_files import FILE_FILTER
+
+        fn, _ = QFileDialog.getOpenFileName(self, tr("选择边界文件"), "",
+                                            tr("边界文件") + f" ({FILE_FILTER})")
         if fn:
             self.file.setText(fn)
 
@@ -101,14 +107,16 @@ class BoundaryImportDialog(QDialog):
 
     def run(self, *, dry_run: bool) -> None:
         actor, path = self.actor, Path(self.file.text().strip())
-        level, parent_id, crs = self.level.currentData(), self.parent_area.currentData(), self.crs.currentData()
+        level, parent_id = self.level.currentData(), self.parent_area.currentData()
+        idx, typed = self.crs.currentIndex(), self.crs.currentText().strip()
+        crs = self.crs.itemData(idx) if idx >= 0 and self.crs.itemText(idx) == typed else typed
 
         def job(s, task):  # type: ignore[no-untyped-def]
             from gridman.core.services import geometry
 
-            data = geometry.read_geojson(path)
-            return geometry.import_geojson(s, actor, data=data, level=level, parent_id=parent_id, crs=crs,
-                                           source=path.name, dry_run=dry_run, task=task)
+            f = geometry.read_boundaries(path)
+            return geometry.import_geojson(s, actor, data=f.data, level=level, parent_id=parent_id,
+                                           crs=crs or f.crs or "wgs84", source=path.name, dry_run=dry_run, task=task)
 
         self.message.setText(tr("正在处理…"))
         self._running(True)

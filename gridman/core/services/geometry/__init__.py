@@ -1,7 +1,9 @@
 """Grid boundaries (网格边界), one module per job:
 
 - :mod:`.geojson` — file io: read/write GeoJSON, code and name properties, coordinate systems;
-- :mod:`.boundary_import` — create/update areas from a GeoJSON file (all or nothing, cancellable);
+- :mod:`.boundary_files` — GeoJSON, TopoJSON, shapefiles (.shp/.zip, .prj, .cpg/GBK) and KML/KMZ read
+  as one FeatureCollection with the coordinate system they declare;
+- :mod:`.boundary_import` — create/update areas from those features (all or nothing, cancellable);
 - :mod:`.checks` — the grid check of a subtree (overlaps, gaps, staffing, size);
 - :mod:`.moves` — which rows change grid when boundaries change, and writing that plan;
 - :mod:`.assignment` — point → grid assignment of a subtree or the city (cancellable);
@@ -18,6 +20,7 @@ area ids; the names below are the package's API.
 from __future__ import annotations
 
 from gridman.core.services.geometry.assignment import AssignReport, MoveRow, PointNote, assign
+from gridman.core.services.geometry.boundary_files import FILE_FILTER, BoundaryFile, read_boundaries
 from gridman.core.services.geometry.boundary_import import FeatureProblem, ImportResult, import_geojson
 from gridman.core.services.geometry.checks import (
     CheckIssue,
@@ -56,7 +59,7 @@ from gridman.core.services.geometry.reshaping import (
 from gridman.core.services.geometry.shared import SAMPLE_CAP
 
 __all__ = [
-    "CODE_KEYS", "CRS_CHOICES", "NAME_KEYS", "SAMPLE_CAP", "AreaMeasure", "AssignReport", "BoundaryChangeReport",
+    "CODE_KEYS", "CRS_CHOICES", "FILE_FILTER", "BoundaryFile", "read_boundaries", "NAME_KEYS", "SAMPLE_CAP", "AreaMeasure", "AssignReport", "BoundaryChangeReport",
     "CheckIssue", "CheckReport", "CommunityCoverage", "CoverageReport", "FeatureProblem", "ImportResult", "MovePlan",
     "MoveRow", "PointNote", "Repair", "ShapeChange", "UncoveredBuilding", "assign", "boundaries_from_geojson",
     "check_subtree", "coverage", "edit_boundaries", "export_geojson", "facilities_from_geojson", "first_root_area_id", "geojson_text",

@@ -23,6 +23,7 @@ from gridman.core.services import audit
 from gridman.core.services.errors import ValidationError
 from gridman.core.services.geometry.geojson import (
     CODE_KEYS,
+    CRS_CHOICES,
     NAME_KEYS,
     check_crs,
     code_text,
@@ -88,11 +89,17 @@ def _read_geometry(res: ImportResult, i: int, code: str, g: Any, crs: str) -> An
                  f"feature {i} ({code}): unreadable coordinates")
         return None
     b = geom.bounds
-    if geom.is_empty or not (-180 <= b[0] <= b[2] <= 180 and -90 <= b[1] <= b[3] <= 90):
-        _problem(res, i, code, f"第 {i} 个要素（{code}）的坐标不是经纬度（范围 {tuple(round(v, 3) for v in b)}）",
-                 f"feature {i} ({code}): coordinates are not longitude/latitude (bounds {b})")
+    projected = crs not in CRS_CHOICES
+    if not geom.is_empty and projected:
+        geom = to_wgs84(geom, crs)
+    lb = geom.bounds
+    if geom.is_empty or not (-180 <= lb[0] <= lb[2] <= 180 and -90 <= lb[1] <= lb[3] <= 90):
+        shown = tuple(round(v, 3) for v in b)
+        _problem(res, i, code, f"第 {i} 个要素（{code}）的坐标不是经纬度（范围 {shown}）：请指定文件的坐标系，如 EPSG:4548",
+                 f"feature {i} ({code}): coordinates are not longitude/latitude (bounds {shown}); "
+                 "give the file's coordinate system, e.g. EPSG:4548")
         return None
-    return to_wgs84(geom, crs)
+    return geom if projected else to_wgs84(geom, crs)
 
 
 def _parse(feats: list[dict[str, Any]], res: ImportResult, want_level: str | None, crs: str,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import shapely
 from shapely.geometry import mapping, shape
 from sqlalchemy import select
@@ -86,14 +88,44 @@ def code_text(v: Any) -> str | None:
 
 
 def check_crs(crs: str) -> None:
-    if crs not in CRS_CHOICES:
-        raise ValidationError(f"坐标系 {crs!r} 不支持（可选 wgs84、cgcs2000、gcj02）", field="crs",
-                              en=f"Unsupported coordinate system {crs!r} (wgs84, cgcs2000, gcj02)")
+    """``crs`` is one of :data:`CRS_CHOICES` or anything PROJ knows (``EPSG:4548``, a .prj's WKT)."""
+    if crs in CRS_CHOICES:
+        return
+    try:
+        _to_lonlat(crs)
+    except Exception as exc:  # noqa: BLE001 — pyproj's CRSError and kin: the user's input is wrong
+        raise ValidationError(f"坐标系 {crs[:60]!r} 无法识别（可选 wgs84、cgcs2000、gcj02，或 EPSG 代码，如 EPSG:4548）",
+                              field="crs", en=f"Unknown coordinate system {crs[:60]!r} (wgs84, cgcs2000, gcj02, "
+                              "or an EPSG code such as EPSG:4548)") from exc
+
+
+@cache
+def _to_lonlat(crs: str) -> Any:
+    from pyproj import CRS, Transformer
+
+    return Transformer.from_crs(CRS.from_user_input(crs), CRS.from_epsg(4326), always_xy=True)
+
+
+def short_crs(crs: str) -> str:
+    """``EPSG:4548`` for a WKT PROJ recognises as that code, else the text as given."""
+    from pyproj import CRS
+
+    try:
+        code = CRS.from_user_input(crs).to_epsg(min_confidence=70)
+    except Exception:  # noqa: BLE001 — an unreadable .prj is reported when it is used
+        return crs
+    return f"EPSG:{code}" if code else crs
 
 
 def to_wgs84(geom: Any, crs: str) -> Any:
-    """A geometry of a file in ``crs`` as stored (WGS-84/CGCS2000 lon/lat)."""
-    return geo.gcj02_geometry_to_wgs84(geom) if crs == "gcj02" else geom
+    """A geometry of a file in ``crs`` as stored (WGS-84/CGCS2000 lon/lat): GCJ-02 shifted back,
+    projected coordinates (e.g. a CGCS2000 Gauss–Krüger zone) unprojected with PROJ."""
+    if crs == "gcj02":
+        return geo.gcj02_geometry_to_wgs84(geom)
+    if crs in CRS_CHOICES:
+        return geom
+    t = _to_lonlat(crs)
+    return shapely.transform(geom, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
 
 
 def export_geojson(session: Session, actor: Actor, *, area_id: int,
