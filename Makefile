@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 RUN_DB  := .run/gridman-demo.sqlite
 PYTEST_ARGS ?=
 
-.PHONY: run test system-deps venv bench sample-db templates screenshots lint clean
+.PHONY: run test system-deps venv bench sample-db templates screenshots lint clean package
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,15 @@ templates: venv
 
 screenshots: system-deps venv
 	QT_QPA_PLATFORM=offscreen $(BIN)/python scripts/screenshots.py
+
+# The frozen app (PyInstaller) and a .deb for Debian-based desktops, each smoke-tested here.
+# The Windows installer script (packaging/windows/gridman.iss) is built with Inno Setup on Windows.
+VERSION = $(shell $(BIN)/python -c "import gridman; print(gridman.__version__)" 2>/dev/null)
+package: system-deps venv
+	$(BIN)/python -m pip install -q -e '.[package]'
+	$(BIN)/pyinstaller packaging/gridman.spec --noconfirm --log-level WARN --distpath build/dist --workpath build/pyi
+	bash packaging/deb/build.sh build/dist/gridman build/gridman_$(VERSION)_amd64.deb $(VERSION)
+	$(BIN)/python packaging/smoke.py build/dist/gridman --deb build/gridman_$(VERSION)_amd64.deb
 
 lint: venv
 	$(BIN)/ruff check gridman tests bench
