@@ -23,6 +23,7 @@ from pathlib import Path
 
 from gridman.cli.common import Context, add_json
 from gridman.core.db import resolve_url
+from gridman.core.enums import label
 from gridman.core.services import auth, sessions
 from gridman.core.services.errors import PermissionDenied, ValidationError
 from gridman.core.services.permissions import Actor, system_actor
@@ -209,6 +210,6 @@ def cmd_whoami(ctx: Context) -> int:
                 expires = None
     out = {"username": actor.username, "display_name": actor.display_name, "role": actor.role.value,
            "area": actor.area_name, "expires_at": expires}
-    ctx.out(out, lambda: f"{actor.display_name}（{actor.username}，{actor.role.value}）"
+    ctx.out(out, lambda: f"{actor.display_name}（{actor.username}，{label(actor.role, ctx.lang)}）"
             + (f"，会话有效至 {expires:%Y-%m-%d %H:%M} UTC" if expires else ""))
     return 0
