@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import secrets
+import tempfile
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from gridman.core.db import Database
 from gridman.core.enums import Role
-from gridman.core.services import areas, auth
+from gridman.core.services import areas, auth, sessions
 from gridman.core.services.permissions import Actor, system_actor
 
 PASSWORD = "secret123"
@@ -60,10 +65,81 @@ def make_user(db: Database, username: str, role: Role, *, area_id: int | None = 
 
 
 def signed_in(db: object, user: str = "admin", password: str | None = None) -> list[str]:
-    """The global CLI arguments that open DB (a path or URL) and sign in as USER.
+    """The global CLI arguments that open DB (a path, URL or :class:`Database`) and sign in as USER.
 
     Every CLI call in a test starts with these, so that how the CLI signs in is decided here once.
-    ``password`` defaults to the sample's password for the sample's accounts and to ``PASSWORD`` for
-    accounts made by :func:`make_user`.
+
+    Without ``password``: a session, with no password check per call. Each USER has one token for
+    the whole test run, in a 0600 session file; the first call for a (database, USER) stores the
+    token's hash in that database through :func:`sessions.start` (as ``gridman login`` does after
+    the password check, which ``tests/test_cli_identity.py`` covers). A copy of a database keeps
+    the sessions it had, and a database at a new path or URL gets one on its first call. A test that
+    swaps a database's file for an older one (a restore) calls ``signed_in`` again afterwards. An
+    unknown or disabled USER gets a session file the CLI refuses.
+
+    With ``password``: ``--as USER --password-file FILE`` — a real password check on every call.
     """
-    return ["--db", str(db), "--as", user]
+    url = str(db.url) if isinstance(db, Database) else str(db)
+    if password is not None:
+        return ["--db", url, "--as", user, "--password-file", str(_password_file(password))]
+    path = _SESSION_DIR / f"{user}.session"
+    if not path.exists():
+        sessions.write_token(path, _TOKEN_PREFIX + user)
+    key = (url, user, _file_identity(url))
+    if key not in _SESSIONS_MADE and _store_session(url, user):
+        _SESSIONS_MADE.add(key)
+    return ["--db", url, "--session", str(path)]
+
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="gridman-test-sessions-"))
+_TOKEN_PREFIX = secrets.token_urlsafe(24) + "-"
+_SESSIONS_MADE: set[tuple[str, str, int | None]] = set()
+
+
+def _file_identity(url: str) -> int | None:
+    """The inode of a database file: a file replaced at the same path is another database."""
+    if "://" in url:
+        return None
+    try:
+        return os.stat(url).st_ino
+    except OSError:
+        return None
+
+
+def _store_session(url: str, user: str) -> bool:
+    """Put USER's test token into the database at ``url`` (if it is not there already)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gridman.core.db import open_database
+    from gridman.core.models import CliSession, User
+    from gridman.core.services.permissions import actor_for
+
+    if "://" not in url and not os.path.exists(url):
+        return False  # not made yet (e.g. by `gridman sample`): the next call stores it
+    token = _TOKEN_PREFIX + user
+    database = open_database(url, upgrade=False)  # never upgrade here: a test may be about upgrading
+    try:
+        with database.begin() as s:
+            if s.scalar(select(CliSession.id).where(CliSession.token_hash == sessions.token_hash(token))):
+                return True
+            account = s.scalar(select(User).where(User.username == user, User.active.is_(True),
+                                                  User.is_system.is_(False)))
+            if account is None:
+                return False
+            sessions.start(s, actor_for(s, account), hours=24 * 30, token=token)
+        return True
+    except SQLAlchemyError:  # not a gridman database, or one without sessions yet: the CLI answers
+        return False
+    finally:
+        database.dispose()
+
+
+def _password_file(password: str) -> Path:
+    """A 0600 file holding ``password`` (for ``--password-file``)."""
+    path = _SESSION_DIR / f"pw-{hashlib.sha256(password.encode()).hexdigest()[:12]}.txt"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(password + "\n")
+    return path

@@ -17,7 +17,7 @@ def _boom(_ctx: object) -> int:
 @pytest.mark.parametrize(("lang", "words"), [(None, "发生意外错误"), ("en", "unexpected error")])
 def test_an_unexpected_error_shows_no_raw_exception_text(lang: str | None, words: str,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    args = argparse.Namespace(as_user=None, lang=lang, db=None, func=_boom)
+    args = argparse.Namespace(command="sample", as_user=None, lang=lang, db=None, func=_boom)  # needs no sign-in
     assert run_command(args) == 1
     err = capsys.readouterr().err
     assert words in err and "gridman.log" in err

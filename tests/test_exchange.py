@@ -30,6 +30,7 @@ from gridman.core.models import (
 from gridman.core.services import exchange, people, scope
 from gridman.core.services.exchange.workbook import REGISTERS
 from gridman.core.services.permissions import Actor, system_actor
+from tests.helpers import signed_in
 
 COMMUNITY = "340104001001"  # 笔架山怡景园社区 of the demo sample
 G1, G2 = "340104001001001", "340104001001002"
@@ -504,7 +505,7 @@ def test_cli_exchange_commands(sqlite_demo: Database, tmp_path: Path, capsys: py
     err: list[str] = []
 
     def run(*args: str) -> tuple[int, Any]:
-        rc = main(["--db", dbp, "exchange", *args])
+        rc = main([*signed_in(dbp), "exchange", *args])
         cap = capsys.readouterr()
         err.append(cap.err)
         out = cap.out.strip()
@@ -766,7 +767,7 @@ def test_cli_exchange_list_shows_only_the_users_scope(sqlite_demo: Database, tmp
     sqlite_demo.dispose()
     got = {}
     for user in actors:
-        rc = main(["--db", dbp, "--as", user, "exchange", "list", "--json"])
+        rc = main([*signed_in(dbp, user), "exchange", "list", "--json"])
         out = json.loads(capsys.readouterr().out)
         assert rc == 0
         got[user] = sorted(p["area_code"] for p in out["packages"])

@@ -23,6 +23,7 @@ from gridman.core.services.errors import ValidationError
 from gridman.core.services.mediation import figures as mf
 from gridman.core.services.monthly_report import monthly_report
 from gridman.core.services.permissions import system_actor
+from tests.helpers import signed_in
 from tests.test_mediation_queue import NOW, _load, _prepare
 
 # the demo's twelve months before 2026-11-01
@@ -165,7 +166,7 @@ def test_a_month_counts_only_what_was_done_by_its_end(demo_db):
 
 def _cli_json(capsys, db_url: str, *args: str) -> dict:
     capsys.readouterr()
-    assert cli_main(["--db", db_url, *args, "--json"]) == 0
+    assert cli_main([*signed_in(db_url), *args, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
 
 

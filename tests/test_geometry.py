@@ -25,7 +25,7 @@ from gridman.core.services import areas as area_svc
 from gridman.core.services import geometry as G
 from gridman.core.services.errors import ConflictError, PermissionDenied, ValidationError
 from gridman.core.services.permissions import system_actor
-from tests.helpers import build_tree, make_user
+from tests.helpers import build_tree, make_user, signed_in
 from tests.test_geo import PROJ, X0, Y0, ll_polygon, rect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -527,7 +527,7 @@ def test_coverage_from_facility_rows_of_a_kind(demo_db):
 
 
 def gridman(url: str, *args: str) -> dict:
-    p = subprocess.run([sys.executable, "-m", "gridman", "--db", url, *args, "--json"], capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "gridman", *signed_in(url), *args, "--json"], capture_output=True,
                        text=True, cwd=ROOT, timeout=120)
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
@@ -535,6 +535,7 @@ def gridman(url: str, *args: str) -> dict:
 
 def test_cli_import_check_assign_split_export_coverage(db, tmp_path):
     build_tree(db)
+    make_user(db, "admin", Role.ADMIN)  # the empty database has no account to sign in with
     url = db.url if db.dialect != "sqlite" else str(db.sqlite_path)
     db.dispose()
     f = tmp_path / "grids.geojson"
@@ -558,7 +559,7 @@ def test_cli_import_check_assign_split_export_coverage(db, tmp_path):
         {"type": "Feature", "properties": {"name": "站"}, "geometry": {"type": "Point", "coordinates": list(ll(0, 0))}}]}))
     cov = gridman(url, "coverage", "--facilities", str(fac), "--radius", "500")
     assert cov["facilities"] == 1 and cov["buildings"] == 0
-    bad = subprocess.run([sys.executable, "-m", "gridman", "--db", url, "grids", "merge", G1, G3, "--json"],
+    bad = subprocess.run([sys.executable, "-m", "gridman", *signed_in(url), "grids", "merge", G1, G3, "--json"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 2 and "不属于同一社区" in bad.stderr
 

@@ -11,12 +11,13 @@ from pathlib import Path
 from gridman.core.db import open_database
 from gridman.core.services.mediation import figures as mf
 from gridman.core.services.permissions import system_actor
+from tests.helpers import signed_in
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(db: Path, *args: str, as_user: str | None = None) -> subprocess.CompletedProcess:
-    pre = ["--db", str(db)] + (["--as", as_user] if as_user else [])
+    pre = signed_in(db, as_user or "admin")
     return subprocess.run([sys.executable, "-m", "gridman", *pre, *args], capture_output=True, text=True, cwd=ROOT)
 
 
@@ -33,14 +34,14 @@ def test_cli_walk(demo_templates, tmp_path):
     now = "2026-11-01T09:00"
     rep = ok(run(db, "incidents", "report", "--grid", "340104001001001", "--category", "矛盾纠纷", "--subcategory",
                  "neighbour", "--title", "装修噪音引发邻里纠纷", "--description", "夜间施工", "--party", "赵六",
-                 "--attach", str(photo), "--now", now, "--json", as_user="warden"))
+                 "--attach", str(photo), "--now", now, "--json"))  # --now: administrators only
     iid = rep["incident_id"]
     assert (rep["level"], rep["status"], rep["version"]) == ("grid", "reported", 1)
     assert rep["due_at"] == "2026-11-04T09:00:00"
-    r = ok(run(db, "incidents", "act", str(iid), "accept", "--version", "1", "--now", now, "--json", as_user="warden"))
+    r = ok(run(db, "incidents", "act", str(iid), "accept", "--version", "1", "--json", as_user="warden"))
     assert (r["status"], r["version"]) == ("accepted", 2)
     r = ok(run(db, "incidents", "act", str(iid), "escalate", "--to", "community", "--note", "网格无法调处",
-               "--now", now, "--json", as_user="warden"))
+               "--json", as_user="warden"))
     assert (r["level"], r["status"]) == ("community", "reported")
     # refused: a warden on a community-level case, a stale version
     bad = run(db, "incidents", "act", str(iid), "accept", "--json", as_user="warden")

@@ -12,8 +12,10 @@ from sqlalchemy import func, select
 
 from gridman.core import idcard
 from gridman.core.db import open_database
+from gridman.core.enums import Role
 from gridman.core.models import Area, Household, Incident, Resident, User, WardenAssignment
 from gridman.core.sample import iter_rows_digest
+from tests.helpers import make_user, signed_in
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_db" / "gridman-demo.sqlite"
@@ -106,8 +108,8 @@ def test_sample_grids_tile_their_community(demo_db):
 
 def test_cli_errors_go_to_stderr_with_exit_code(tmp_path):
     db = tmp_path / "e.sqlite"
-    r = gridman("--db", str(db), "--as", "nobody", "stats", "--json")
-    assert r.returncode == 2 and r.stdout == "" and "nobody" in r.stderr
+    r = gridman("--db", str(db), "--as", "nobody", "stats", "--json")  # a name without its password
+    assert r.returncode == 2 and r.stdout == "" and "请先登录" in r.stderr
     (tmp_path / "exists.sqlite").write_bytes(b"")
     r = gridman("sample", "--out", str(tmp_path / "exists.sqlite"))
     assert r.returncode == 2 and "已存在" in r.stderr
@@ -119,7 +121,10 @@ def test_cli_stats_and_db_commands(tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)["created"] is True
     r = gridman("--db", str(db), "db", "upgrade", "--json")
     assert json.loads(r.stdout)["changed"] is False
-    r = gridman("--db", str(db), "stats", "--json")
+    database = open_database(db)
+    make_user(database, "admin", Role.ADMIN)  # a fresh database has no account to sign in with
+    database.dispose()
+    r = gridman(*signed_in(db), "stats", "--json")
     out = json.loads(r.stdout)
     assert out["tables"]["tags"] >= 15 and out["areas_by_level"] == {}
 

@@ -1,5 +1,7 @@
 """The command line: ``gridman [--db DB] [--as USER] COMMAND …``. With no command the GUI opens.
 
+Commands act as the signed-in account (``gridman login``; see :mod:`gridman.cli.login_cmds`).
+
 Each command module registers its sub-commands (``register(subparsers)``) and calls the same
 services the GUI and the tests call. Commands with ``--json`` print exactly one JSON object on
 stdout; errors go to stderr with a non-zero exit code.
@@ -16,6 +18,7 @@ from gridman import __version__
 # Each module has register(subparsers). Add new command groups here.
 COMMAND_MODULES = [
     "gridman.cli.db_cmds",
+    "gridman.cli.login_cmds",
     "gridman.cli.sample_cmds",
     "gridman.cli.stats_cmds",
     "gridman.cli.geo_cmds",
@@ -32,7 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"gridman {__version__}")
     p.add_argument("--db", help="database file or SQLAlchemy URL (default: $GRIDMAN_DB or the data directory)")
-    p.add_argument("--as", dest="as_user", metavar="USER", help="act as this user (default: built-in administrator)")
+    p.add_argument("--as", dest="as_user", metavar="USER",
+                   help="sign in as USER: password from --password-file or a prompt (default: the session of "
+                        "'gridman login')")
+    p.add_argument("--password-file", metavar="FILE", help="USER's password: the first line of FILE (chmod 600)")
+    p.add_argument("--session", metavar="FILE",
+                   help="session file of 'gridman login' (default: $GRIDMAN_SESSION or one per database)")
     p.add_argument("--lang", default=None, help="zh_CN (default) or en")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

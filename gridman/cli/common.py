@@ -16,7 +16,7 @@ from typing import Any
 from gridman.core import config, tasks
 from gridman.core.db import Database, SchemaError, open_database
 from gridman.core.services.errors import GridmanError
-from gridman.core.services.permissions import Actor, system_actor
+from gridman.core.services.permissions import Actor
 from gridman.core.tasks import TaskState
 
 log = logging.getLogger("gridman.cli")
@@ -46,11 +46,10 @@ class Context:
 
     @property
     def actor(self) -> Actor:
-        if self._actor is None:
-            from gridman.core.services.auth import actor_by_username
+        if self._actor is None:  # who signed in (gridman.cli.login_cmds); the system account only if allowed
+            from gridman.cli.login_cmds import signed_in_actor
 
-            with self.db.session() as s:
-                self._actor = actor_by_username(s, self.args.as_user) if self.args.as_user else system_actor(s)
+            self._actor = signed_in_actor(self, required=False)
         return self._actor
 
     @contextmanager
@@ -114,8 +113,9 @@ def run_command(args: argparse.Namespace) -> int:
     ctx = Context(args)
     lang = ctx.lang
     try:
-        if args.as_user:
-            _ = ctx.actor  # an unknown --as user is refused before anything runs
+        from gridman.cli.login_cmds import sign_in
+
+        sign_in(ctx)  # a command that needs an account and has no valid sign-in is refused before it runs
         rc = args.func(ctx)
         return int(rc or 0)
     except GridmanError as exc:

@@ -13,6 +13,7 @@ from gridman.core.db import (
     table_counts,
     upgrade_database,
 )
+from gridman.core.redact import redact_url
 from gridman.core.services.stats import level_counts
 
 
@@ -30,7 +31,7 @@ def cmd_init(ctx: Context) -> int:
     db = open_database(ctx.args.db, upgrade=False)
     try:
         res = upgrade_database(db)
-        out = {"url": db.url, "revision": res.to_revision, "created": res.from_revision is None,
+        out = {"url": redact_url(db.url), "revision": res.to_revision, "created": res.from_revision is None,
                "backup": str(res.backup) if res.backup else None}
     finally:
         db.dispose()
@@ -57,7 +58,7 @@ def cmd_check(ctx: Context) -> int:
         counts = table_counts(s)
         levels = level_counts(s)
     out = {
-        "url": db.url,
+        "url": redact_url(db.url),
         "dialect": db.dialect,
         "schema_version": current_revision(db),
         "schema_head": head_revision(),

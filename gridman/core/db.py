@@ -88,7 +88,7 @@ class Database:
     """An engine plus a session factory. Pass it in; never keep it in a module global."""
 
     engine: Engine
-    url: str
+    url: str = field(repr=False)  # shown only through redact_url (gridman.core.redact); the engine masks it
     _factory: sessionmaker[Session] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

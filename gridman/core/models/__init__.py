@@ -17,10 +17,10 @@ from gridman.core.models.orgs import Organisation, OrganisationMember
 from gridman.core.models.people import Household, ResidencePermitLog, Resident, ResidentTag, Tag
 from gridman.core.models.places import Building, Facility, House, Premise
 from gridman.core.models.situations import PopulationEvent, SentimentReport, VisitLog
-from gridman.core.models.staff import User, WardenAssignment
+from gridman.core.models.staff import CliSession, User, WardenAssignment
 
 __all__ = [
-    "Area", "AuditEntry", "Base", "Building", "ExchangePackage", "Facility", "Holiday", "House", "Household",
+    "Area", "AuditEntry", "Base", "Building", "CliSession", "ExchangePackage", "Facility", "Holiday", "House", "Household",
     "ImportBatch", "Incident", "IncidentAttachment", "IncidentParty", "IncidentStep", "Organisation",
     "OrganisationMember", "PopulationEvent", "Premise", "ResidencePermitLog", "Resident", "ResidentTag",
     "SentimentReport", "Setting", "SyncMixin", "Tag", "TimeLimitPolicy", "User", "VisitLog",

@@ -44,3 +44,21 @@ class WardenAssignment(SyncMixin, Base):  # 网格员分配
     user: Mapped[User] = relationship(back_populates="assignments")
 
     __table_args__ = (Index("ix_warden_assignments_user_end", "user_id", "end_date"),)
+
+
+class CliSession(Base):  # 命令行登录会话
+    """A command-line sign-in made by ``gridman login`` (:mod:`gridman.core.services.sessions`).
+
+    Only the SHA-256 of the random token is kept here; the token itself is in a 0600 file of the
+    user who signed in. A session is valid until ``expires_at`` unless ended (logout) or its
+    account is disabled. Written with Core statements, not through the ORM audit hook: its
+    login/logout rows are recorded explicitly."""
+
+    __tablename__ = "cli_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False, index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
