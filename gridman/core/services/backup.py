@@ -320,14 +320,14 @@ def list_backups(database: Database, folder: str | os.PathLike[str] | None = Non
     database), newest first. Temporary files of a backup being written are not listed."""
     live = _live(database)
     folders = {Path(folder)} if folder else {backup_folder(database), live.parent}
-    out = []
+    found = []
     for d in folders:
         for p in d.glob(f"{live.stem}.backup-*{live.suffix}"):
             m = _TAG.search(p.stem)
             st = p.stat()
-            out.append(BackupEntry(str(p), m.group(1) if m else "", datetime.fromtimestamp(st.st_mtime)
-                                   .replace(microsecond=0).isoformat(sep=" "), st.st_size))
-    return sorted(out, key=lambda e: (e.modified, e.path), reverse=True)
+            found.append((st.st_mtime_ns, BackupEntry(str(p), m.group(1) if m else "", datetime.fromtimestamp(
+                st.st_mtime).replace(microsecond=0).isoformat(sep=" "), st.st_size)))
+    return [e for _, e in sorted(found, key=lambda t: (t[0], t[1].path), reverse=True)]
 
 
 # --- restore ------------------------------------------------------------------------------
