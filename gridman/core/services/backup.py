@@ -433,6 +433,7 @@ def _swap(live: Path, ready: Path) -> Path:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        _pause("restore-committed")
         con.execute("DETACH DATABASE src")
     finally:
         con.close()
