@@ -174,6 +174,8 @@ def backup_now(database: Database, actor: Actor) -> Path:
 
 
 def _write_backup(live: Path, folder: Path, tag: str) -> BackupResult:
+    if folder.exists() and not folder.is_dir():
+        raise ValidationError(f"{folder} 不是文件夹", field="folder", en=f"{folder} is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
     dest = backup_name(live, tag=tag, folder=folder)
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=folder)
