@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "gridman.cli.incidents_cmds",
     "gridman.cli.census_cmds",
     "gridman.cli.exchange_cmds",
+    "gridman.cli.backup_cmds",
 ]
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 
 from gridman.cli.common import Context, add_json
+from gridman.core.db import resolve_url
+from gridman.core.outputs import check_output_path
 from gridman.core.services import census as ci
 from gridman.core.services import export as ex
 from gridman.core.services.errors import ValidationError
@@ -64,12 +66,14 @@ def cmd_import_census(ctx: Context) -> int:
     mapping = _pairs(a.map, "--map") or None
     actor = ctx.actor
     report = None
+    if a.report:  # refused before the import runs, not after it committed
+        check_output_path(a.report, ctx.db)
     with ctx.progress() as task:
         with ctx.db.work(actor) as s:
             res = ci.import_census(s, actor, path=a.file, sheet=a.sheet, mapping=mapping, area_code=a.area,
                                    dry_run=a.dry_run, policy=a.policy, task=task)
         if a.report and res.issues:
-            report = str(ci.write_error_workbook(res, a.report, task=task))
+            report = str(ci.write_error_workbook(res, a.report, task=task, bind=ctx.db))
     out = res.summary()
     out["report"] = report
     out["issues"] = [vars(i) for i in res.issues[:200]]
@@ -125,7 +129,7 @@ def cmd_export(ctx: Context) -> int:
         if not a.name:
             raise ValidationError("请指定模板对应的列表，如 gridman export template residents --out 模板.xlsx",
                                   en="Give the list: gridman export template residents --out F.xlsx")
-        path = ex.write_template(a.name, a.out)
+        path = ex.write_template(a.name, a.out, bind=resolve_url(a.db))
         ctx.out({"template": a.name, "path": str(path)}, f"模板已写入 {path}")
         return 0
     if a.name:

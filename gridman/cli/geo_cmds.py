@@ -17,6 +17,7 @@ from shapely.geometry import shape
 
 from gridman.cli.common import Context, add_json
 from gridman.core.enums import AreaLevel
+from gridman.core.outputs import check_output_path, write_text
 from gridman.core.services import areas as area_svc
 from gridman.core.services import geometry as geosvc
 from gridman.core.services.errors import ValidationError
@@ -144,6 +145,7 @@ def cmd_import(ctx: Context) -> int:
 
 def cmd_export(ctx: Context) -> int:
     a = ctx.args
+    check_output_path(a.out, ctx.db)
     with ctx.db.work(ctx.actor, note="GeoJSON 导出") as s:
         area_id = area_svc.by_code(s, a.area).id
         fc = geosvc.export_geojson(s, ctx.actor, area_id=area_id, levels=a.level)
@@ -151,7 +153,7 @@ def cmd_export(ctx: Context) -> int:
 
         audit.record(s, ctx.actor, "export_geojson", table="areas", row_id=area_id,
                      changes={"features": len(fc["features"]), "file": str(a.out)})
-    Path(a.out).write_text(geosvc.geojson_text(fc), encoding="utf-8")
+    write_text(a.out, geosvc.geojson_text(fc), ctx.db)
     out = {"area": a.area, "out": str(a.out), "features": len(fc["features"])}
     ctx.out(out, lambda: f"已导出 {out['features']} 个要素到 {out['out']}")
     return 0

@@ -8,6 +8,7 @@ keys on and a busy timeout, so one writer and several readers can work at once.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import os
 import re
@@ -73,6 +74,8 @@ def make_engine(db: str | os.PathLike[str] | None = None, **kw: Any) -> Engine:
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):  # read-only media: SQLite itself says what is wrong
+                create_private(Path(u.database))
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kw)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
@@ -260,25 +263,52 @@ def current_revision(database: Database) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def backup_sqlite(path: Path, *, tag: str) -> Path:
-    """Copy an SQLite database (consistently, through the backup API) next to itself."""
+def create_private(path: Path) -> bool:
+    """Create ``path`` empty with mode 0600 (residents' data: owner only) unless it exists; SQLite
+    gives its -wal/-shm/-journal the database file's mode. True when it was created here."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return True
+    except FileExistsError:
+        return False
+
+
+def backup_name(path: Path, *, tag: str, folder: Path | None = None) -> Path:
+    """A new file name for a backup of ``path``: ``<stem>.backup-<tag>-<stamp><suffix>`` in ``folder``
+    (default: beside the database)."""
+    folder = folder if folder is not None else path.parent
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    dest = path.with_name(f"{path.stem}.backup-{tag}-{stamp}{path.suffix}")
+    dest = folder / f"{path.stem}.backup-{tag}-{stamp}{path.suffix}"
     n = 1
     while dest.exists():
-        dest = path.with_name(f"{path.stem}.backup-{tag}-{stamp}-{n}{path.suffix}")
+        dest = folder / f"{path.stem}.backup-{tag}-{stamp}-{n}{path.suffix}"
         n += 1
-    copy_sqlite(path, dest)
+    return dest
+
+
+def backup_sqlite(path: Path, *, tag: str) -> Path:
+    """Copy an SQLite database (consistently, through the backup API) next to itself: written to a
+    temporary file and renamed, so a killed copy never leaves a half backup under a backup's name."""
+    dest = backup_name(path, tag=tag)
+    part = dest.with_name(f".{dest.name}.part")
+    try:
+        copy_sqlite(path, part)
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
     return dest
 
 
 def copy_sqlite(source: Path, dest: Path) -> None:
-    """Copy one SQLite database over another, consistently (the backup API, not a file copy)."""
+    """Copy one SQLite database over another, consistently (the backup API, not a file copy).
+    A new ``dest`` is created 0600 and in rollback-journal mode (a closed copy has no -wal)."""
     src = sqlite3.connect(str(source))
     try:
+        create_private(dest)
         dst = sqlite3.connect(str(dest))
         with dst:
             src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
         dst.close()
     finally:
         src.close()

@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -73,17 +73,13 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-@contextmanager
-def replaced_when_done(path: Path) -> Iterator[Path]:
-    """Write to ``path.part`` and move it onto ``path`` only when the block ends without an error:
-    a failed or cancelled write leaves no broken workbook and keeps an older file of that name."""
-    part = path.with_name(path.name + ".part")
-    try:
-        yield part
-        part.replace(path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
+def replaced_when_done(path: Path, bind: Any = None) -> AbstractContextManager[Path]:
+    """Write to a temporary file and move it onto ``path`` only when the block ends without an
+    error: a failed or cancelled write leaves no broken workbook and keeps an older file of that
+    name. ``path`` is checked first (:func:`gridman.core.outputs.replacing`): never the database."""
+    from gridman.core.outputs import replacing
+
+    return replacing(path, bind)
 
 
 class StreamWriter:
@@ -91,10 +87,11 @@ class StreamWriter:
     under ``path`` only when the block ends without an error (:func:`replaced_when_done`)."""
 
     def __init__(self, path: str | Path, *, sheet_name: str = "Sheet1", widths: Sequence[float] = (),
-                 col_styles: Sequence[int] = (), freeze_header: bool = True, compresslevel: int = 1) -> None:
+                 col_styles: Sequence[int] = (), freeze_header: bool = True, compresslevel: int = 1,
+                 bind: Any = None) -> None:
         self.path = Path(path)
         self.sheet_name = sheet_name[:31]
-        self._target = replaced_when_done(self.path)
+        self._target = replaced_when_done(self.path, bind)
         self._zip = zipfile.ZipFile(self._target.__enter__(), "w", compression=zipfile.ZIP_DEFLATED,
                                     compresslevel=compresslevel)
         self._sheet = self._zip.open("xl/worksheets/sheet1.xml", "w", force_zip64=True)

@@ -78,6 +78,7 @@ def run_gui(db: str | None = None, lang: str | None = None) -> int:
     win = MainWindow(database, dlg.actor, runner=runner)
     runner.setParent(win)
     win.show()
+    win.admin.backup_if_due()
     rc = app.exec()
     runner.wait()
     database.dispose()

@@ -313,7 +313,8 @@ def export_list(session: Session, actor: Actor, *, list_name: str, out: str | Pa
     n = 0
     total = session.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0
     task.progress(0.0, f"导出{spec.title}")
-    with xs.StreamWriter(out, sheet_name=spec.title, widths=[c.width for c in cols], col_styles=styles) as w:
+    with xs.StreamWriter(out, sheet_name=spec.title, widths=[c.width for c in cols], col_styles=styles,
+                         bind=session) as w:
         w.write_row([c.header for c in cols], [xs.HEADER] * len(cols))
         for n, rec in enumerate(session.execute(q.execution_options(yield_per=5000)), start=1):  # noqa: B007
             w.write_row([g(rec) for g in getters], styles)
@@ -374,10 +375,11 @@ def template_path(list_name: str) -> Path:
     return TEMPLATE_DIR / f"{spec.name}_template.xlsx"
 
 
-def write_template(list_name: str, out: str | Path) -> Path:
+def write_template(list_name: str, out: str | Path, *, bind: Any = None) -> Path:
     """A blank template: header row, a notes row (必填/可选/格式), drop-down lists for enumerations
     (from a hidden 选项 sheet: the 56 民族 are too long for an inline list), text format for IDs
-    and codes, a 填写说明 sheet. Document dates are fixed so the committed copies stay stable."""
+    and codes, a 填写说明 sheet. Document dates are fixed so the committed copies stay stable.
+    ``bind`` names the open database, which ``out`` may not be (:mod:`gridman.core.outputs`)."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -461,8 +463,9 @@ def write_template(list_name: str, out: str | Path) -> Path:
         notes.append([k, v])
         if k in ("列",) or k in dict(lines[:9]):
             notes.cell(notes.max_row, 1).font = bold
-    wb.save(out)
-    return out
+    with xs.replaced_when_done(Path(out), bind) as part:
+        wb.save(part)
+    return Path(out)
 
 
 def write_all_templates(directory: str | Path = TEMPLATE_DIR) -> list[Path]:

@@ -270,7 +270,7 @@ def monthly_report(session: Session, actor: Actor, *, area_code: str | None, mon
     task.progress(0.9, "写入文件")  # the last chance to cancel: nothing is written before this
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with replaced_when_done(out) as part:  # a failed save leaves no broken workbook
+    with replaced_when_done(out, session) as part:  # a failed save leaves no broken workbook
         wb.save(part)
     audit.record(session, actor, "export", table="monthly_report", note=f"月报 {area.code} {month} → {out.name}")
     task.progress(1.0, "完成")

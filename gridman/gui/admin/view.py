@@ -110,6 +110,18 @@ class AdminView(QWidget):
         self.runner.run(lambda _s, _t: backup.backup_now(db, actor), mode="none", on_done=self._backed_up,
                         on_error=self._error, label="backup")
 
+    def backup_if_due(self) -> None:
+        """The scheduled backup (``gridman backup schedule``), when one is due, at start-up."""
+        db, actor = self.runner.db, self.actor
+        if not self.backup_button.isEnabled():
+            return
+        self.runner.run(lambda _s, _t: backup.create_if_due(db, actor), mode="none",
+                        on_done=self._scheduled_done, on_error=self._error, label="scheduled-backup")
+
+    def _scheduled_done(self, res: backup.BackupResult | None) -> None:
+        if res is not None:
+            self._backed_up(Path(res.path))
+
     def _backed_up(self, path: Path) -> None:
         self.backup_button.setEnabled(True)
         self.last_backup = path

@@ -118,6 +118,6 @@ class ImportExportPage(QWidget):
         fn, _ = QFileDialog.getSaveFileName(self, tr("保存模板"), str(Path.home() / f"{kind}_template.xlsx"),
                                             tr("Excel 工作簿 (*.xlsx)"))
         if fn:
-            self.runner.run(lambda _s, _t: export.write_template(kind, fn), mode="none",
+            self.runner.run(lambda _s, _t: export.write_template(kind, fn, bind=self.runner.db), mode="none",
                             on_done=lambda p: show_info(self, tr("模板已保存：{path}").format(path=p)),
                             on_error=lambda e: show_error(self, e), label="template")

@@ -6,6 +6,7 @@ Threading: any thread but the GUI's (a large file takes seconds): the GUI writes
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from gridman.core import tasks
 from gridman.core.services.census.records import ImportResult, RowIssue
@@ -13,7 +14,8 @@ from gridman.core.tasks import TaskState
 from gridman.core.xlsxstream import replaced_when_done
 
 
-def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskState | None = None) -> Path:
+def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskState | None = None,
+                         bind: Any = None) -> Path:
     """The rows to fix as a workbook: the original header and values, offending cells filled red
     with a comment each, and a 错误原因 column. With policy "reject" every row is included (fix and
     import the whole file again); with "quarantine" only the rows that were not imported.
@@ -81,7 +83,7 @@ def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskSta
     info.append(["用法", "在“导入问题”表中按批注修改标红的单元格，删除“错误原因”“原行号”两列（或保留，导入时会忽略），再重新导入。"])
     task.check()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with replaced_when_done(Path(out)) as part:  # a failed save leaves no broken workbook
+    with replaced_when_done(Path(out), bind) as part:  # bind: the database, never overwritten  # a failed save leaves no broken workbook
         wb.save(part)
     task.progress(1.0, "错误报告已写入")
     return out

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from gridman.core import tasks
 from gridman.core.models import Area, ExchangePackage, utcnow
+from gridman.core.outputs import check_output_path
 from gridman.core.services import audit, scope
 from gridman.core.services.exchange.canonical import TABLES, USERS, codec_for, dumps, register_select, rows_in
 from gridman.core.services.exchange.coverage import Coverage, coverage
@@ -159,6 +160,7 @@ def checkout(session: Session, actor: Actor, *, out: str | Path, area_code: str 
     is reported per 1,000 rows; a cancelled checkout leaves no file and no record."""
     t0 = time.perf_counter()
     task = tasks.ensure(task)
+    check_output_path(out, session)  # never the database: a failed record below unlinks ``out``
     cov = coverage(session, area_code=area_code, grid_codes=grid_codes)
     require(actor, Perm.EXPORT, cov.area)
     if cov.grid_codes:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from gridman.core import tasks
 from gridman.core.models import AuditEntry, Base, ExchangePackage, IncidentStep, utcnow
+from gridman.core.outputs import check_output_path
 from gridman.core.services import audit
 from gridman.core.services.exchange.canonical import AREAS, TABLES, USERS, codec_for, register_select, rows_in
 from gridman.core.services.exchange.checkout import (
@@ -292,6 +293,7 @@ def export_local(session: Session, actor: Actor, *, out: str | Path, task: TaskS
     t0 = time.perf_counter()
     task = tasks.ensure(task)
     require(actor, Perm.EXPORT)
+    check_output_path(out, session)
     rec = _local_record(session)
     if rec is None:
         raise refuse("not_local", "此数据库不是由离线交换包打开的本地库", "This database was not opened from a package")

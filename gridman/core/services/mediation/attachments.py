@@ -23,11 +23,14 @@ MAX_BYTES = 50 * 2**20
 
 def attachments_root(session: Session) -> Path:
     """``attachments/`` beside an SQLite file; in the data directory for PostgreSQL."""
-    url = session.get_bind().engine.url
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
-            and not url.database.startswith("file:"):
-        return Path(url.database).resolve().parent / "attachments"
-    return config.data_dir() / "attachments"
+    from gridman.core.outputs import database_file
+
+    return attachments_root_of(database_file(session))
+
+
+def attachments_root_of(db_file: Path | None) -> Path:
+    """The attachments folder of the SQLite file ``db_file`` (None: PostgreSQL, the data directory)."""
+    return db_file.resolve().parent / "attachments" if db_file is not None else config.data_dir() / "attachments"
 
 
 def attachment_path(session: Session, sha256: str) -> Path:
