@@ -61,6 +61,7 @@ def test_every_output_command_refuses_the_open_database(sqlite_demo: Database, t
     """6 of 6 commands overwrote the database on the old code (`export residents --out X` → 0 bytes)."""
     db_file = sqlite_demo.sqlite_path
     assert db_file is not None
+    signed_in(db_file, "admin")  # the sign-in's session row is written before the "before" digest
     before = dict(iter_rows_digest(sqlite_demo))
     size = db_file.stat().st_size
     wb = _bad_workbook(tmp_path)
