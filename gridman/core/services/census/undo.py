@@ -100,14 +100,8 @@ def undo_import(session: Session, actor: Actor, *, batch_id: int) -> UndoResult:
         c = json.loads(c) if isinstance(c, str) else c
         return audit.expand(c, fields.get(e.table_name)) or {}
 
-    if not scope.unrestricted(actor):
-        back = {(_changes(e).get("grid_id") or [None])[0] for e in upd_res}
-        n_out = _outside_scope(session, actor, [e.row_id for e in ins_res + upd_res], [e.row_id for e in ins_hh],
-                               {g for g in back if isinstance(g, int)})
-        if n_out:
-            raise PermissionDenied(
-                f"导入记录 {batch_id} 涉及您管辖范围以外的 {n_out} 条数据，不能由您撤销，请联系上级。",
-                en=f"Import {batch_id} touched {n_out} rows outside your scope; ask an administrator to undo it.")
+    _require_scope(session, actor, batch_id, ins_res + upd_res, ins_hh,
+                   {(_changes(e).get("grid_id") or [None])[0] for e in upd_res})
 
     versions: dict[int, int] = {}
     ids = [e.row_id for e in ins_res + upd_res]
@@ -163,20 +157,25 @@ def undo_import(session: Session, actor: Actor, *, batch_id: int) -> UndoResult:
     return UndoResult(batch_id, len(ins_res), len(upd_res), len(ins_hh), n_tags)
 
 
-def _outside_scope(session: Session, actor: Actor, resident_ids: list[int], household_ids: list[int],
-                   grids_back: set[int]) -> int:
-    """How many of the residents and households (where they are now) and of the grids residents
-    would be moved back to lie outside the actor's scope (:func:`scope.rows`)."""
+def _require_scope(session: Session, actor: Actor, batch_id: int, res: list[Any], hh: list[Any],
+                   grids_back: set[Any]) -> None:
+    """Refuse (whole, naming no one) the undo of a batch whose residents ``res`` and households
+    ``hh`` (audit entries; where they are now) or the grids residents would be moved back to lie
+    partly outside a scoped actor's scope (:func:`scope.rows`)."""
+    if scope.unrestricted(actor):
+        return
     n = 0
-    for model, ids in ((Resident, resident_ids), (Household, household_ids)):
+    for model, ids in ((Resident, [e.row_id for e in res]), (Household, [e.row_id for e in hh])):
         t = cast(Table, model.__table__)
         for ch in chunks(ids):
             n += session.execute(select(func.count()).select_from(t).where(
                 t.c.id.in_(ch), ~scope.rows(actor, t.c.grid_id))).scalar_one()
-    for ch in chunks(sorted(grids_back)):
+    for ch in chunks(sorted(g for g in grids_back if isinstance(g, int))):
         n += len(ch) - session.execute(select(func.count()).select_from(Area).where(
             Area.id.in_(ch), scope.rows(actor, Area.id))).scalar_one()
-    return n
+    if n:
+        raise PermissionDenied(f"导入记录 {batch_id} 涉及您管辖范围以外的 {n} 条数据，不能由您撤销，请联系上级。",
+                               en=f"Import {batch_id} touched {n} rows outside your scope; ask an administrator to undo it.")
 
 
 def _from_json(key: str, v: Any) -> Any:
