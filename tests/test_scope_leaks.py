@@ -282,3 +282,29 @@ def test_every_scoped_role_counts_exactly_its_rows(demo_db):
         for who, (table, kind) in itertools.product(("warden", "community", "clerk"), kinds.items()):
             got = stats.table_counts(s, a[who])[table]
             assert got == registers.count(s, a[who], kind), (who, table)
+
+
+def test_a_refusal_by_id_does_not_say_where_the_resident_household_or_case_is(db):
+    """Before: asking for resident, household or case N outside one's scope was refused with
+    “无权在“琥珀社区第1网格”查看” — naming the grid the row lies in, so probing ids mapped where
+    people and cases are. Now the refusal names only what was asked for."""
+    tree = build_tree(db)
+    admin = admin_of(db)
+    with db.work(admin) as s:
+        hh = people.register_household(s, admin, grid_id=tree.grid3, household_no="HP1",
+                                       members=[{"name": "孔玉佳", "relation_to_head": "head"}])
+        s.flush()
+        rid = s.scalar(select(Resident.id).where(Resident.household_id == hh.id))
+        hid = hh.id
+        case = med.report(s, admin, grid_id=tree.grid3, category="dispute", title="琥珀纠纷")
+    warden = make_user(db, "wg1", Role.WARDEN, grids=[tree.grid1])
+    with db.session() as s:
+        grid_name = "第1网格"
+        for call in (lambda: people.view_resident(s, warden, rid), lambda: registers.household_view(s, warden, hid),
+                     lambda: med.show(s, warden, case.incident_id),
+                     lambda: registers.resident_history(s, warden, rid)):
+            with pytest.raises(PermissionDenied) as ei:
+                call()
+            said = ei.value.message + ei.value.en
+            assert grid_name not in said and "琥珀" not in said and "孔玉佳" not in said, said
+            assert "管辖范围" in ei.value.message

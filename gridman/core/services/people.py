@@ -163,7 +163,8 @@ def get_resident(session: Session, actor: Actor, resident_id: int) -> Resident:
     r = session.get(Resident, resident_id)
     if r is None:
         raise NotFound(f"人员 {resident_id} 不存在", en=f"No resident {resident_id}")
-    require(actor, Perm.READ, session.get(Area, r.grid_id))
+    permissions.require_row(actor, Perm.READ, session.get(Area, r.grid_id), f"人员 {resident_id} ",
+                            f"Resident {resident_id}")
     return r
 
 

@@ -145,6 +145,18 @@ def require(actor: Actor, perm: Perm, area: Area | None = None) -> None:
         raise _deny(actor, perm, area.name)
 
 
+def require_row(actor: Actor, perm: Perm, area: AreaLike | None, what_zh: str, what_en: str) -> None:
+    """:func:`require` for one row (a resident, a household, a case) that lies in ``area``: the
+    refusal names the row as the caller asked for it, never the area it lies in — a probe by id
+    must not learn where an out-of-scope resident or case is."""
+    if not actor.can(perm):
+        raise _deny(actor, perm)
+    if area is None or not actor.covers(area):
+        zh, en = PERM_LABELS[perm]
+        raise PermissionDenied(f"{what_zh}不在您的管辖范围内，{actor.display_name}无权{zh}。",
+                               en=f"{what_en} is outside your scope; {actor.display_name} may not {en} it.")
+
+
 def require_area(session: Session, actor: Actor, perm: Perm, area_id: int) -> Area:
     """The area with id ``area_id``, once ``actor`` is known to have ``perm`` there (else
     :class:`NotFound` or :class:`PermissionDenied`)."""

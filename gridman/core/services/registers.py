@@ -485,7 +485,7 @@ def household_view(session: Session, actor: Actor, household_id: int) -> Househo
     if hh is None:
         raise NotFound(f"户 {household_id} 不存在", en=f"No household {household_id}")
     grid = session.get(Area, hh.grid_id)
-    require(actor, Perm.READ, grid)
+    permissions.require_row(actor, Perm.READ, grid, f"户 {household_id} ", f"Household {household_id}")
     members = [
         MemberRow(r.id, r.name, r.sex, permissions.shown(actor, RESIDENT_ID, r.citizen_id), r.birth_date,
                   r.relation_to_head, r.population_type, r.status)
