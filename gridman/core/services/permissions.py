@@ -185,6 +185,11 @@ def shown(actor: Actor, fd: fields.Field, value: Any) -> Any:
     return idcard.mask(value) if fd.kind == "idno" else None
 
 
+def sees_ids(actor: Actor) -> bool:
+    """May ``actor`` see residents' citizen IDs in full (else :func:`idcard.mask`)?"""
+    return sees(actor, fields.get("residents").field("citizen_id"))
+
+
 def sees_tag(actor: Actor, tag_sensitive: bool) -> bool:
     """May ``actor`` see that a resident carries a tag (sensitive 重点人群 tags need the right the
     residents' ``tags`` field names)."""
@@ -236,7 +241,7 @@ def names_holder(actor: Actor, area: AreaLike | None) -> bool:
     """May a message name the resident who holds a citizen ID (a duplicate found on registering or
     importing)? Only when the resident is in the actor's scope and the actor sees full IDs: a name
     next to an ID the role sees masked would tell the hidden digits back, one probe at a time."""
-    return area is not None and actor.covers(area) and sees(actor, fields.get("residents").field("citizen_id"))
+    return area is not None and actor.covers(area) and sees_ids(actor)
 
 
 SYSTEM_USERNAME = "system"
