@@ -153,7 +153,8 @@ def test_duplicates_two_heads_reject_whole_file_with_exact_report(db, tmp_path):
     assert res.status == "rejected"
     assert issues(res) == EXPECTED_ISSUES
     assert (res.inserted, res.rejected, res.warnings) == (0, 7, 2)
-    assert counts(db) == before  # not a single row written, no batch recorded
+    # not a single row written, no batch recorded — only the audit row of the check (issue 16)
+    assert counts(db) == {**before, "audit_log": before["audit_log"] + 1}
     msgs = {(i.row, i.code): i.message for i in res.issues}
     assert msgs[(2, "two_heads")] == "户号 H010 有 2 位户主（第 2、3 行），一户只能有一位户主"
     assert msgs[(4, "duplicate_in_file")] == "身份证号与第 2 行重复"
@@ -248,7 +249,7 @@ def test_dry_run_reports_exactly_and_writes_nothing(db, tmp_path):
     path = write_xlsx(tmp_path / "a.xlsx", census_rows())
     dry = run(db, admin_of(db), path, dry_run=True)
     assert (dry.status, dry.inserted, dry.households_created, dry.tags_added, dry.batch_id) == ("dry_run", 7, 2, 3, None)
-    assert counts(db) == before
+    assert counts(db) == {**before, "audit_log": before["audit_log"] + 1}  # the dry run's audit row (issue 16)
     real = run(db, admin_of(db), path)
     assert (real.inserted, real.households_created, real.tags_added) == (7, 2, 3)
     with db.work(admin_of(db)) as s:
@@ -331,7 +332,7 @@ def test_progress_and_cancellation(db, tmp_path):
     prog2 = TaskState(cancel_in_write, min_interval=0)
     with pytest.raises(Cancelled):
         run(db, admin_of(db), path, task=prog2)
-    assert counts(db) == before
+    assert counts(db) == {**before, "audit_log": before["audit_log"] + 1}  # the dry run's audit row (issue 16)
 
 
 def test_a_scoped_clerk_lists_and_undoes_only_imports_in_their_scope(db, tmp_path):

@@ -63,7 +63,7 @@ def test_masking_text_not_formulas_dates_and_layout(db, tmp_path):
     head = [c.value for c in ws[1]]
     assert head[:4] == ["户号", "网格编码", "楼栋", "姓名"] and "公民身份号码" in head
     rows = {r[3]: dict(zip(head, r, strict=True)) for r in ws.iter_rows(min_row=2, values_only=True)}
-    assert rows["=1+1"]["公民身份号码"] == ID_A[:4] + "*" * 10 + ID_A[-4:]
+    assert rows["=1+1"]["公民身份号码"] == ID_A[:4] + "*" * 14  # issue 16: the last four no longer shown
     assert rows["=1+1"]["标签"] == "低保"  # the sensitive 社区矫正对象 is not shown to a clerk
     assert rows["=1+1"]["备注"] == "@SUM(A1)" and rows["=1+1"]["工作单位"] == "-5"
     assert rows["李四"]["备注"] == "+1" and rows["李四"]["工作单位"] == '=HYPERLINK("http://x")'
@@ -294,14 +294,15 @@ def test_export_reports_progress_and_a_cancel_leaves_no_file_and_no_log_entry(de
     assert len(sheet) == res.rows + 1 == total + 1
 
 
-def test_a_sensitive_tag_filter_selects_nothing_for_a_role_that_may_not_see_it(db, tmp_path):
+def test_a_sensitive_tag_filter_is_refused_for_a_role_that_may_not_see_it(db, tmp_path):
     """Filtering an export by a sensitive tag must not tell a clerk who carries it (the rows or
-    their count): the filter matches only the tags the actor may see, as the registers do."""
+    their count): issue 16 — the filter is refused (it selected nothing before), as the registers do."""
     tree = build_tree(db)
     seed(db, tmp_path)
     clerk = make_user(db, "clerk1", Role.CLERK)
     staff = make_user(db, "cs", Role.COMMUNITY_STAFF, area_id=tree.community)
     for t in ("community_correction", "社区矫正对象"):
-        assert export(db, clerk, tmp_path, filters={"tag": t})[0].rows == 0
+        with pytest.raises(PermissionDenied):
+            export(db, clerk, tmp_path, filters={"tag": t})
         assert export(db, staff, tmp_path, filters={"tag": t})[0].rows == 1
     assert export(db, clerk, tmp_path, filters={"tag": "low_income"})[0].rows == 1

@@ -169,7 +169,7 @@ def test_refusals_write_nothing(w):
     assert "网格层级" in msg
     # acting on another grid's case as a warden, or at the wrong level
     msg = refused(PermissionDenied, w.warden3, "accept")
-    assert "第1网格" in msg and "w3" in msg
+    assert "管辖范围" in msg and "w3" in msg and "第1网格" not in msg  # issue 16: where the case lies is not said
     msg = refused(PermissionDenied, w.staff, "accept")
     assert "网格层级" in msg and "网格员" in msg
     refused(PermissionDenied, w.street, "accept")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from sqlalchemy import text
 
 from gridman.core.services import dashboard, registers
 from gridman.core.services.auth import authenticate
+from gridman.core.services.errors import PermissionDenied
 from gridman.core.services.registers import Filters
 
 
@@ -84,9 +86,10 @@ def test_sensitive_tags_hidden_from_roles_without_the_permission(demo_db):
 
 
 def test_a_role_shown_masked_ids_cannot_read_them_back_by_search_or_sort(demo_db):
-    """A clerk sees 3401**********1234; a prefix search (or a sort) on the ID would let them probe
-    the hidden digits one at a time. Without the right to see IDs only a whole ID finds its
-    resident (the ID card in hand at the desk), and the ID column does not sort."""
+    """A clerk sees 3401**************; a prefix search (or a sort) on the ID would let them probe
+    the hidden digits one at a time. Without the right to see IDs no search finds a resident by
+    the ID — since issue 16 not even the whole ID (a probe per candidate), which is refused, as is
+    a sort by the ID column (it fell back to the default order before)."""
     a = actors(demo_db)
     clerk, admin = a["clerk"], a["admin"]
     with demo_db.session() as s:
@@ -97,11 +100,13 @@ def test_a_role_shown_masked_ids_cannot_read_them_back_by_search_or_sort(demo_db
         def found(actor, text):  # type: ignore[no-untyped-def]
             return rid in registers.page(s, actor, "residents", filters=Filters(text=text), limit=1000).ids
 
-        assert found(clerk, cid) and found(clerk, cid.lower())
-        assert not found(clerk, cid[:10]) and not found(clerk, cid[:17])
+        for text_ in (cid, cid.lower(), cid[:17]):
+            with pytest.raises(PermissionDenied):
+                found(clerk, text_)
+        assert not found(clerk, cid[:10])
         assert found(admin, cid[:10])  # a role that sees IDs still searches by prefix
-        by_id = registers.page(s, clerk, "residents", sort="citizen_id", limit=50).ids
-        assert by_id == registers.page(s, clerk, "residents", limit=50).ids
+        with pytest.raises(PermissionDenied):
+            registers.page(s, clerk, "residents", sort="citizen_id", limit=50)
 
 
 def test_the_users_register_lists_only_the_grids_a_warden_holds_today(db):

@@ -54,9 +54,14 @@ def cmd_upgrade(ctx: Context) -> int:
 
 def cmd_check(ctx: Context) -> int:
     db = ctx.db
+    if not ctx.actor.is_admin:  # the details (where, what, how many) are the administrators'
+        short = {"schema_version": current_revision(db), "schema_head": head_revision(), "integrity": integrity_check(db)}
+        ctx.out(short, lambda: f"架构版本：{short['schema_version']}（最新 {short['schema_head']}）\n"
+                               f"完整性：{short['integrity']}")
+        return 0 if short["integrity"] == "ok" else 1
     with db.session() as s:
         counts = table_counts(s)
-        levels = level_counts(s)
+        levels = level_counts(s, ctx.actor)
     out = {
         "url": redact_url(db.url),
         "dialect": db.dialect,

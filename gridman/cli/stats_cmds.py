@@ -7,9 +7,8 @@ import argparse
 from datetime import date
 
 from gridman.cli.common import Context, add_json
-from gridman.core.db import table_counts
 from gridman.core.services.errors import ValidationError
-from gridman.core.services.stats import level_counts, role_counts
+from gridman.core.services.stats import level_counts, role_counts, table_counts
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,8 +27,10 @@ def cmd_stats(ctx: Context) -> int:
     if which is not None:
         raise ValidationError(f"未知的统计 {which!r}（可用：mediation）", field="stats_command",
                               en=f"Unknown statistics {which!r} (available: mediation)")
+    actor = ctx.actor  # the figures of the actor's scope only (stats.table_counts)
     with ctx.db.session() as s:
-        out = {"tables": table_counts(s), "areas_by_level": level_counts(s), "users_by_role": role_counts(s)}
+        out = {"tables": table_counts(s, actor), "areas_by_level": level_counts(s, actor),
+               "users_by_role": role_counts(s, actor)}
     ctx.out(out, lambda: "\n".join([f"{k}: {v}" for k, v in out["tables"].items()]
                                    + [f"{k}: {v}" for k, v in out["areas_by_level"].items()]))
     return 0

@@ -112,9 +112,18 @@ def make(area_code: str, born: date, seq: int, sex: str) -> str:
 
 
 def mask(number: str | None) -> str | None:
-    """3401**********1234 — what roles without the right to see IDs get."""
+    """3401************** — what roles without the right to see IDs get.
+
+    Only the province and city (the first four digits) are kept. The old mask also kept the last
+    four (three sequence digits and the check digit): next to the birth date and sex the same role
+    sees, that left only the county (two digits, a handful in one city) unknown — about 9
+    candidates, each a probe away from the whole ID. Hiding the last four too leaves the county
+    *and* the sequence (500 values once the sex fixes its parity; the check digit follows) —
+    thousands of candidates per person; and a role that sees masked IDs may neither search, filter
+    nor sort by the ID (:func:`permissions.require_use`), nor be told who holds one
+    (:func:`permissions.names_holder`), so nothing narrows them."""
     if not number:
         return number
     if len(number) <= 8:
         return "*" * len(number)
-    return number[:4] + "*" * (len(number) - 8) + number[-4:]
+    return number[:4] + "*" * (len(number) - 4)

@@ -132,3 +132,25 @@ def test_incidents_model_overdue_first_with_coloured_time_left(qtbot, sqlite_dem
     n_open = raw(sqlite_demo, """SELECT count(*) FROM incidents WHERE status IN
                  ('reported','accepted','in_progress','failed','referred')""")[0][0]
     assert model.total == n_open
+
+
+def test_a_clerk_clicking_the_masked_id_header_keeps_the_default_order(qtbot, sqlite_demo, signed_in):
+    """Issue 16: sorting by a field the role sees masked is refused by the service; the register
+    asks ``registers.sortable`` first and keeps its default order instead of failing."""
+    from gridman.gui.qt import Qt
+
+    clerk = signed_in("clerk")
+    runner = OpRunner(sqlite_demo, clerk)
+    model = RegisterModel(runner, clerk, "residents", page_size=50)
+    load(qtbot, model)
+    first = list(model.ids)
+    failed: list[BaseException] = []
+    model.failed.connect(failed.append)
+    col = [c.key for c in model.columns].index("citizen_id")
+    model.sort(col, Qt.SortOrder.DescendingOrder)
+    assert model.sort_key is None
+    load(qtbot, model)
+    assert model.ids == first and not failed
+    model.sort([c.key for c in model.columns].index("name"), Qt.SortOrder.AscendingOrder)
+    assert model.sort_key == "name"
+    runner.wait()

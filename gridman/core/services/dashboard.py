@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gridman.core.enums import OPEN_STATUSES, AreaLevel
 from gridman.core.models import Area, Household, Incident, Resident, ResidentTag, Tag, User, WardenAssignment
-from gridman.core.services import scope
+from gridman.core.services import permissions, scope
 from gridman.core.services.mediation import figures as mediation_figures
 from gridman.core.services.permissions import Actor, Perm, require
 
@@ -142,8 +142,7 @@ def tag_counts(session: Session, actor: Actor, *, area_id: int | None = None) ->
          .join(ResidentTag, ResidentTag.tag_id == Tag.id).join(Resident, Resident.id == ResidentTag.resident_id)
          .where(_where(session, actor, Resident.grid_id, area_id), Resident.status == "active")
          .group_by(Tag.id, Tag.code, Tag.name, Tag.name_en, Tag.sensitive).order_by(Tag.id))
-    show = actor.can(Perm.VIEW_SENSITIVE_TAGS)
-    return [(c, n, e, int(k)) for c, n, e, s, k in session.execute(q) if show or not s]
+    return [(c, n, e, int(k)) for c, n, e, s, k in session.execute(q) if permissions.sees_tag(actor, s)]
 
 
 @dataclass(frozen=True)

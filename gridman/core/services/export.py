@@ -7,9 +7,11 @@ target, and openpyxl's write-only mode is slower still). Strings are always writ
 so a value like ``=1+1``, ``+86…`` or ``-5`` never becomes a formula (formula injection). Templates
 (data validation) are small and use openpyxl.
 
-Sensitive fields are masked for roles without the right to see them: citizen IDs become
-``3401**********1234`` without ``Perm.VIEW_ID_NUMBER``; sensitive tags are left out without
-``Perm.VIEW_SENSITIVE_TAGS``. Every export is recorded in the audit log (who exported what).
+Sensitive fields (the catalogue's ``Field.sensitive``) are shown as the role may see them
+(:func:`permissions.shown`): citizen IDs become ``3401**************`` without
+``Perm.VIEW_ID_NUMBER``; sensitive tags are left out without ``Perm.VIEW_SENSITIVE_TAGS``; and a
+filter on what the role may not see is refused (:func:`permissions.require_use`), since the rows
+it selects would tell the hidden value back. Every export is recorded in the audit log.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, aliased
 
-from gridman.core import enums, fields, idcard, tasks
+from gridman.core import enums, fields, tasks
 from gridman.core import xlsxstream as xs
 from gridman.core.models import (
     Area,
@@ -39,7 +41,7 @@ from gridman.core.models import (
     User,
     VisitLog,
 )
-from gridman.core.services import audit, cleaning, scope
+from gridman.core.services import audit, cleaning, permissions, scope
 from gridman.core.services.errors import NotFound, ValidationError
 from gridman.core.services.permissions import Actor, Perm, require
 from gridman.core.tasks import TaskState
@@ -123,9 +125,7 @@ def _residents_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -
          .where(_area_cond(actor, area, r.c.grid_id)).order_by(r.c.id))
     if "tag" in filters:
         t = filters["tag"]
-        tag_ids = select(Tag.id).where((Tag.code == t) | (Tag.name == t))
-        if not actor.can(Perm.VIEW_SENSITIVE_TAGS):  # nor who carries a tag the actor may not see
-            tag_ids = tag_ids.where(Tag.sensitive.is_(False))
+        tag_ids = select(Tag.id).where((Tag.code == t) | (Tag.name == t))  # checked: _check_filters
         q = q.where(r.c.id.in_(select(ResidentTag.resident_id).where(ResidentTag.tag_id.in_(tag_ids))))
     return q
 
@@ -270,6 +270,16 @@ def _resolve_area(session: Session, area_code: str | None, actor: Actor) -> Area
     return None
 
 
+def _check_filters(session: Session, actor: Actor, spec: ListSpec, filters: dict[str, Any]) -> None:
+    """Refuse a filter on a field (or a tag) the actor may not see: the rows it selects, and
+    their count, would tell the hidden value back."""
+    for k, raw in filters.items():
+        if k == "tag":
+            permissions.require_tags(session, actor, [str(raw)], "filter")
+        else:
+            permissions.require_use(actor, spec.name, k, "filter", value=str(raw))
+
+
 def _tags_by_resident(session: Session, q: Any, show_sensitive: bool) -> dict[int, list[str]]:
     ids = q.with_only_columns(Resident.__table__.c.id).order_by(None).scalar_subquery()
     rt, t = ResidentTag.__table__, Tag.__table__
@@ -300,8 +310,10 @@ def export_list(session: Session, actor: Actor, *, list_name: str, out: str | Pa
                               field="filter", en=f"Unsupported filters {sorted(unknown)} (allowed: {sorted(spec.filters)})")
     area = _resolve_area(session, area_code, actor)
     require(actor, Perm.EXPORT, area)
-    show_id = actor.can(Perm.VIEW_ID_NUMBER)
-    show_sensitive = actor.can(Perm.VIEW_SENSITIVE_TAGS)
+    _check_filters(session, actor, spec, filters)
+    register = fields.get(spec.name)
+    show_id = all(permissions.sees(actor, fd) for fd in register.fields if fd.kind == "idno")
+    show_sensitive = permissions.sees_tag(actor, True)
     q = _apply_filters(spec.query(actor, area, filters), spec.filters, filters)
     tags = _tags_by_resident(session, q, show_sensitive) if spec.name == "residents" else {}
     out = Path(out)
@@ -309,7 +321,7 @@ def export_list(session: Session, actor: Actor, *, list_name: str, out: str | Pa
     cols = spec.cols
     styles = [xs.TEXT if c.kind in ("id", "code") else xs.DATE if c.kind == "date"
               else xs.DATETIME if c.kind == "datetime" else xs.DEFAULT for c in cols]
-    getters = _getters(cols, show_id, tags)
+    getters = _getters(actor, register, cols, tags)
     n = 0
     total = session.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0
     task.progress(0.0, f"导出{spec.title}")
@@ -328,17 +340,18 @@ def export_list(session: Session, actor: Actor, *, list_name: str, out: str | Pa
                         spec.name == "residents" and not show_sensitive)
 
 
-def _getter(c: Col, show_id: bool, tags: dict[int, list[str]]) -> Callable[[Any], Any]:
-    """record → the cell value of column ``c`` (str/number/date; labels for enumerations)."""
+def _getter(actor: Actor, fd: fields.Field, c: Col, tags: dict[int, list[str]]) -> Callable[[Any], Any]:
+    """record → the cell value of column ``c`` (str/number/date; labels for enumerations), as the
+    actor may see field ``fd`` (:func:`permissions.shown`)."""
     key = c.key
 
     def raw(rec: Any) -> Any:
         return getattr(rec, key)
 
-    if c.kind == "tags":
+    if c.kind == "tags":  # the sensitive tags were left out of ``tags`` already
         return lambda rec: "、".join(tags.get(rec._id, ())) or None
-    if c.kind == "id":
-        return raw if show_id else (lambda rec: idcard.mask(raw(rec)))
+    if not permissions.sees(actor, fd):
+        return lambda rec: permissions.shown(actor, fd, raw(rec))
     if c.kind == "enum":
         lab = c.labels or {}
 
@@ -359,9 +372,10 @@ def _getter(c: Col, show_id: bool, tags: dict[int, list[str]]) -> Callable[[Any]
     return raw
 
 
-def _getters(cols: Iterable[Col], show_id: bool, tags: dict[int, list[str]]) -> list[Callable[[Any], Any]]:
+def _getters(actor: Actor, register: fields.RegisterFields, cols: Iterable[Col],
+             tags: dict[int, list[str]]) -> list[Callable[[Any], Any]]:
     """One function per column: record → cell value (str/number/date), labels for enumerations."""
-    return [_getter(c, show_id, tags) for c in cols]
+    return [_getter(actor, register.field(c.key), c, tags) for c in cols]
 
 
 # --- blank import templates ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from gridman.core import tasks
 from gridman.core.enums import AreaLevel, IncidentCategory, IncidentStatus, MediationLevel, PopulationType
 from gridman.core.models import Area, Incident, Resident, ResidentTag, Tag
-from gridman.core.services import audit, cleaning, scope
+from gridman.core.services import audit, cleaning, permissions, scope
 from gridman.core.services.areas import by_code
 from gridman.core.services.errors import ValidationError
 from gridman.core.services.mediation import figures as mf
@@ -80,7 +80,7 @@ def _gather(session: Session, actor: Actor, area: Area, month: str, period: mf.P
                             .where(Area.id.in_(scope.visible_grid_ids(actor, area))).order_by(Area.code)).all()
     comms = {c.id: c for c in session.execute(select(Area.id, Area.code, Area.name).where(
         Area.id.in_({g.parent_id for g in grids})).order_by(Area.code))}
-    d = _Data(area, month, list(grids), comms, show_sensitive=actor.can(Perm.VIEW_SENSITIVE_TAGS))
+    d = _Data(area, month, list(grids), comms, show_sensitive=permissions.sees_tag(actor, True))
     r = Resident.__table__
     in_scope = scope.rows(actor, r.c.grid_id, area)
     for gid, pt, n in session.execute(select(r.c.grid_id, r.c.population_type, func.count())

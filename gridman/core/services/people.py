@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gridman.core import idcard
+from gridman.core import fields, idcard
 from gridman.core.enums import AreaLevel, PopulationType, Relation, ResidentStatus, Sex
 from gridman.core.models import Area, Household, Resident, ResidentTag, Tag
+from gridman.core.services import permissions
 from gridman.core.services.errors import ConflictError, NotFound, ValidationError
 from gridman.core.services.permissions import Actor, Perm, require
 
@@ -81,7 +82,8 @@ def validate_resident_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 def _check_unique_id(session: Session, actor: Actor, citizen_id: str | None, exclude_id: int | None = None) -> None:
     """Refuse an ID some resident already has — naming that resident only when the actor may see
-    them (the ID is unique city-wide, the names are not the actor's to read)."""
+    them and their ID (:func:`permissions.names_holder`: the ID is unique city-wide, the names
+    are not the actor's to read, and a name next to a masked ID would unmask it)."""
     if not citizen_id:
         return
     q = select(Resident.id, Resident.name, Resident.grid_id).where(Resident.citizen_id == citizen_id)
@@ -90,7 +92,7 @@ def _check_unique_id(session: Session, actor: Actor, citizen_id: str | None, exc
     row = session.execute(q).first()
     if row:
         grid = session.get(Area, row.grid_id)
-        holder = f"（{row.name}）" if grid is not None and actor.covers(grid) else "（在您的管辖范围以外）"
+        holder = f"（{row.name}）" if permissions.names_holder(actor, grid) else ""
         raise ValidationError(
             f"身份证号 {idcard.mask(citizen_id)} 已登记{holder}", field="citizen_id",
             en="This citizen ID is already registered",
@@ -161,7 +163,8 @@ def get_resident(session: Session, actor: Actor, resident_id: int) -> Resident:
     r = session.get(Resident, resident_id)
     if r is None:
         raise NotFound(f"人员 {resident_id} 不存在", en=f"No resident {resident_id}")
-    require(actor, Perm.READ, session.get(Area, r.grid_id))
+    permissions.require_row(actor, Perm.READ, session.get(Area, r.grid_id), f"人员 {resident_id} ",
+                            f"Resident {resident_id}")
     return r
 
 
@@ -228,13 +231,12 @@ class ResidentView:
 
 def view_resident(session: Session, actor: Actor, resident_id: int) -> ResidentView:
     r = get_resident(session, actor, resident_id)
-    show_id = actor.can(Perm.VIEW_ID_NUMBER)
-    show_sensitive = actor.can(Perm.VIEW_SENSITIVE_TAGS)
     tags = tuple(
         t.code for t in session.scalars(
             select(Tag).join(ResidentTag, ResidentTag.tag_id == Tag.id).where(ResidentTag.resident_id == r.id)
             .order_by(Tag.id)
-        ) if show_sensitive or not t.sensitive
+        ) if permissions.sees_tag(actor, t.sensitive)
     )
-    return ResidentView(r.id, r.version, r.name, r.sex, r.citizen_id if show_id else idcard.mask(r.citizen_id),
+    cid = permissions.shown(actor, fields.get("residents").field("citizen_id"), r.citizen_id)
+    return ResidentView(r.id, r.version, r.name, r.sex, cid,
                         r.birth_date, r.grid_id, r.household_id, r.population_type, r.relation_to_head, r.phone, tags)

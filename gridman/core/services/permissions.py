@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gridman.core import fields, idcard
 from gridman.core.enums import Role, label
-from gridman.core.models import Area, User, WardenAssignment
+from gridman.core.models import Area, Tag, User, WardenAssignment
 from gridman.core.services import scope
 from gridman.core.services.errors import NotFound, PermissionDenied
 from gridman.core.services.scope import AreaLike
@@ -143,6 +145,18 @@ def require(actor: Actor, perm: Perm, area: Area | None = None) -> None:
         raise _deny(actor, perm, area.name)
 
 
+def require_row(actor: Actor, perm: Perm, area: AreaLike | None, what_zh: str, what_en: str) -> None:
+    """:func:`require` for one row (a resident, a household, a case) that lies in ``area``: the
+    refusal names the row as the caller asked for it, never the area it lies in — a probe by id
+    must not learn where an out-of-scope resident or case is."""
+    if not actor.can(perm):
+        raise _deny(actor, perm)
+    if area is None or not actor.covers(area):
+        zh, en = PERM_LABELS[perm]
+        raise PermissionDenied(f"{what_zh}不在您的管辖范围内，{actor.display_name}无权{zh}。",
+                               en=f"{what_en} is outside your scope; {actor.display_name} may not {en} it.")
+
+
 def require_area(session: Session, actor: Actor, perm: Perm, area_id: int) -> Area:
     """The area with id ``area_id``, once ``actor`` is known to have ``perm`` there (else
     :class:`NotFound` or :class:`PermissionDenied`)."""
@@ -151,6 +165,83 @@ def require_area(session: Session, actor: Actor, perm: Perm, area_id: int) -> Ar
         raise NotFound(f"区划 {area_id} 不存在", en=f"Area {area_id} does not exist")
     require(actor, perm, area)
     return area
+
+
+# --- sensitive fields: who sees them, and what a role that may not see one may do with it ------------
+
+
+def sees(actor: Actor, fd: fields.Field) -> bool:
+    """May ``actor`` see field ``fd`` in full? The catalogue's ``Field.sensitive`` names the
+    permission it needs (None: everyone who may read the register)."""
+    return fd.sensitive is None or actor.can(Perm(fd.sensitive))
+
+
+def shown(actor: Actor, fd: fields.Field, value: Any) -> Any:
+    """``value`` of field ``fd`` as ``actor`` may see it: itself, a masked citizen ID
+    (:func:`idcard.mask`), or None. (A ``tags`` field is the exception: only its sensitive *tags*
+    are hidden — :func:`sees_tag`.)"""
+    if value is None or sees(actor, fd):
+        return value
+    return idcard.mask(value) if fd.kind == "idno" else None
+
+
+def sees_ids(actor: Actor) -> bool:
+    """May ``actor`` see residents' citizen IDs in full (else :func:`idcard.mask`)?"""
+    return sees(actor, fields.get("residents").field("citizen_id"))
+
+
+def sees_tag(actor: Actor, tag_sensitive: bool) -> bool:
+    """May ``actor`` see that a resident carries a tag (sensitive 重点人群 tags need the right the
+    residents' ``tags`` field names)."""
+    return not tag_sensitive or sees(actor, fields.get("residents").field("tags"))
+
+
+USES: dict[str, tuple[str, str]] = {
+    "filter": ("筛选", "filter"), "sort": ("排序", "sort"), "search": ("查找", "search"), "count": ("统计", "count"),
+}
+
+
+def require_use(actor: Actor, register: str, key: str, use: str, *, value: str | None = None) -> None:
+    """Refuse (:class:`PermissionDenied`) filtering, sorting, searching or counting register
+    ``register``'s field ``key`` by a role that may not see it — a filter on a hidden field tells
+    its value back as surely as the column (``value``: what the field is narrowed to, named in
+    the refusal). Fields the catalogue does not mark sensitive pass. The one check every front
+    (export, the register pages, the CLI, the figures) makes."""
+    reg = fields.get(register)
+    fd = reg.by_key.get(key)
+    if fd is None or sees(actor, fd):
+        return
+    raise denied_use(actor, fd, use, value)
+
+
+def denied_use(actor: Actor, fd: fields.Field, use: str, value: str | None = None) -> PermissionDenied:
+    """The refusal of using field ``fd`` (``value`` of it) in a ``use`` the actor's role may not."""
+    zh, en = USES.get(use, (use, use))
+    what_zh = f"{fd.zh}“{value}”" if value else fd.zh
+    what_en = f"{fd.en} {value!r}" if value else fd.en
+    need_zh, need_en = PERM_LABELS[Perm(fd.sensitive)] if fd.sensitive else ("", "")
+    role_zh, role_en = label(actor.role), label(actor.role, "en")
+    return PermissionDenied(
+        f"{actor.display_name}（{role_zh}）无权{need_zh}，不能按{what_zh}{zh}。",
+        en=f"{actor.display_name} ({role_en}) may not {need_en}, so may not {en} by {what_en}.")
+
+
+def require_tags(session: Session, actor: Actor, tags: list[str], use: str) -> None:
+    """Refuse narrowing residents by a sensitive tag (code or name) for a role that may not see
+    who carries it (:func:`sees_tag`) — the rows selected would be exactly its carriers."""
+    if sees_tag(actor, True) or not tags:
+        return
+    hidden = session.scalar(select(Tag.name).where(Tag.sensitive.is_(True), Tag.code.in_(tags) | Tag.name.in_(tags))
+                            .limit(1))
+    if hidden is not None:
+        raise denied_use(actor, fields.get("residents").field("tags"), use, hidden)
+
+
+def names_holder(actor: Actor, area: AreaLike | None) -> bool:
+    """May a message name the resident who holds a citizen ID (a duplicate found on registering or
+    importing)? Only when the resident is in the actor's scope and the actor sees full IDs: a name
+    next to an ID the role sees masked would tell the hidden digits back, one probe at a time."""
+    return area is not None and actor.covers(area) and sees_ids(actor)
 
 
 SYSTEM_USERNAME = "system"

@@ -2,9 +2,12 @@
 
 The GUI's table models (and any other front) ask for one page at a time — ``page(...)`` with an
 offset and a limit — so a list never loads a whole city. Everything here is Qt-free and takes the
-acting user: rows outside the actor's scope are never selected (:func:`scope.rows`), full
-citizen IDs are masked for roles without ``Perm.VIEW_ID_NUMBER`` and sensitive tags are dropped for
-roles without ``Perm.VIEW_SENSITIVE_TAGS``.
+acting user: rows outside the actor's scope are never selected (:func:`scope.rows`), sensitive
+fields are shown as the role may see them (:func:`permissions.shown`: citizen IDs masked without
+``Perm.VIEW_ID_NUMBER``, sensitive tags dropped without ``Perm.VIEW_SENSITIVE_TAGS``), and
+filtering, sorting or searching by what the role may not see is refused
+(:func:`permissions.require_use`, :func:`permissions.require_tags`) — the rows selected, their
+order or their count would tell the hidden value back.
 
 Threading: plain functions over a ``Session``; call them from a worker thread with a session of
 its own.
@@ -20,7 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from gridman.core import fields, idcard
+from gridman.core import fields
 from gridman.core.enums import OPEN_STATUSES
 from gridman.core.models import (
     Area,
@@ -35,7 +38,7 @@ from gridman.core.models import (
     User,
     VisitLog,
 )
-from gridman.core.services import audit, scope
+from gridman.core.services import audit, permissions, scope
 from gridman.core.services.permissions import Actor, Perm, require
 
 PAGE_SIZE = 200
@@ -94,6 +97,14 @@ class Page:
 
 COLUMNS: dict[str, list[Column]] = {r.key: [Column.of(fd) for fd in r.view("list")] for r in fields.with_view("list")}
 KINDS = tuple(COLUMNS)
+RESIDENT_ID = fields.get("residents").field("citizen_id")
+
+
+def sortable(actor: Actor, kind: str, key: str) -> bool:
+    """May ``actor`` sort register ``kind`` by column ``key``? Not by a field the role may not
+    see (the order would tell it back); the GUI leaves such a header unsorted."""
+    fd = fields.get(kind).by_key.get(key)
+    return fd is None or permissions.sees(actor, fd)
 
 
 def _age_bounds(age_min: int | None, age_max: int | None, today: date) -> list[ColumnElement[bool]]:
@@ -138,14 +149,16 @@ def _residents(session: Session, actor: Actor, f: Filters, today: date) -> _Quer
                 Resident.phone)
          .join(Area, Area.id == Resident.grid_id))
     conds = [scope.rows_by_id(session, actor, Resident.grid_id, f.area_id)]
-    # a role shown masked IDs finds a resident by the whole ID only, and cannot sort by it: a prefix
-    # search or the order would let them read the hidden digits back one at a time
-    show_id = actor.can(Perm.VIEW_ID_NUMBER)
+    # a role shown masked IDs may not search by the ID at all (a prefix, or a whole ID tried per
+    # candidate, would read the hidden digits back); its digits search the phone only
+    show_id = permissions.sees(actor, RESIDENT_ID)
     text = f.text.strip()
     if text:
         if text.isdigit() or (len(text) >= 6 and text[:-1].isdigit()):
-            by_id = Resident.citizen_id.like(text.upper() + "%") if show_id else Resident.citizen_id == text.upper()
-            conds.append(or_(by_id, Resident.phone.like(text + "%")))
+            if len(text) >= 15:  # an ID, not a phone number
+                permissions.require_use(actor, "residents", "citizen_id", "search")
+            by_phone = Resident.phone.like(text + "%")
+            conds.append(or_(Resident.citizen_id.like(text.upper() + "%"), by_phone) if show_id else by_phone)
         else:
             conds.append(_search([Resident.name, Resident.current_address], text))
     if f.population_type:
@@ -154,12 +167,11 @@ def _residents(session: Session, actor: Actor, f: Filters, today: date) -> _Quer
         conds.append(Resident.status == f.status)
     conds += _age_bounds(f.age_min, f.age_max, today)
     if f.tags:
+        permissions.require_tags(session, actor, list(f.tags), "filter")
         tag_q = select(ResidentTag.id).join(Tag, Tag.id == ResidentTag.tag_id).where(
             ResidentTag.resident_id == Resident.id, Tag.code.in_(list(f.tags)))
-        if not actor.can(Perm.VIEW_SENSITIVE_TAGS):
-            tag_q = tag_q.where(Tag.sensitive.is_(False))
         conds.append(exists(tag_q))
-    sort = {"name": Resident.name, "sex": Resident.sex, **({"citizen_id": Resident.citizen_id} if show_id else {}),
+    sort = {"name": Resident.name, "sex": Resident.sex, "citizen_id": Resident.citizen_id,
             "birth_date": Resident.birth_date, "population_type": Resident.population_type,
             "relation_to_head": Resident.relation_to_head, "household_no": Resident.household_id,
             "grid": Resident.grid_id, "phone": Resident.phone}
@@ -305,6 +317,8 @@ def page(session: Session, actor: Actor, kind: str, *, filters: Filters | None =
     today = today or date.today()
     q, sort_map, default = _query(session, actor, kind, f, today)
     id_col = q.selected_columns[0]
+    if sort:
+        permissions.require_use(actor, kind, sort, "sort")
     if sort and sort in sort_map:
         key = sort_map[sort]
         q = q.order_by(key.desc() if descending else key.asc(), id_col)
@@ -347,21 +361,18 @@ def count(session: Session, actor: Actor, kind: str, *, filters: Filters | None 
 
 def _finish_residents(session: Session, actor: Actor, ids: list[int], rows: list[tuple[Any, ...]],
                       extra: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    show_id = actor.can(Perm.VIEW_ID_NUMBER)
-    show_sensitive = actor.can(Perm.VIEW_SENSITIVE_TAGS)
     tags: dict[int, list[tuple[str, str]]] = {}
     if ids:
         q = (select(ResidentTag.resident_id, Tag.name, Tag.name_en, Tag.sensitive)
              .join(Tag, Tag.id == ResidentTag.tag_id).where(ResidentTag.resident_id.in_(ids)).order_by(Tag.id))
         for rid, name, name_en, sensitive in session.execute(q):
-            if sensitive and not show_sensitive:
+            if not permissions.sees_tag(actor, sensitive):
                 continue
             tags.setdefault(rid, []).append((name, name_en))
     out = []
     for rid, row, ex in zip(ids, rows, extra, strict=True):
         r = list(row)
-        if not show_id:
-            r[2] = idcard.mask(r[2])
+        r[2] = permissions.shown(actor, RESIDENT_ID, r[2])
         ex["tags"] = tags.get(rid, [])  # (Chinese, English) names
         out.append((*r, "、".join(zh for zh, _en in tags.get(rid, []))))
     return out
@@ -421,9 +432,8 @@ def resident_history(session: Session, actor: Actor, resident_id: int, *, limit:
     get_resident(session, actor, resident_id)
     q = (select(AuditEntry).where(AuditEntry.table_name == "residents", AuditEntry.row_id == resident_id)
          .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit))
-    show_id = actor.can(Perm.VIEW_ID_NUMBER)
     # an import's insert entry lists the resident's tag codes: those the actor may not see go
-    hidden_tags = (set() if actor.can(Perm.VIEW_SENSITIVE_TAGS)
+    hidden_tags = (set() if permissions.sees_tag(actor, True)
                    else set(session.scalars(select(Tag.code).where(Tag.sensitive.is_(True)))))
     out = []
     fields: dict[int | None, list[str] | None] = {}
@@ -434,10 +444,10 @@ def resident_history(session: Session, actor: Actor, resident_id: int, *, limit:
                 fields[e.batch_id] = audit.batch_fields(session, e.batch_id, "residents")
             changes = audit.expand(changes, fields[e.batch_id])
         ch = dict(changes) if isinstance(changes, dict) else None
-        if ch and not show_id and "citizen_id" in ch:
+        if ch and "citizen_id" in ch:
             v = ch["citizen_id"]
-            ch["citizen_id"] = [idcard.mask(x) if isinstance(x, str) else x for x in v] if isinstance(v, list) \
-                else idcard.mask(v) if isinstance(v, str) else v
+            ch["citizen_id"] = [permissions.shown(actor, RESIDENT_ID, x) for x in v] if isinstance(v, list) \
+                else permissions.shown(actor, RESIDENT_ID, v)
         if ch and hidden_tags and isinstance(ch.get("tags"), list):
             ch["tags"] = [[c for c in v if c not in hidden_tags] if isinstance(v, list) else v for v in ch["tags"]]
         out.append(HistoryEntry(e.at, e.username, e.action, ch, e.note))
@@ -475,10 +485,9 @@ def household_view(session: Session, actor: Actor, household_id: int) -> Househo
     if hh is None:
         raise NotFound(f"户 {household_id} 不存在", en=f"No household {household_id}")
     grid = session.get(Area, hh.grid_id)
-    require(actor, Perm.READ, grid)
-    show_id = actor.can(Perm.VIEW_ID_NUMBER)
+    permissions.require_row(actor, Perm.READ, grid, f"户 {household_id} ", f"Household {household_id}")
     members = [
-        MemberRow(r.id, r.name, r.sex, r.citizen_id if show_id else idcard.mask(r.citizen_id), r.birth_date,
+        MemberRow(r.id, r.name, r.sex, permissions.shown(actor, RESIDENT_ID, r.citizen_id), r.birth_date,
                   r.relation_to_head, r.population_type, r.status)
         for r in session.scalars(select(Resident).where(Resident.household_id == hh.id)
                                  .order_by(case((Resident.relation_to_head == "head", 0), else_=1), Resident.id))
@@ -489,7 +498,7 @@ def household_view(session: Session, actor: Actor, household_id: int) -> Househo
 def tag_choices(session: Session, actor: Actor) -> list[tuple[str, str, str]]:
     """(code, Chinese name, English name) of the tags the actor may filter by."""
     q = select(Tag.code, Tag.name, Tag.name_en, Tag.sensitive).order_by(Tag.id)
-    return [(c, n, e) for c, n, e, s in session.execute(q) if not s or actor.can(Perm.VIEW_SENSITIVE_TAGS)]
+    return [(c, n, e) for c, n, e, s in session.execute(q) if permissions.sees_tag(actor, s)]
 
 
 def grid_choices(session: Session, actor: Actor) -> list[tuple[int, str]]:

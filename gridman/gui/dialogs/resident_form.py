@@ -11,7 +11,7 @@ from typing import Any
 from gridman.core import enums, fields
 from gridman.core.services import people, registers
 from gridman.core.services.errors import ConflictError, ValidationError
-from gridman.core.services.permissions import Actor, Perm
+from gridman.core.services.permissions import Actor, Perm, sees_ids
 from gridman.gui.errors import show_error
 from gridman.gui.i18n import language, local_time, tr
 from gridman.gui.ops import OpRunner
@@ -114,7 +114,7 @@ class ResidentDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         lay.addWidget(self.buttons)
         self.can_write = actor.can(Perm.WRITE)
-        self.show_id = actor.can(Perm.VIEW_ID_NUMBER)
+        self.show_id = sees_ids(actor)
         self.save_button.setEnabled(False)
         self.loaded = False
         self.reload()

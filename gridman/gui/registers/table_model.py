@@ -288,6 +288,8 @@ class RegisterModel(QAbstractTableModel):
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sort in SQL. Before the first load (a view enabling sorting) only remember the order."""
         key = self.columns[column].key if 0 <= column < len(self.columns) else None
+        if key is not None and not registers.sortable(self.actor, self.kind, key):
+            key = None  # a column the role sees masked keeps the default order
         desc = order == Qt.SortOrder.DescendingOrder
         if (key, desc) == (self.sort_key, self.descending):
             return

@@ -90,6 +90,8 @@ def _import_census(session: Session, actor: Actor, *, path: Path, sheet: str | N
     matching.check_heads(session, rows, fields_present)
     task.progress(0.6, "生成导入计划")
     good = _count(result, table, rows, matching.plan(session, rows, fields_present))
+    if dry_run or (result.rejected and policy == "reject"):  # nothing written, but IDs were looked up
+        matching.audit_lookup(session, actor, rows, file_name=path.name, status="dry_run" if dry_run else "rejected")
     if result.rejected and policy == "reject":
         result.status = "rejected"
         result.inserted = result.updated = result.unchanged = result.households_created = result.tags_added = 0

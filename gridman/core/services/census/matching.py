@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gridman.core.enums import AreaLevel, Relation
 from gridman.core.models import Area, Building, Resident, ResidentTag
-from gridman.core.services import scope
+from gridman.core.services import audit, permissions, scope
 from gridman.core.services.census.bulk import chunks, raw_in
 from gridman.core.services.census.records import RESIDENT_FIELDS
 from gridman.core.services.census.validation import Row
@@ -128,15 +128,15 @@ def resolve(session: Session, actor: Actor, area: Area | None, rows: list[Row], 
             r.hh_key = hno
             h = existing_hh.get(hno)
             if h is not None:
+                if h.grid_id not in allowed:  # before the grid check: its answer would describe the household
+                    r.err("household_no", "out_of_scope", f"户号 {hno} 不在{where}或您的管辖范围内",
+                          f"Household {hno} is outside the import area or your scope")
+                    continue
                 if g_id is not None and g_id != h.grid_id:
                     r.err("grid", "grid_mismatch", f"户号 {hno} 已登记在另一网格，与本行网格不符",
                           f"Household {hno} is registered in another grid")
                     continue
                 g_id = h.grid_id
-                if h.grid_id not in allowed:
-                    r.err("household_no", "out_of_scope", f"户号 {hno} 不在{where}或您的管辖范围内",
-                          f"Household {hno} is outside the import area or your scope")
-                    continue
         if g_id is None and hno:
             pending.append(r)  # a new household's grid may be on another of its rows
             continue
@@ -157,7 +157,9 @@ RES_COLS = [Resident.__table__.c[f] for f in ("id", "uuid", "version", "househol
 
 def match_existing(session: Session, actor: Actor, rows: list[Row]) -> None:
     """Attach each row's existing resident: same citizen ID, else same household + name (no ID).
-    A citizen ID registered outside the actor's scope is refused without naming its resident."""
+    A citizen ID registered outside the actor's scope is refused without naming its resident; one
+    registered to another name is named only to a role that may (:func:`permissions.names_holder`:
+    in scope, and full IDs shown) — the answer would otherwise read a masked ID back."""
     t = Resident.__table__
     ids = sorted({r.values["citizen_id"] for r in rows if r.values.get("citizen_id") and not r.bad})
     conn = session.connection()
@@ -187,9 +189,12 @@ def match_existing(session: Session, actor: Actor, rows: list[Row]) -> None:
                   "This citizen ID is registered outside your scope")
             continue
         if ex is not None and ex["name"] != v.get("name"):
-            r.err("citizen_id", "duplicate_in_db",
-                  f"身份证号已登记为“{ex['name']}”，与本行姓名“{v.get('name')}”不一致",
-                  f"This citizen ID is registered to another name ({ex['name']})")
+            if permissions.names_holder(actor, session.get(Area, ex["grid_id"])):
+                r.err("citizen_id", "duplicate_in_db", f"身份证号已登记为“{ex['name']}”，与本行姓名“{v.get('name')}”不一致",
+                      f"This citizen ID is registered to another name ({ex['name']})")
+            else:
+                r.err("citizen_id", "duplicate_in_db", f"身份证号已登记在另一姓名下，与本行姓名“{v.get('name')}”不一致",
+                      "This citizen ID is registered to another name")
             continue
         if ex is None and v.get("household_id") and v.get("name"):
             cands = [m for m in by_hn.get((v["household_id"], v["name"]), []) if not m["citizen_id"]
@@ -206,6 +211,15 @@ def match_existing(session: Session, actor: Actor, rows: list[Row]) -> None:
                 continue
             claimed.add(ex["id"])
         r.existing = ex
+
+
+def audit_lookup(session: Session, actor: Actor, rows: list[Row], *, file_name: str, status: str) -> None:
+    """The audit row of an import that wrote nothing (a dry run, a rejected file): it still told
+    the actor which of the file's citizen IDs are registered, so who asked, and how many, is kept."""
+    n = sum(1 for r in rows if r.values.get("citizen_id"))
+    audit.record(session, actor, "import_check", table="residents",
+                 changes={"file": file_name, "status": status, "rows": len(rows), "citizen_ids": n},
+                 note=f"导入核对（未写入）{file_name}：{len(rows)} 行，{n} 个身份证号")
 
 
 def check_heads(session: Session, rows: list[Row], fields_present: set[str]) -> None:

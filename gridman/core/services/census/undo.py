@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -59,7 +59,12 @@ class UndoResult:
 
 def undo_import(session: Session, actor: Actor, *, batch_id: int) -> UndoResult:
     """Revert a census import if nothing touched its rows since (versions and later audit rows
-    checked); otherwise raise :class:`ConflictError` naming what changed. One transaction."""
+    checked); otherwise raise :class:`ConflictError` naming what changed. One transaction.
+
+    A scoped actor undoes a batch whole or not at all: if any row it wrote — or any grid an
+    updated resident would be moved back to — lies outside the actor's scope (an administrator's
+    import that moved a resident in from another street), the undo is refused without naming
+    anyone (:class:`PermissionDenied`); an administrator undoes it."""
     batch = session.get(ImportBatch, batch_id)
     if batch is None or batch.kind != "census":
         raise NotFound(f"导入记录 {batch_id} 不存在", en=f"No census import {batch_id}")
@@ -94,6 +99,9 @@ def undo_import(session: Session, actor: Actor, *, batch_id: int) -> UndoResult:
         c = e.changes
         c = json.loads(c) if isinstance(c, str) else c
         return audit.expand(c, fields.get(e.table_name)) or {}
+
+    _require_scope(session, actor, batch_id, ins_res + upd_res, ins_hh,
+                   {(_changes(e).get("grid_id") or [None])[0] for e in upd_res})
 
     versions: dict[int, int] = {}
     ids = [e.row_id for e in ins_res + upd_res]
@@ -147,6 +155,27 @@ def undo_import(session: Session, actor: Actor, *, batch_id: int) -> UndoResult:
     conn.execute(update(ImportBatch).where(ImportBatch.id == batch_id).values(status="undone", undone_at=now))
     n_tags = len(ins_tag) + sum(len((_changes(e).get("tags") or [None, []])[1]) for e in ins_res)
     return UndoResult(batch_id, len(ins_res), len(upd_res), len(ins_hh), n_tags)
+
+
+def _require_scope(session: Session, actor: Actor, batch_id: int, res: list[Any], hh: list[Any],
+                   grids_back: set[Any]) -> None:
+    """Refuse (whole, naming no one) the undo of a batch whose residents ``res`` and households
+    ``hh`` (audit entries; where they are now) or the grids residents would be moved back to lie
+    partly outside a scoped actor's scope (:func:`scope.rows`)."""
+    if scope.unrestricted(actor):
+        return
+    n = 0
+    for model, ids in ((Resident, [e.row_id for e in res]), (Household, [e.row_id for e in hh])):
+        t = cast(Table, model.__table__)
+        for ch in chunks(ids):
+            n += session.execute(select(func.count()).select_from(t).where(
+                t.c.id.in_(ch), ~scope.rows(actor, t.c.grid_id))).scalar_one()
+    for ch in chunks(sorted(g for g in grids_back if isinstance(g, int))):
+        n += len(ch) - session.execute(select(func.count()).select_from(Area).where(
+            Area.id.in_(ch), scope.rows(actor, Area.id))).scalar_one()
+    if n:
+        raise PermissionDenied(f"导入记录 {batch_id} 涉及您管辖范围以外的 {n} 条数据，不能由您撤销，请联系上级。",
+                               en=f"Import {batch_id} touched {n} rows outside your scope; ask an administrator to undo it.")
 
 
 def _from_json(key: str, v: Any) -> Any:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from gridman.core import tasks
 from gridman.core.models import Area, ExchangePackage, utcnow
 from gridman.core.outputs import check_output_path
-from gridman.core.services import audit, scope
+from gridman.core.services import audit, permissions, scope
 from gridman.core.services.exchange.canonical import TABLES, USERS, codec_for, dumps, register_select, rows_in
 from gridman.core.services.exchange.coverage import Coverage, coverage
 from gridman.core.services.exchange.packages import database_id
@@ -168,7 +168,7 @@ def checkout(session: Session, actor: Actor, *, out: str | Path, area_code: str 
             require(actor, Perm.EXPORT, g)
     task.progress(0.0, "准备导出")
     package_id = str(uuidlib.uuid4())
-    mask_ids = not actor.can(Perm.VIEW_ID_NUMBER)
+    mask_ids = not permissions.sees_ids(actor)
     now = utcnow().replace(microsecond=0)
     meta: dict[str, Any] = {
         "format": FORMAT, "package_id": package_id, "area_code": cov.area.code, "area_name": cov.area.name,

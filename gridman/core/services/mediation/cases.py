@@ -19,7 +19,7 @@ from gridman.core.services import scope
 from gridman.core.services.errors import ConflictError, InvalidTransition, NotFound
 from gridman.core.services.mediation.records import ActionResult
 from gridman.core.services.mediation.rules import ALLOWED_FROM, Action, action_label, status_label
-from gridman.core.services.permissions import Actor, Perm, require
+from gridman.core.services.permissions import Actor, Perm, require_row
 from gridman.core.services.time_limits import Deadlines
 
 
@@ -58,7 +58,7 @@ def load(session: Session, actor: Actor, incident_id: int, *, lock: bool = True)
         raise NotFound(f"事件 #{incident_id} 不存在", en=f"No incident #{incident_id}")
     if not actor.is_admin:
         grid = session.get(Area, inc.grid_id)
-        require(actor, Perm.READ, grid)
+        require_row(actor, Perm.READ, grid, f"事件 #{incident_id} ", f"Case #{incident_id}")
     return inc
 
 

@@ -9,7 +9,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gridman.core.enums import IncidentCategory, MediationLevel, label
-from gridman.core.models import Area, Incident, IncidentAttachment, IncidentParty, IncidentStep, User
+from gridman.core.models import (
+    Area,
+    Incident,
+    IncidentAttachment,
+    IncidentParty,
+    IncidentStep,
+    Resident,
+    User,
+)
+from gridman.core.services import scope
 from gridman.core.services.mediation.cases import load, now_or
 from gridman.core.services.mediation.records import AttachmentView, IncidentView, PartyView, StepView
 from gridman.core.services.mediation.rules import action_label, status_label
@@ -37,6 +46,11 @@ def show(session: Session, actor: Actor, incident_id: int, *, now: datetime | No
     names = dict(session.execute(select(User.id, User.display_name).where(User.id.in_(unnamed))).all()) if unnamed else {}
     parties = session.scalars(select(IncidentParty).where(IncidentParty.incident_id == inc.id)
                               .order_by(IncidentParty.id)).all()
+    # a party's link to the register only where the actor may open that resident: the case keeps the
+    # name its reporter wrote, the register record of another street stays out of reach
+    linked = {p.resident_id for p in parties if p.resident_id is not None}
+    seen = set(session.scalars(select(Resident.id).where(Resident.id.in_(linked), scope.rows(actor, Resident.grid_id)))
+               ) if linked else set()
     atts = session.scalars(select(IncidentAttachment).where(IncidentAttachment.incident_id == inc.id)
                            .order_by(IncidentAttachment.id)).all()
     return IncidentView(
@@ -51,7 +65,8 @@ def show(session: Session, actor: Actor, incident_id: int, *, now: datetime | No
         closed_on_time=inc.closed_on_time, satisfaction=inc.satisfaction, merged_into_id=inc.merged_into_id,
         merged_ids=merged_ids, building_id=inc.building_id, lon=inc.lon, lat=inc.lat,
         location_text=inc.location_text,
-        parties=[PartyView(p.name, p.role, p.resident_id, p.phone) for p in parties],
+        parties=[PartyView(p.name, p.role, p.resident_id if p.resident_id in seen else None, p.phone)
+                 for p in parties],
         attachments=[AttachmentView(a.id, a.filename, a.sha256, a.size, a.mime) for a in atts],
         steps=[replace(v, actor_name=names.get(v.actor_id)) if v.actor_name is None and v.actor_id else v
                for v in (_step_view(s) for s in steps)],

@@ -41,8 +41,12 @@ def _party_rows(session: Session, actor: Actor, parties: Sequence[PartyInput]) -
     return rows
 
 
-def _check_place(session: Session, building_id: int | None, lon: float | None, lat: float | None) -> None:
-    if building_id is not None and session.get(Building, building_id) is None:
+def _check_place(session: Session, actor: Actor, building_id: int | None, lon: float | None,
+                 lat: float | None) -> None:
+    """The place: a building only from the actor's scope (one outside it is refused as if it did
+    not exist, like a party), a whole point in range."""
+    if building_id is not None and session.scalar(select(Building.id).where(
+            Building.id == building_id, scope.rows(actor, Building.grid_id))) is None:
         raise ValidationError(f"建筑 {building_id} 不存在", field="building_id", en=f"No building {building_id}")
     if (lon is None) != (lat is None):
         raise ValidationError("地点坐标需同时填写经度和纬度", field="lon", en="Give both lon and lat")
@@ -71,7 +75,7 @@ def report(session: Session, actor: Actor, *, grid_id: int, category: str, title
                               en="Only disputes have a dispute kind")
     prio = enum_value(Priority, priority, "priority", "优先级") or Priority.NORMAL.value
     title_v = text(title, "title", "事件标题", required=True, max_len=200)
-    _check_place(session, building_id, lon, lat)
+    _check_place(session, actor, building_id, lon, lat)
     party_rows = _party_rows(session, actor, parties)
     parents = {a.level: a for a in session.scalars(select(Area).where(Area.id.in_(scope.path_ids(grid.path))))}
     level = start_level(actor)
