@@ -10,7 +10,12 @@ from pathlib import Path
 from gridman.core import tasks
 from gridman.core.services.census.records import ImportResult, RowIssue
 from gridman.core.tasks import TaskState
-from gridman.core.xlsxstream import replaced_when_done
+from gridman.core.xlsxstream import save_workbook
+
+# the 说明 sheet's labels of the result's counts and status
+COUNT_LABELS = {"rows_read": "读取行数", "inserted": "新增", "updated": "更新", "unchanged": "未变",
+                "rejected": "未导入（有错误）", "warnings": "警告"}
+STATUS_LABELS = {"imported": "已导入", "rejected": "有错误，整个文件未导入", "dry_run": "试运行（未写入）"}
 
 
 def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskState | None = None) -> Path:
@@ -73,16 +78,15 @@ def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskSta
     info.append(["文件", result.file_name])
     info.append(["工作表", result.sheet])
     info.append(["SHA-256", result.file_sha256])
-    info.append(["结果", result.status])
-    for key in ("rows_read", "inserted", "updated", "unchanged", "rejected", "warnings"):
-        info.append([key, getattr(result, key)])
+    info.append(["结果", STATUS_LABELS.get(result.status, result.status)])
+    for key, label in COUNT_LABELS.items():
+        info.append([label, getattr(result, key)])
     if result.unknown_columns:
         info.append(["未导入的列", "、".join(result.unknown_columns)])
     info.append(["用法", "在“导入问题”表中按批注修改标红的单元格，删除“错误原因”“原行号”两列（或保留，导入时会忽略），再重新导入。"])
     task.check()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with replaced_when_done(Path(out)) as part:  # a failed save leaves no broken workbook
-        wb.save(part)
+    save_workbook(wb, out)  # formula-like text stays text; a failed save leaves no broken workbook
     task.progress(1.0, "错误报告已写入")
     return out
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gridman.core.tasks import TaskState
-from gridman.core.xlsxstream import col_letter, replaced_when_done
+from gridman.core.xlsxstream import col_letter, neutralise, replaced_when_done
 
 LIST_SHEET = "_列表"
 SHEET_PASSWORD = "gridman"  # protection against slips, not against intent: the checksum guards the keys
@@ -126,7 +126,7 @@ def write_workbook(path: str | Path, sheets: list[SheetRows], *, task: TaskState
     if lists_ws is not None:
         lists_ws.protection.sheet = True
     skeleton = io.BytesIO()
-    wb.save(skeleton)
+    neutralise(wb).save(skeleton)
     skeleton.seek(0)
     _stream_rows(skeleton, Path(path), sheets, [ws.title for ws in wb.worksheets], task)
 
