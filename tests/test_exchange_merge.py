@@ -108,3 +108,22 @@ def test_conflict_table_shows_only_true_conflicts(demo_db: Database, tmp_path: P
     r = _row(demo_db, rid)
     assert (r.ethnicity, r.employer) == ("回族", "中心单位")
     assert r.phone == ("13700000007" if resolve == "keep-central" else "13900000009")
+
+
+def test_exchange_workbook_keeps_formula_like_text_as_text(demo_db: Database, tmp_path: Path) -> None:
+    """A resident's note "=HYPERLINK(…)" is checked out as text with Excel's quote prefix (stays
+    text when the clerk edits the cell), and comes back unchanged."""
+    rid, uuid = _resident(demo_db)
+    evil = '=HYPERLINK("http://example.invalid/x","点我")'
+    _edit_centrally(demo_db, rid, note=evil)
+    book = tmp_path / "g.xlsx"
+    checkout(demo_db, book, grid_codes=[G1])
+    wb = load_workbook(book)
+    sh = Sheet(wb, "实有人口")
+    cell = sh.ws.cell(sh.row_of(uuid), sh.col["备注"])
+    assert (cell.value, cell.data_type, cell.quotePrefix) == (evil, "s", True)
+    assert cell.protection.locked is False  # still editable, like the rest of its column
+    plain = sh.ws.cell(sh.row_of(uuid), sh.col["姓名"])
+    assert plain.data_type == "s" and not plain.quotePrefix
+    res = checkin(demo_db, book)
+    assert res.conflicts == [] and _row(demo_db, rid).note == evil
