@@ -71,6 +71,11 @@ def test_a_bad_secondary_field_imports_the_person_without_it(db: Database, tmp_p
     for f, code in (("phone", "phone"), ("tags", "tag"), ("ethnicity", "enum"), ("current_address", "too_long")):
         assert (2, f, code, "warning") in got, (f, code, got)
     assert res.warnings >= 4 and not any(i.severity == "error" for i in res.issues)
+    # the error workbook has the warning row, its bad cells amber with the reason (quarantine: only that row)
+    res = _run(db, write_xlsx(tmp_path / "s2.xlsx", rows), policy="quarantine", dry_run=True)
+    ws = openpyxl.load_workbook(ci.write_error_workbook(res, tmp_path / "r.xlsx"))["导入问题"]
+    got_rows = list(ws.iter_rows(min_row=2, values_only=True))
+    assert [r[-1] for r in got_rows] == [2] and "该项未导入" in got_rows[0][-2]
     people = _people(db)
     assert (people["张三"].phone, people["张三"].ethnicity, people["张三"].current_address) == (None, None, None)
     assert people["张三"].citizen_id == ID_A

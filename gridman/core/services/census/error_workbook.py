@@ -21,7 +21,8 @@ STATUS_LABELS = {"imported": "已导入", "rejected": "有错误，整个文件�
 def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskState | None = None) -> Path:
     """The rows to fix as a workbook: the original header and values, offending cells filled red
     with a comment each, and a 错误原因 column. With policy "reject" every row is included (fix and
-    import the whole file again); with "quarantine" only the rows that were not imported.
+    import the whole file again); with "quarantine" the rows that were not imported and those
+    imported with a warning (a secondary value left out: fix it there and import the row again).
     Cancelled (``task``): nothing is written."""
     from openpyxl import Workbook
     from openpyxl.comments import Comment
@@ -32,7 +33,6 @@ def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskSta
     by_row: dict[int, list[RowIssue]] = {}
     for i in result.issues:
         by_row.setdefault(i.row, []).append(i)
-    bad_rows = {r for r, lst in by_row.items() if any(i.severity == "error" for i in lst)}
     wb = Workbook()
     ws = wb.active
     ws.title = "导入问题"
@@ -52,7 +52,7 @@ def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskSta
         if k % 2000 == 0:
             task.step(k, n_rows, "写入错误报告")
         issues = by_row.get(rownum, [])
-        if result.policy == "quarantine" and rownum not in bad_rows:
+        if result.policy == "quarantine" and not issues:
             continue
         reasons = "；".join(f"{i.column + '：' if i.column else ''}{i.message}" for i in issues)
         values = [("" if v is None else v) for v in raw[:ncol]]
