@@ -82,10 +82,6 @@ def _full_height(p: Path) -> Path:
     return p / "tall.xlsx"
 
 
-def _formulas(p: Path) -> Path:
-    return write_xlsx(p / "f.xlsx", [*GOOD, ["B2", G1, "=A2&\"二\"", "户主"]])
-
-
 def _zip_bomb(p: Path) -> Path:
     src = write_xlsx(p / "ok3.xlsx", GOOD)
     out = p / "bomb.xlsx"
@@ -104,7 +100,6 @@ CASES = {
     "empty_file": (_empty, "是空的"),
     "empty_workbook": (_empty_workbook, "找不到人口表的表头"),
     "excel_max_rows": (_full_height, "1,048,576"),
-    "formulas": (_formulas, "含有公式（如 C3）"),
     "zip_bomb": (_zip_bomb, "压缩炸弹"),
 }
 

@@ -26,7 +26,8 @@ AUDITED = (*ci.RESIDENT_FIELDS, "household_id", "grid_id")
 
 
 def _cell_by_cell(table_rows, col_items):
-    """The per-cell loop the column-wise cleaner replaced (the reference semantics)."""
+    """The per-cell loop the column-wise cleaner replaced (the reference semantics), with the
+    severities of issue 16: a secondary field's error counts as a warning, a warning keeps its value."""
     out = []
     for _, raw in table_rows:
         vals, issues = {}, []
@@ -36,8 +37,8 @@ def _cell_by_cell(table_rows, col_items):
                 continue
             c = fn(x)
             if c.issue is not None:
-                issues.append((f, c.issue))
-            elif c.value is not None:
+                issues.append((f, validation.secondary(f, c.issue)))
+            if (c.issue is None or c.issue.severity != "error") and c.value is not None:
                 vals[f] = c.value
         out.append((vals, issues))
     return out

@@ -152,7 +152,7 @@ def test_duplicates_two_heads_reject_whole_file_with_exact_report(db, tmp_path):
     res = run(db, admin_of(db), path)
     assert res.status == "rejected"
     assert issues(res) == EXPECTED_ISSUES
-    assert (res.inserted, res.rejected, res.warnings) == (0, 7, 2)
+    assert (res.inserted, res.rejected, res.warnings) == (0, 7, 3)  # 1990-13-01: a secondary field (issue 16)
     # not a single row written, no batch recorded — only the audit row of the check (issue 16)
     assert counts(db) == {**before, "audit_log": before["audit_log"] + 1}
     msgs = {(i.row, i.code): i.message for i in res.issues}
@@ -170,8 +170,8 @@ def test_duplicates_two_heads_reject_whole_file_with_exact_report(db, tmp_path):
     assert rows[1][3] == ID_A and ws.cell(2, 4).number_format == "@"  # IDs stay text
     red = {(c.row, c.column) for row in ws.iter_rows(min_row=2) for c in row if c.fill.fgColor.rgb == "00FFC7CE"}
     amber = {(c.row, c.column) for row in ws.iter_rows(min_row=2) for c in row if c.fill.fgColor.rgb == "00FFEB9C"}
-    assert red == {(2, 5), (2, 4), (3, 5), (4, 4), (5, 4), (6, 6), (6, 2), (7, 6)}
-    assert amber == {(4, 5), (5, 5)}  # warnings only
+    assert red == {(2, 5), (2, 4), (3, 5), (4, 4), (5, 4), (6, 2), (7, 6)}
+    assert amber == {(4, 5), (5, 5), (6, 6)}  # warnings only
     assert ws.cell(6, 2).comment.text == "数据库内找不到网格“火星网格” / No grid '火星网格' in the import area"
     assert ws.cell(5, 4).comment.text.startswith("身份证号被 Excel 转成了科学计数法数字")
 

@@ -1,7 +1,9 @@
 """公民身份号码 (GB 11643-1999): validation, normalisation, masking and generation.
 
 18 characters: 6-digit area code, 8-digit birth date, 3-digit sequence (the last odd for men,
-even for women), and a mod 11-2 check character (0–9 or X).
+even for women), and a mod 11-2 check character (0–9 or X). A first-generation 15-digit number
+(GB 11643-1989: 6-digit area, 6-digit birth date yymmdd, 3-digit sequence, no check character)
+is converted: "19" goes before the year and the check character is computed (:func:`upgrade`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ MESSAGES: dict[str, tuple[str, str, str]] = {  # key: (code, Chinese, English)
                                "The birth date {d} inside the ID is implausible"),
     "check_digit": ("check_digit", "身份证号校验位错误（应为 {c}）", "Wrong check digit (should be {c})"),
     "invalid": ("chars", "身份证号格式错误", "Not a citizen ID"),
+    "upgraded": ("upgraded", "15 位身份证号 {old} 已升为 18 位 {new}",
+                 "The 15-digit citizen ID {old} was converted to 18 digits: {new}"),
 }
 
 
@@ -66,6 +70,21 @@ class IdInfo:
     area_code: str
     birth_date: date
     sex: str  # 'M' / 'F'
+    from15: str | None = None  # the first-generation number it was converted from
+
+    def note(self) -> tuple[str, str] | None:
+        """(Chinese, English) remark on the number, if it was converted from 15 digits."""
+        if self.from15 is None:
+            return None
+        _code, zh, en = MESSAGES["upgraded"]
+        return zh.format(old=self.from15, new=self.number), en.format(old=self.from15, new=self.number)
+
+
+def upgrade(number15: str) -> str:
+    """A first-generation 15-digit ID as 18 digits: "19" before the 2-digit year (those numbers
+    were issued to people born in the 1900s), then the check character."""
+    first17 = number15[:6] + "19" + number15[6:]
+    return first17 + check_char(first17)
 
 
 def parse(raw: object) -> IdInfo:
@@ -74,11 +93,16 @@ def parse(raw: object) -> IdInfo:
     A number that Excel stored as a float (``3.40104199001011E+17``) lost its last digits: it is
     reported as corrupted, never guessed back.
     """
+    if isinstance(raw, float) and raw.is_integer() and 1e14 <= raw < 1e15:
+        raw = int(raw)  # a 15-digit number: exact in a float (Excel keeps 15 significant digits)
     if isinstance(raw, float) or (isinstance(raw, str) and _SCI.match(raw.strip())):
         raise IdCardError("corrupted")
     if isinstance(raw, int):
         raw = str(raw)
     s = normalize(raw)
+    from15 = None
+    if len(s) == 15 and s.isascii() and s.isdigit():
+        from15, s = s, upgrade(s)
     if len(s) != 18:
         raise IdCardError("length", n=len(s))
     if not (s.isascii() and s[:17].isdigit() and s[17] in "0123456789X"):  # isdigit alone accepts "²", "٣"
@@ -92,7 +116,7 @@ def parse(raw: object) -> IdInfo:
     expected = check_char(s[:17])
     if s[17] != expected:
         raise IdCardError("check_digit", c=expected)
-    return IdInfo(s, s[:6], born, "M" if int(s[16]) % 2 == 1 else "F")
+    return IdInfo(s, s[:6], born, "M" if int(s[16]) % 2 == 1 else "F", from15)
 
 
 def is_valid(raw: object) -> bool:

@@ -7,7 +7,11 @@ dates), a bold frozen header, column widths, a text format for ID columns, an au
 module writes that SpreadsheetML directly into a deflate stream, row by row, in constant memory.
 
 Strings are always written as inline strings (``t="inlineStr"``), never as formulas, whatever
-they start with (``=``, ``+``, ``-``, ``@``): a spreadsheet cannot execute them.
+they start with (``=``, ``+``, ``-``, ``@``): a spreadsheet cannot execute them. Formula-like text
+also gets Excel's "quote prefix" (the cell stays text when a user edits it) — :func:`formula_like`
+is THE test, and :func:`neutralise` does the same to a workbook built with openpyxl (which would
+otherwise turn a text "=HYPERLINK(…)" into a live formula); every openpyxl writer calls it (or
+:func:`save_workbook`) before saving. Numbers and dates stay typed.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-# cell styles (indexes into cellXfs below)
-DEFAULT, HEADER, DATE, DATETIME, TEXT = 0, 1, 2, 3, 4
+# cell styles (indexes into cellXfs below); QUOTED: text with Excel's quote prefix
+DEFAULT, HEADER, DATE, DATETIME, TEXT, QUOTED = 0, 1, 2, 3, 4, 5
+# what a spreadsheet may take for the start of a formula (OWASP "CSV injection" list)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 _EPOCH = datetime(1899, 12, 30)
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -37,12 +43,13 @@ _STYLES = f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <fills count="3"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill><fill><patternFill patternType="solid"><fgColor rgb="FFDDEBF7"/><bgColor indexed="64"/></patternFill></fill></fills>
 <borders count="2"><border><left/><right/><top/><bottom/><diagonal/></border><border><left style="thin"><color auto="1"/></left><right style="thin"><color auto="1"/></right><top style="thin"><color auto="1"/></top><bottom style="thin"><color auto="1"/></bottom><diagonal/></border></borders>
 <cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>
-<cellXfs count="5">
+<cellXfs count="6">
 <xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>
 <xf numFmtId="0" fontId="1" fillId="2" borderId="1" xfId="0" applyFont="1" applyFill="1" applyBorder="1" applyAlignment="1"><alignment horizontal="center" vertical="center" wrapText="1"/></xf>
 <xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>
 <xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>
 <xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>
+<xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" quotePrefix="1"/>
 </cellXfs>
 <cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>
 </styleSheet>"""
@@ -62,6 +69,35 @@ def _text(s: str) -> str:
     if _ILLEGAL.search(s):
         s = _ILLEGAL.sub("", s)
     return escape(s)
+
+
+def formula_like(v: object) -> bool:
+    """Text a spreadsheet could take for a formula (starts with = + - @, a tab or a CR)."""
+    return isinstance(v, str) and v.startswith(FORMULA_START)
+
+
+def neutralise(wb: Any) -> Any:
+    """Make every formula-like text cell of an openpyxl workbook plain text with Excel's quote
+    prefix: openpyxl types a str starting with "=" as a formula, which Excel would run
+    (=HYPERLINK, =cmd|…); gridman never writes formulas into cells. Numbers, dates and other
+    text are left alone. Returns ``wb``."""
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for c in row:
+                v = c.value
+                if formula_like(v):
+                    c.data_type = "s"
+                    c.quotePrefix = True
+    return wb
+
+
+def save_workbook(wb: Any, path: str | Path, bind: Any = None) -> Path:
+    """Save an openpyxl workbook :func:`neutralise`-d, atomically (:func:`replaced_when_done`;
+    ``bind``: the open database, which the path may never be)."""
+    path = Path(path)
+    with replaced_when_done(path, bind) as part:
+        neutralise(wb).save(part)
+    return path
 
 
 def file_sha256(path: str | Path) -> str:
@@ -144,6 +180,8 @@ class StreamWriter:
             sa = f' s="{st}"' if st else ""
             t = type(v)
             if t is str:
+                if v.startswith(FORMULA_START) and st in (DEFAULT, TEXT):
+                    sa = f' s="{QUOTED}"'
                 ap(f'<c r="{letters[j]}{n}"{sa} t="inlineStr"><is><t xml:space="preserve">{_text(v)}</t></is></c>')
             elif t is bool:
                 ap(f'<c r="{letters[j]}{n}"{sa} t="b"><v>{int(v)}</v></c>')

@@ -34,7 +34,9 @@ class Field:
     the value of the :class:`~gridman.core.services.permissions.Perm` needed to see it in full.
     ``required``: an import (and its template) needs it; ``not_blank``: an exchanged row needs it;
     ``readonly``: the exchange shows it but ignores offline edits; ``hidden``: a key column of
-    the exchange workbook the user does not see."""
+    the exchange workbook the user does not see. ``identity``: the field says who a person is
+    (name, citizen ID, household) — an import refuses a row whose identity field is bad, while a
+    bad value of any other (secondary) field is imported empty with a warning."""
 
     key: str
     zh: str
@@ -52,6 +54,7 @@ class Field:
     not_blank: bool = False
     readonly: bool = False
     hidden: bool = False
+    identity: bool = False
     note: str = ""  # template note (how to fill it)
 
     @property

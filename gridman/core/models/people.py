@@ -40,6 +40,7 @@ class Resident(SyncMixin, Base):  # 实有人口
     citizen_id: Mapped[str | None] = mapped_column(String(18), unique=True)
     birth_date: Mapped[date | None] = mapped_column(Date)
     phone: Mapped[str | None] = mapped_column(String(30))
+    landline: Mapped[str | None] = mapped_column(String(30))  # 固定电话 (a census sheet's second phone column)
     registered_address: Mapped[str | None] = mapped_column(String(200))  # 户籍地
     current_address: Mapped[str | None] = mapped_column(String(200))  # 现住址
     relation_to_head: Mapped[str | None] = mapped_column(String(20))  # enums.Relation

@@ -143,6 +143,9 @@ def clean_citizen_id(raw: Any) -> Clean:
         info = idcard.parse(raw)
     except idcard.IdCardError as exc:
         return _err(f"id_{exc.code}", exc.zh, exc.en)
+    note = info.note()
+    if note is not None:  # converted from 15 digits: taken, with a remark
+        return Clean(info, Issue("id_upgraded", note[0], note[1], "warning"))
     return Clean(info)
 
 
@@ -300,14 +303,17 @@ with_many(clean_date, clean_dates)
 
 # --- phone numbers -----------------------------------------------------------------------------
 
+# THE phone rule: a mobile number is 11 digits starting 1[3-9]; a landline has its area code
+# (0 and 2–3 digits), then 7–8 digits not starting with 0, optionally an extension (-123, 转123).
+# Nothing else is a phone number (not "13955", nor a landline that lost its area code or 0).
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _LANDLINE = re.compile(r"^0\d{2,3}-?[1-9]\d{6,7}(-\d{1,6})?$")
-_SHORT = re.compile(r"^(400|800)\d{7}$|^\d{5}$")  # 400/800 hotlines, 95xxx/12345 service numbers
 
 
 def clean_phone(raw: Any) -> Clean:
-    """Mobile (11 digits, 1[3-9]…, +86/0086 prefix dropped), landline with area code
-    (0551-62345678, 055162345678), hotlines. Several numbers separated by ,;/、 are kept joined by ','."""
+    """Mobile (11 digits, 1[3-9]…, +86/0086 prefix dropped) or landline with area code
+    (0551-62345678, 055162345678, 0551-62345678-801). Several numbers separated by ,;/、 are kept
+    joined by ','."""
     if type(raw) is str and len(raw) == 11 and raw.isascii() and _MOBILE.match(raw):
         return Clean(raw)  # fast path: a well-formed mobile number, the common case
     if is_blank(raw):
@@ -319,7 +325,7 @@ def clean_phone(raw: Any) -> Clean:
     s = to_halfwidth(str(raw)).strip()
     out: list[str] = []
     for part in re.split(r"[,;/、，；]+", s):
-        p = re.sub(r"[\s()（）]", "", part).replace("—", "-").replace("－", "-")
+        p = re.sub(r"[\s()（）]", "", part).replace("—", "-").replace("－", "-").replace("转", "-")
         if p.startswith("+86"):
             p = p[3:]
         elif p.startswith("0086"):
@@ -328,10 +334,8 @@ def clean_phone(raw: Any) -> Clean:
         digits = p.replace("-", "")
         if _MOBILE.match(digits):
             out.append(digits)
-        elif _LANDLINE.match(p) or (digits.startswith("0") and 10 <= len(digits) <= 12 and digits.isdigit()):
+        elif _LANDLINE.match(p):
             out.append(p)
-        elif _SHORT.match(digits):
-            out.append(digits)
         else:
             return _err("phone", f"电话号码“{part.strip()}”格式错误（手机 11 位，固话须带区号）",
                         f"Invalid phone number {part.strip()!r} (mobile: 11 digits; landline with area code)")

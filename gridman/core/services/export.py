@@ -117,7 +117,7 @@ def _residents_query(actor: Actor, area: Area | None, filters: dict[str, Any]) -
     r, h, b = Resident.__table__, Household.__table__, Building.__table__
     q = (select(r.c.id.label("_id"), h.c.household_no, G.code.label("grid_code"),
                 func.coalesce(b.c.code, b.c.name).label("building"), r.c.name, r.c.sex, r.c.ethnicity,
-                r.c.citizen_id, r.c.birth_date, r.c.phone, r.c.registered_address, r.c.current_address,
+                r.c.citizen_id, r.c.birth_date, r.c.phone, r.c.landline, r.c.registered_address, r.c.current_address,
                 r.c.relation_to_head, r.c.population_type, r.c.residence_permit_no, r.c.residence_permit_expiry,
                 r.c.education, r.c.marital_status, r.c.political_status, r.c.employer, r.c.status, r.c.note)
          .select_from(r).join(G, G.id == r.c.grid_id).outerjoin(h, h.c.id == r.c.household_id)
@@ -477,8 +477,7 @@ def write_template(list_name: str, out: str | Path, *, bind: Any = None) -> Path
         notes.append([k, v])
         if k in ("列",) or k in dict(lines[:9]):
             notes.cell(notes.max_row, 1).font = bold
-    with xs.replaced_when_done(Path(out), bind) as part:
-        wb.save(part)
+    xs.save_workbook(wb, out, bind)
     return Path(out)
 
 

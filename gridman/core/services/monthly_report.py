@@ -29,7 +29,7 @@ from gridman.core.services.errors import ValidationError
 from gridman.core.services.mediation import figures as mf
 from gridman.core.services.permissions import Actor, Perm, require
 from gridman.core.tasks import TaskState
-from gridman.core.xlsxstream import replaced_when_done
+from gridman.core.xlsxstream import save_workbook
 
 # the areas a monthly report may be made for (a grid's figures are rows of its community's report)
 REPORT_LEVELS = (AreaLevel.DISTRICT.value, AreaLevel.STREET.value, AreaLevel.COMMUNITY.value)
@@ -270,8 +270,7 @@ def monthly_report(session: Session, actor: Actor, *, area_code: str | None, mon
     task.progress(0.9, "写入文件")  # the last chance to cancel: nothing is written before this
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with replaced_when_done(out, session) as part:  # a failed save leaves no broken workbook
-        wb.save(part)
+    save_workbook(wb, out, session)  # formula-like text stays text; a failed save leaves no broken workbook
     audit.record(session, actor, "export", table="monthly_report", note=f"月报 {area.code} {month} → {out.name}")
     task.progress(1.0, "完成")
     return MonthlyReport(area.code, month, str(out), total_pop, whole.reported, whole.closed)

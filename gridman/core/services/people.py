@@ -21,7 +21,7 @@ from gridman.core.services.errors import ConflictError, NotFound, ValidationErro
 from gridman.core.services.permissions import Actor, Perm, require
 
 EDITABLE_FIELDS = {
-    "name", "sex", "ethnicity", "citizen_id", "birth_date", "phone", "registered_address", "current_address",
+    "name", "sex", "ethnicity", "citizen_id", "birth_date", "phone", "landline", "registered_address", "current_address",
     "relation_to_head", "population_type", "residence_permit_no", "residence_permit_expiry", "education",
     "marital_status", "political_status", "employer", "status", "note",
 }

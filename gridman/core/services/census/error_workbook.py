@@ -11,14 +11,20 @@ from typing import Any
 from gridman.core import tasks
 from gridman.core.services.census.records import ImportResult, RowIssue
 from gridman.core.tasks import TaskState
-from gridman.core.xlsxstream import replaced_when_done
+from gridman.core.xlsxstream import save_workbook
+
+# the 说明 sheet's labels of the result's counts and status
+COUNT_LABELS = {"rows_read": "读取行数", "inserted": "新增", "updated": "更新", "unchanged": "未变",
+                "rejected": "未导入（有错误）", "warnings": "警告"}
+STATUS_LABELS = {"imported": "已导入", "rejected": "有错误，整个文件未导入", "dry_run": "试运行（未写入）"}
 
 
 def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskState | None = None,
                          bind: Any = None) -> Path:
     """The rows to fix as a workbook: the original header and values, offending cells filled red
     with a comment each, and a 错误原因 column. With policy "reject" every row is included (fix and
-    import the whole file again); with "quarantine" only the rows that were not imported.
+    import the whole file again); with "quarantine" the rows that were not imported and those
+    imported with a warning (a secondary value left out: fix it there and import the row again).
     Cancelled (``task``): nothing is written."""
     from openpyxl import Workbook
     from openpyxl.comments import Comment
@@ -29,7 +35,6 @@ def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskSta
     by_row: dict[int, list[RowIssue]] = {}
     for i in result.issues:
         by_row.setdefault(i.row, []).append(i)
-    bad_rows = {r for r, lst in by_row.items() if any(i.severity == "error" for i in lst)}
     wb = Workbook()
     ws = wb.active
     ws.title = "导入问题"
@@ -49,7 +54,7 @@ def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskSta
         if k % 2000 == 0:
             task.step(k, n_rows, "写入错误报告")
         issues = by_row.get(rownum, [])
-        if result.policy == "quarantine" and rownum not in bad_rows:
+        if result.policy == "quarantine" and not issues:
             continue
         reasons = "；".join(f"{i.column + '：' if i.column else ''}{i.message}" for i in issues)
         values = [("" if v is None else v) for v in raw[:ncol]]
@@ -75,16 +80,15 @@ def write_error_workbook(result: ImportResult, out: str | Path, *, task: TaskSta
     info.append(["文件", result.file_name])
     info.append(["工作表", result.sheet])
     info.append(["SHA-256", result.file_sha256])
-    info.append(["结果", result.status])
-    for key in ("rows_read", "inserted", "updated", "unchanged", "rejected", "warnings"):
-        info.append([key, getattr(result, key)])
+    info.append(["结果", STATUS_LABELS.get(result.status, result.status)])
+    for key, label in COUNT_LABELS.items():
+        info.append([label, getattr(result, key)])
     if result.unknown_columns:
         info.append(["未导入的列", "、".join(result.unknown_columns)])
     info.append(["用法", "在“导入问题”表中按批注修改标红的单元格，删除“错误原因”“原行号”两列（或保留，导入时会忽略），再重新导入。"])
     task.check()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with replaced_when_done(Path(out), bind) as part:  # bind: the database, never overwritten  # a failed save leaves no broken workbook
-        wb.save(part)
+    save_workbook(wb, out, bind)  # formula-like text stays text; never the database; a failed save leaves nothing
     task.progress(1.0, "错误报告已写入")
     return out
 

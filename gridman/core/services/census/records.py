@@ -18,7 +18,7 @@ HEADER_SCAN_ROWS = 30
 CHUNK = 5_000  # rows per executemany and per IN (…) list
 
 RESIDENT_FIELDS: tuple[str, ...] = (
-    "name", "sex", "ethnicity", "citizen_id", "birth_date", "phone", "registered_address", "current_address",
+    "name", "sex", "ethnicity", "citizen_id", "birth_date", "phone", "landline", "registered_address", "current_address",
     "relation_to_head", "population_type", "residence_permit_no", "residence_permit_expiry", "education",
     "marital_status", "political_status", "employer", "status", "note",
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from gridman.core.services.census.workbook import SheetData, read_workbook
 
 _NOTE = re.compile(r"必填|选填|可选|非必填|格式|说明|示例|例：|例如|yyyy|填写|下拉|请选择|optional|required|format")
 _TOTAL = re.compile(r"^(合计|总计|小计|共计|累计|total|sum)\b", re.IGNORECASE)
+# a second column of a field maps to this one (联系电话 + 电话, two 电话 columns: the second is the landline)
+SECOND_COLUMN = {"phone": "landline"}
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Table:
     unknown: list[str]
     rows: list[tuple[int, list[Any]]]
     skipped: list[tuple[int, str]]
+    formulas: dict[int, set[int]] = field(default_factory=dict)  # column index → Excel rows of formula cells
 
 
 def _cell_text(v: Any) -> str:
@@ -92,6 +95,8 @@ def find_table(sd: SheetData, *, mapping: dict[str, str] | None = None,
         if f not in ALL_FIELDS:
             raise file_error(f"列“{h}”映射到未知字段“{f}”（可用字段：{', '.join(ALL_FIELDS)}）",
                               f"Column {h!r} is mapped to unknown field {f!r}")
+        if f in seen and SECOND_COLUMN.get(f) not in (None, *seen):
+            f = SECOND_COLUMN[f]
         if f in seen:
             raise file_error(
                 f"工作表“{sd.name}”中“{seen[f]}”和“{h}”两列都对应“{cleaning.FIELD_LABELS[f][0]}”，请删除一列或用 --map 指定",
@@ -127,7 +132,7 @@ def find_table(sd: SheetData, *, mapping: dict[str, str] | None = None,
         elif len(row) > width:
             row = row[:width]
         rows.append((i + 1, row))
-    return Table(sd.name, best + 1, headers, columns, unknown, rows, skipped)
+    return Table(sd.name, best + 1, headers, columns, unknown, rows, skipped, sd.formulas)
 
 
 Remembered = Callable[[list[str]], dict[str, str] | None]
@@ -144,7 +149,8 @@ def remembered_loader(session: Session) -> Remembered:
 def remember_mapping(session: Session, table: Table) -> None:
     """Keep the table's mapping for the next import of the same header set."""
     key = header_set_key([h for h in table.headers if h])
-    value = {table.headers[j]: f for j, f in table.columns.items()}
+    twice = {h for h in table.headers if table.headers.count(h) > 1}  # mapped by position: not remembered
+    value = {table.headers[j]: f for j, f in table.columns.items() if table.headers[j] not in twice}
     for h in table.unknown:
         value[h] = ""
     conn = session.connection()

@@ -3,6 +3,10 @@
 birth date and sex, sensitive tags) and across the file (duplicates). What the database says
 (grids, households, registered residents) is :mod:`census.matching`.
 
+Severities: a bad cell of an identity field (the catalogue's ``Field.identity``: name, citizen
+ID, household) refuses the person; a bad cell of any other field is a warning — the person is
+imported without that value. Identical duplicate rows collapse to the first, with a warning.
+
 Threading: the caller's thread.
 """
 
@@ -18,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gridman.core import idcard
+from gridman.core import fields, idcard
 from gridman.core.models import Tag
 from gridman.core.services import cleaning
 from gridman.core.services.census.table import Table
@@ -45,6 +49,7 @@ def cleaners(tags: cleaning.TagIndex, today: date) -> dict[str, Callable[[Any], 
                                          lambda vs: cleaning.clean_dates(vs, not_future=True, today=today)),
         "residence_permit_expiry": cleaning.clean_date,
         "phone": cleaning.clean_phone,
+        "landline": cleaning.clean_phone,
         "relation_to_head": cleaning.clean_relation,
         "population_type": cleaning.clean_population_type,
         "status": cleaning.clean_status,
@@ -54,6 +59,17 @@ def cleaners(tags: cleaning.TagIndex, today: date) -> dict[str, Callable[[Any], 
 
 
 _UNAMBIGUOUS_TYPES = frozenset({str, type(None), date, datetime})
+# the fields whose bad cell refuses the person (declared in the catalogue, Field.identity)
+IDENTITY = frozenset(fd.key for fd in fields.get("residents").view("census") if fd.identity)
+
+
+def secondary(f: str | None, iss: Issue) -> Issue:
+    """An issue as it counts for field ``f``: an error of a secondary field becomes a warning
+    (the person is imported without that value)."""
+    if iss.severity != "error" or f is None or f in IDENTITY:
+        return iss
+    return Issue(iss.code, f"{iss.message}；该项未导入，其余信息已导入",
+                 f"{iss.en}; this field was not imported, the rest of the row was", "warning")
 
 
 def clean_columns(table_rows: Sequence[tuple[int, Sequence[Any]]],
@@ -63,7 +79,7 @@ def clean_columns(table_rows: Sequence[tuple[int, Sequence[Any]]],
     cleaner once (sex, ethnicity, relation, dates, addresses… repeat a lot), then the results are
     mapped back onto the rows at C speed. Returns the fields, one list of cleaned values per field
     (None: blank or refused) and the issues by row index, in column order within a row — exactly
-    what cleaning cell by cell gives.
+    what cleaning cell by cell gives, with the errors of secondary fields made warnings (:func:`secondary`).
 
     Cell values are keyed by ``(type, value)`` unless they are ``str`` (the common case), so that
     ``1``, ``1.0`` and ``True`` — equal in Python — are still cleaned separately."""
@@ -95,10 +111,13 @@ def clean_columns(table_rows: Sequence[tuple[int, Sequence[Any]]],
             results = [fn(key[1] if key.__class__ is tuple else key) for key in distinct]
         value_of: dict[Any, Any] = dict(zip(distinct, map(operator.itemgetter(0), results), strict=True))
         found = list(map(operator.itemgetter(1), results))
-        bad: dict[Any, Issue] = ({key: iss for key, iss in zip(distinct, found, strict=True) if iss is not None}
-                                 if any(found) else {})
-        for key in bad:
-            value_of[key] = None  # a refused cell has no value (whatever the cleaner returned with its issue)
+        bad: dict[Any, Issue] = {}
+        if any(found):
+            for key, iss in zip(distinct, found, strict=True):
+                if iss is not None:
+                    if iss.severity == "error":  # a refused cell has no value (whatever came with its issue)
+                        value_of[key] = None
+                    bad[key] = secondary(f, iss)
         for b in blank:
             value_of[b] = None
         fields.append(f)
@@ -136,7 +155,28 @@ def clean_table(session: Session, actor: Actor, table: Table, today: date, task:
     by_field = cleaners(tag_index, today)
     col_items = [(j, f, by_field[f], f == "name") for j, f in table.columns.items() if f in by_field]
     fields, columns, col_issues = clean_columns(table.rows, col_items, task)
-    return _rows(table.rows, fields, columns, col_issues, actor.can(Perm.VIEW_SENSITIVE_TAGS), task)
+    rows = _rows(table.rows, fields, columns, col_issues, actor.can(Perm.VIEW_SENSITIVE_TAGS), task)
+    if table.formulas:
+        _warn_formulas(table, rows)
+    return rows
+
+
+def _warn_formulas(table: Table, rows: list[Row]) -> None:
+    """Formula cells were read as the values saved with them (never evaluated): a warning on each
+    such cell of an imported column, one for a column that is not imported (序号 = ROW()-1)."""
+    for j, at in sorted(table.formulas.items()):
+        f = table.columns.get(j)
+        hit = [r for r in rows if r.row in at]
+        if not hit:
+            continue
+        if f is not None:
+            for r in hit:
+                r.err(f, "formula", "公式单元格：已使用文件中保存的计算结果（未重新计算）",
+                      "A formula cell: the result saved in the file was used (not recalculated)", severity="warning")
+        else:
+            h = table.headers[j] if j < len(table.headers) else ""
+            hit[0].err(None, "formula", f"“{h}”列有 {len(hit)} 个公式单元格，该列不导入",
+                       f"Column {h!r} has {len(hit)} formula cells; the column is not imported", severity="warning")
 
 
 def _rows(table_rows: Sequence[tuple[int, Sequence[Any]]], fields: list[str], columns: list[list[Any]],
@@ -176,16 +216,32 @@ def _rows(table_rows: Sequence[tuple[int, Sequence[Any]]], fields: list[str], co
     return rows
 
 
+def _identical(a: Row, b: Row) -> bool:
+    """Two rows saying exactly the same (every cleaned value, household and grid)."""
+    return a.values == b.values and a.hh_key == b.hh_key and a.grid_id == b.grid_id
+
+
+def _collapse(first: Row, r: Row) -> None:
+    first.err("citizen_id" if r.values.get("citizen_id") else "name", "duplicate_identical",
+              f"第 {r.row} 行与本行完全相同，已合并（只导入一次）",
+              f"Row {r.row} is identical to this one; merged (imported once)", severity="warning")
+
+
 def mark_duplicates(rows: list[Row]) -> None:
     """Rows of the file naming the same person: the same citizen ID, or (both without an ID) the
-    same household and name."""
+    same household and name. A row identical to an earlier one is dropped from ``rows`` (a
+    warning on the earlier row names it); different rows naming one person are both errors."""
     by_id: dict[str, Row] = {}
     by_hn: dict[tuple[str, str], Row] = {}
+    dropped: set[int] = set()
     for r in rows:
         cid = r.values.get("citizen_id")
         if cid:
             first = by_id.setdefault(cid, r)
-            if first is not r:
+            if first is not r and _identical(first, r):
+                _collapse(first, r)
+                dropped.add(id(r))
+            elif first is not r:
                 r.err("citizen_id", "duplicate_in_file", f"身份证号与第 {first.row} 行重复",
                       f"Same citizen ID as row {first.row}")
                 if not any(i.code == "duplicate_in_file" for _, i in first.issues):
@@ -194,6 +250,11 @@ def mark_duplicates(rows: list[Row]) -> None:
         elif r.hh_key and r.values.get("name"):
             key = (r.hh_key, r.values["name"])
             first = by_hn.setdefault(key, r)
-            if first is not r:
+            if first is not r and _identical(first, r):
+                _collapse(first, r)
+                dropped.add(id(r))
+            elif first is not r:
                 r.err("name", "duplicate_in_file", f"同一户（{r.hh_key}）中姓名与第 {first.row} 行重复且都无身份证号",
                       f"Same household and name as row {first.row}, both without ID")
+    if dropped:
+        rows[:] = [r for r in rows if id(r) not in dropped]

@@ -1,8 +1,12 @@
 """Stage 1 of the census import, reading the file: it is sniffed (zip/OLE/CSV), checked for what
 would hurt (encryption, a corrupted zip, a zip bomb: sizes from the zip directory before anything is
-inflated, a sheet reaching Excel's 1,048,576-row limit, formulas) and read with python-calamine
+inflated, a sheet whose rows reach Excel's 1,048,576-row limit) and read with python-calamine
 (≈7× faster than openpyxl's read-only mode); ``.xls``/``.ods`` come through calamine too, ``.csv``
 through the csv module (UTF-8 or GB18030).
+
+Formula cells are read as the values Excel saved with them (never evaluated); where they are is
+kept (:attr:`SheetData.formulas`) so the import can warn. A sheet's ``<dimension>`` is not
+trusted (exporters claim the whole sheet): the rows are counted from the data.
 
 Threading: any one thread; the loader parses a sheet on a helper thread while it scans the XML.
 """
@@ -15,7 +19,7 @@ import re
 import threading
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -32,15 +36,22 @@ from gridman.core.services.census.records import (
 from gridman.core.services.errors import NotFound
 from gridman.core.tasks import TaskState
 
-_FORMULA = re.compile(rb'<c r="([A-Z]+[0-9]+)"[^>]*>(?:<v>[^<]*</v>|<v/>|<v />)?<f[ >/]')
+_FORMULA = re.compile(rb'<c r="([A-Z]+)([0-9]+)"[^>]*>(?:<v>[^<]*</v>|<v/>|<v />)?<f[ >/]')
 _ROW = re.compile(rb'<row r="([0-9]+)"')
-_DIMENSION = re.compile(rb'<dimension ref="[A-Z]+[0-9]+:[A-Z]+([0-9]+)"')
 
 
 @dataclass
 class SheetData:
     name: str
     rows: list[list[Any]]  # from Excel row 1
+    formulas: dict[int, set[int]] = field(default_factory=dict)  # column index → Excel rows of formula cells
+
+
+def _col_index(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n - 1
 
 
 def _ole_is_encrypted(head: bytes, path: Path) -> bool:
@@ -70,10 +81,11 @@ def _zip_sheet_paths(zf: zipfile.ZipFile) -> dict[str, str]:
     return out
 
 
-def _scan_sheet_xml(zf: zipfile.ZipFile, member: str) -> tuple[int, list[str]]:
-    """Stream a worksheet's XML (never all in memory): the last row number and the first formula cells."""
+def _scan_sheet_xml(zf: zipfile.ZipFile, member: str) -> tuple[int, dict[int, set[int]]]:
+    """Stream a worksheet's XML (never all in memory): the last row number and the formula cells
+    (column index → Excel rows)."""
     last_row = 0
-    formulas: list[str] = []
+    formulas: dict[int, set[int]] = {}
     tail = b""
     with zf.open(member) as fh:
         while True:
@@ -81,18 +93,16 @@ def _scan_sheet_xml(zf: zipfile.ZipFile, member: str) -> tuple[int, list[str]]:
             if not chunk:
                 break
             buf = tail + chunk
-            if len(formulas) < 5 and b"<f" in buf:  # one search (the regex confirms): 131 MB for 100,000 rows
+            if b"<f" in buf:  # one search (the regex confirms): 131 MB for 100,000 rows
                 for m in _FORMULA.finditer(buf):
-                    ref = m.group(1).decode()
-                    if ref not in formulas:
-                        formulas.append(ref)
+                    formulas.setdefault(_col_index(m.group(1)), set()).add(int(m.group(2)))
             k = buf.rfind(b"<row r=")
             if k >= 0:
                 row_m = _ROW.match(buf, k)
                 if row_m:
                     last_row = max(last_row, int(row_m.group(1)))
             tail = buf[-400:]
-    return last_row, formulas[:5]
+    return last_row, formulas
 
 
 def _check_zip(path: Path) -> dict[str, str]:
@@ -122,16 +132,12 @@ def _check_zip(path: Path) -> dict[str, str]:
         return {sheet: member for sheet, member in _zip_sheet_paths(zf).items() if member in names}
 
 
-def _scan_member(path: Path, member: str, *, head_only: bool = False) -> tuple[int, list[str]]:
-    """(last row, first formula cells) of a worksheet's XML, streamed. ``head_only``: the last
-    row its ``<dimension ref="A1:T100001"/>`` declares (0 if absent), from the first 64 KB —
-    enough to refuse a sheet that says it fills Excel's last row before a reader allocates it."""
+def _scan_member(path: Path, member: str) -> tuple[int, dict[int, set[int]]]:
+    """(last row, formula cells) of a worksheet's XML, streamed. Its ``<dimension>`` is not read:
+    exporters claim the whole sheet (A1:XFD1048576) for a few rows, and calamine does not
+    allocate by it either."""
     with zipfile.ZipFile(path) as zf:
         try:
-            if head_only:
-                with zf.open(member) as fh:
-                    m = _DIMENSION.search(fh.read(1 << 16))
-                return (int(m.group(1)) if m else 0), []
             return _scan_sheet_xml(zf, member)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise file_error(f"文件“{path.name}”已损坏，请重新保存或索取原件", f"{path.name} is corrupted") from exc
@@ -223,12 +229,12 @@ def read_workbook(path: Path, *, task: TaskState | None = None) -> tuple[list[st
 
     def load(name: str) -> SheetData:
         member = members.get(name)
+        formulas: dict[int, set[int]] = {}
         if member is None:  # .xls/.ods: no XML to scan
             sh = parse(name)
         else:
             # calamine parses on a helper thread while this one streams the same XML for the
             # last row and formula cells (the checks below): the two overlap on two cores
-            _check_rows(path, name, _scan_member(path, member, head_only=True)[0])
             got: dict[str, Any] = {}
 
             def run() -> None:
@@ -245,10 +251,6 @@ def read_workbook(path: Path, *, task: TaskState | None = None) -> tuple[list[st
             finally:
                 th.join()
             _check_rows(path, name, last_row)
-            if formulas:
-                raise file_error(
-                    f"工作表“{name}”含有公式（如 {', '.join(formulas)}），导入只接受数值。请全选后“复制 → 选择性粘贴 → 数值”再保存",
-                    f"Sheet {name!r} contains formulas (e.g. {', '.join(formulas)}); paste values only and save again")
             if "error" in got:
                 raise got["error"]
             sh = got["sheet"]
@@ -257,7 +259,7 @@ def read_workbook(path: Path, *, task: TaskState | None = None) -> tuple[list[st
         except Exception as exc:
             raise file_error(f"工作表“{name}”无法读取（已损坏）", f"Sheet {name!r} cannot be read (corrupted)") from exc
         _check_rows(path, name, len(rows))
-        return SheetData(name, rows)
+        return SheetData(name, rows, formulas)
 
     return names, load
 

@@ -1,7 +1,8 @@
 """Conflict detection (冲突): every row of a returned workbook is compared with its export-time
 values (kept in the package) and with the database now. Rows changed only offline become updates,
-rows changed only centrally stay, rows changed on both sides are conflicts (field by field;
-keep-central is the default), new rows are inserts, rows gone offline are deletions — reported
+rows changed only centrally stay; a row changed on both sides is merged field by field: a field
+changed offline only is taken, and only a field changed on both sides to different values is a
+conflict (keep-central is the default), new rows are inserts, rows gone offline are deletions — reported
 unless confirmed. The result is a :class:`MergePlan`; nothing is written here."""
 
 from __future__ import annotations
@@ -118,28 +119,34 @@ class _Finder:
             plan.notices.append(f"{reg.sheet} 第 {w.row} 行（{row_label(reg, w.vals)}）已在中心删除，离线修改未导入")
             c["central_deleted"] += 1
             return
-        cen = [f for f in reg.fields if d.canon.get(f) != o.get(f)] if d.version != self.orig[w.uuid][0] else []
-        if not cen:  # unchanged centrally (or only columns the package does not carry)
-            plan.updates[reg.key].append((w, off))
+        cen = {f for f in reg.fields if d.canon.get(f) != o.get(f)} if d.version != self.orig[w.uuid][0] else set()
+        # per field: changed offline only → taken; changed on both sides to the same value → nothing to
+        # do; changed on both sides to different values → a true conflict, resolved as asked
+        clash = [f for f in off if f in cen and w.vals.get(f) != d.canon.get(f)]
+        free = [f for f in off if f not in cen]
+        if clash:
+            self.conflict(w, d, o, clash, free)
+        elif free:
+            plan.updates[reg.key].append((w, free))
             c["updated"] += 1
-        elif all(w.vals.get(f) == d.canon.get(f) for f in off):
-            c["unchanged"] += 1  # the same change was made on both sides
         else:
-            self.conflict(w, d, o, off, cen)
+            c["unchanged"] += 1  # the same change was made on both sides
 
-    def conflict(self, w: WbRow, d: DbRow, o: dict[str, Any], off: list[str], cen: list[str]) -> None:
+    def conflict(self, w: WbRow, d: DbRow, o: dict[str, Any], clash: list[str], free: list[str]) -> None:
+        """A row with fields changed on both sides to different values: only those are the conflict
+        (shown, resolved by ``choices`` or ``resolve``); the offline-only changes ``free`` are taken
+        whatever the resolution."""
         reg = self.reg
-        diffs = [FieldDiff(f, reg.field_cols[f].header, w.vals.get(f), d.canon.get(f), o.get(f),
-                           f in off and f in cen and w.vals.get(f) != d.canon.get(f))
-                 for f in reg.fields if f in off or f in cen]
+        diffs = [FieldDiff(f, reg.field_cols[f].header, w.vals.get(f), d.canon.get(f), o.get(f), True)
+                 for f in clash]
         conf = Conflict(reg.key, reg.sheet, w.row, w.uuid, row_label(reg, d.canon), diffs, "keep-central")
         chosen = self.choices.get(w.uuid)
-        take: list[str] = []
+        take = list(free)
         if chosen:
-            take = [f for f in off if chosen.get(f) == "offline"]
+            take += [f for f in clash if chosen.get(f) == "offline"]
             conf.resolution = "per-field"
         elif self.resolve == "keep-offline":
-            take = off
+            take += clash
             conf.resolution = "keep-offline"
         self.plan.conflicts.append(conf)
         self.c["conflicts"] += 1

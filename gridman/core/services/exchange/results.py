@@ -62,8 +62,8 @@ class Conflict:
     row: int
     uuid: str
     label: str
-    fields: list[FieldDiff]
-    resolution: str = "keep-central"  # what the check-in did
+    fields: list[FieldDiff]  # only the true conflicts: fields changed on both sides to different values
+    resolution: str = "keep-central"  # what the check-in did (offline-only changes are taken whatever it is)
 
 
 class ConflictsPending(GridmanError):

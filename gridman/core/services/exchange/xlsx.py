@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gridman.core.tasks import TaskState
-from gridman.core.xlsxstream import col_letter, replaced_when_done
+from gridman.core.xlsxstream import col_letter, formula_like, neutralise, replaced_when_done
 
 LIST_SHEET = "_列表"
 SHEET_PASSWORD = "gridman"  # protection against slips, not against intent: the checksum guards the keys
@@ -94,6 +94,11 @@ def write_workbook(path: str | Path, sheets: list[SheetRows], *, task: TaskState
             t = ws.cell(row=2, column=i + 1, value={"int": 1, "float": 1.5, "date": date(2000, 1, 1),
                                                      "datetime": datetime(2000, 1, 1, 1, 1, 1)}.get(kinds[i], "x"))
             t.protection = Protection(locked=locked[i])
+            # the template of a formula-like text cell: the same, with Excel's quote prefix (stays
+            # text when a user edits it)
+            q = ws.cell(row=3, column=i + 1, value="x")
+            q.protection = Protection(locked=locked[i])
+            q.quotePrefix = True
             if kinds[i] == "date":
                 t.number_format = "yyyy-mm-dd"
             elif kinds[i] == "datetime":
@@ -126,14 +131,16 @@ def write_workbook(path: str | Path, sheets: list[SheetRows], *, task: TaskState
     if lists_ws is not None:
         lists_ws.protection.sheet = True
     skeleton = io.BytesIO()
-    wb.save(skeleton)
+    neutralise(wb).save(skeleton)
     skeleton.seek(0)
     _stream_rows(skeleton, Path(path), sheets, [ws.title for ws in wb.worksheets], task)
 
 
 _SHEETDATA = re.compile(rb"<sheetData>.*?</sheetData>|<sheetData\s*/>", re.S)
 _ROW2 = re.compile(rb'<row r="2".*?</row>', re.S)
+_ROW3 = re.compile(rb'<row r="3".*?</row>', re.S)
 _CELL_S = re.compile(rb'<c r="([A-Z]+)2"[^>]*?s="(\d+)"')
+_CELL_S3 = re.compile(rb'<c r="([A-Z]+)3"[^>]*?s="(\d+)"')
 
 
 def _stream_rows(skeleton: io.BytesIO, out: Path, sheets: list[SheetRows], titles: list[str],
@@ -165,10 +172,14 @@ def _stream_zip(zin: zipfile.ZipFile, tmp: Path, sheets: list[SheetRows], titles
             inner = m.group(0)
             row1 = re.search(rb'<row r="1".*?</row>', inner, re.S)
             row2 = _ROW2.search(inner)
-            styles = {}
+            styles, quoted = {}, {}
             if row2:
                 for letter, st in _CELL_S.findall(row2.group(0)):
                     styles[letter.decode()] = st.decode()
+            row3 = _ROW3.search(inner)
+            if row3:
+                for letter, st in _CELL_S3.findall(row3.group(0)):
+                    quoted[letter.decode()] = st.decode()
             with zout.open(item.filename, "w", force_zip64=True) as fh:
                 head = data[: m.start()]
                 head = re.sub(rb'<dimension ref="[^"]*"\s*/>', b"", head)
@@ -176,12 +187,12 @@ def _stream_zip(zin: zipfile.ZipFile, tmp: Path, sheets: list[SheetRows], titles
                 fh.write(b"<sheetData>")
                 if row1:
                     fh.write(row1.group(0))
-                _write_rows(fh, sh, styles)
+                _write_rows(fh, sh, styles, quoted)
                 fh.write(b"</sheetData>")
                 fh.write(data[m.end():])
 
 
-def _cell_writer(letter: str, sattr: str, kind: str) -> Callable[[Any, str], str]:
+def _cell_writer(letter: str, sattr: str, kind: str, qattr: str = "") -> Callable[[Any, str], str]:
     epoch, epoch_d = EXCEL_EPOCH, EXCEL_EPOCH.date()
 
     def text(v: Any, rs: str) -> str:
@@ -189,7 +200,8 @@ def _cell_writer(letter: str, sattr: str, kind: str) -> Callable[[Any, str], str
             if isinstance(v, bool | int | float) and not isinstance(v, bool):
                 return f'<c r="{letter}{rs}"{sattr}><v>{v!r}</v></c>'
             v = str(v)
-        return f'<c r="{letter}{rs}" t="inlineStr"{sattr}><is><t>{_esc(v)}</t></is></c>'
+        sa = qattr if qattr and formula_like(v) else sattr
+        return f'<c r="{letter}{rs}" t="inlineStr"{sa}><is><t>{_esc(v)}</t></is></c>'
 
     def number(v: Any, rs: str) -> str:
         if v.__class__ is str:
@@ -207,11 +219,12 @@ def _cell_writer(letter: str, sattr: str, kind: str) -> Callable[[Any, str], str
     return {"int": number, "float": number, "date": when, "datetime": when}.get(kind, text)
 
 
-def _write_rows(fh: Any, sh: SheetRows, styles: dict[str, str]) -> None:
+def _write_rows(fh: Any, sh: SheetRows, styles: dict[str, str], quoted: dict[str, str]) -> None:
     n = len(sh.headers)
     letters = [col_letter(i) for i in range(n)]
     kinds = sh.kinds or ["text"] * n
-    writers = [_cell_writer(x, f' s="{styles[x]}"' if x in styles else "", k) for x, k in zip(letters, kinds, strict=True)]
+    writers = [_cell_writer(x, f' s="{styles[x]}"' if x in styles else "", k, f' s="{quoted[x]}"' if x in quoted else "")
+               for x, k in zip(letters, kinds, strict=True)]
     buf: list[str] = []
     r = 1
     for row in sh.rows:
