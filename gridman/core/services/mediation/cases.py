@@ -49,16 +49,19 @@ def invalid(inc: Incident, action: Action) -> InvalidTransition:
 
 
 def load(session: Session, actor: Actor, incident_id: int, *, lock: bool = True) -> Incident:
-    """The case (locked unless ``lock`` is False), if the actor may read it."""
+    """The case (locked unless ``lock`` is False), if the actor may read it; a case outside the
+    actor's scope is :class:`NotFound`, exactly like a missing one."""
     q = select(Incident).where(Incident.id == incident_id).execution_options(populate_existing=True)
     if lock:
         q = q.with_for_update()
     inc = session.scalar(q)
+    if inc is not None and not actor.is_admin:
+        require(actor, Perm.READ)
+        grid = session.get(Area, inc.grid_id)
+        if grid is None or not actor.covers(grid):
+            inc = None  # a case outside the actor's scope answers as one that does not exist (no oracle)
     if inc is None:
         raise NotFound(f"事件 #{incident_id} 不存在", en=f"No incident #{incident_id}")
-    if not actor.is_admin:
-        grid = session.get(Area, inc.grid_id)
-        require(actor, Perm.READ, grid)
     return inc
 
 
