@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gridman.core.services import mediation as m
-from gridman.core.services.errors import GridmanError, NotFound, PermissionDenied
+from gridman.core.services.errors import GridmanError, NotFound
 from tests.mediation_world import act, report, world_fixture, world_templates  # noqa: F401
 
 

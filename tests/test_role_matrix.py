@@ -114,6 +114,9 @@ def _cases(db: Database, w: dict[str, str]) -> None:
                                      parties=[med.PartyInput(resident_id=RES_IN)]).incident_id)
         w["inc_out"] = str(med.report(s, admin, grid_id=grid["G_OUT"] or 0, category="dispute", title="矩阵事件乙",
                                       parties=[med.PartyInput(resident_id=RES_OUT)]).incident_id)
+        # a case of the near grid naming the far resident (only an administrator can make one)
+        w["inc_mixed"] = str(med.report(s, admin, grid_id=grid["G_IN"] or 0, category="dispute", title="矩阵事件丙",
+                                        parties=[med.PartyInput(resident_id=RES_OUT)]).incident_id)
 
 
 def _census(db: Database, d: Path, w: dict[str, str]) -> None:
@@ -221,6 +224,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         values = build_world(db, d)
     finally:
         db.dispose()
+    for user in rm.USERNAMES.values():
+        signed_in(str(path), user)  # sign-in state a copy of the template carries along
     cells = d / "cells"
     cells.mkdir()
     yield World(path, values, cells)
@@ -348,8 +353,9 @@ def run_cell(case: rm.Case, account: str, db_arg: str, engine: Engine, folder: P
             shown += [m.format(**v) for m in case.leaks]
             problems += [f"{m!r} missing from an unrestricted output" for m in shown if m not in said]
     elif fp is not None and outcome in ("refused", "not_found", "rejected"):
-        if not (run.err if outcome != "rejected" else run.out + run.err).strip():
-            problems.append("refused without a message")
+        message = run.err if outcome != "rejected" else run.out + run.err
+        if not re.search(r"[\u4e00-\u9fff]", message):
+            problems.append(f"refused without a translated message: {message[-200:]!r}")
         after = fingerprint(engine, skip)
         if after != fp:
             problems.append("refused but changed: " + ", ".join(k for k in fp if fp[k] != after.get(k)))
