@@ -15,6 +15,7 @@ from gridman.core.services.errors import (
     ConflictError,
     GridmanError,
     InvalidTransition,
+    NotFound,
     PermissionDenied,
     ValidationError,
 )
@@ -168,14 +169,14 @@ def test_refusals_write_nothing(w):
     msg = refused(InvalidTransition, w.warden, "hand-down", note="x")
     assert "网格层级" in msg
     # acting on another grid's case as a warden, or at the wrong level
-    msg = refused(PermissionDenied, w.warden3, "accept")
-    assert "管辖范围" in msg and "w3" in msg and "第1网格" not in msg  # issue 16: where the case lies is not said
+    msg = refused(NotFound, w.warden3, "accept")  # outside the scope: as if it did not exist (no oracle)
+    assert "不存在" in msg and "第1网格" not in msg
     msg = refused(PermissionDenied, w.staff, "accept")
     assert "网格层级" in msg and "网格员" in msg
     refused(PermissionDenied, w.street, "accept")
-    refused(PermissionDenied, w.staff2, "accept")
+    refused(NotFound, w.staff2, "accept")
     refused(PermissionDenied, w.clerk, "accept")  # clerks report, never handle
-    refused(PermissionDenied, w.warden, "accept", res=other)
+    refused(NotFound, w.warden, "accept", res=other)
     # version conflicts and bad input
     refused(ConflictError, w.warden, "accept", version=r.version + 5)
     refused(ValidationError, w.warden, "escalate", note="")
@@ -190,7 +191,7 @@ def test_refusals_write_nothing(w):
     r = act(w, w.staff, r, "escalate", note="上报街道")
     msg = refused(InvalidTransition, w.street, "escalate", note="再上报")
     assert "街道层级" in msg and "不能再向上提级" in msg
-    refused(PermissionDenied, w.street2, "accept")
+    refused(NotFound, w.street2, "accept")
     refused(PermissionDenied, w.warden, "accept")
     # close: resolved at street → verified by the street itself; a warden cannot
     r = act(w, w.street, r, "accept")

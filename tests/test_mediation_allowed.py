@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gridman.core.services import mediation as m
-from gridman.core.services.errors import GridmanError, PermissionDenied
+from gridman.core.services.errors import GridmanError, NotFound
 from tests.mediation_world import act, report, world_fixture, world_templates  # noqa: F401
 
 
@@ -18,7 +18,7 @@ def test_allowed_follow_the_case(w):
     r = report(w)
     iid = r.incident_id
     assert allowed(w, w.warden, iid) == ["accept", "assign", "escalate", "merge", "attach"]
-    with pytest.raises(PermissionDenied):  # another grid's warden may not even read it
+    with pytest.raises(NotFound):  # another grid's warden may not even learn that it exists
         allowed(w, w.warden3, iid)
     assert allowed(w, w.staff, iid) == []  # the case is at grid level
     assert allowed(w, w.clerk, iid) == []  # clerks report, never handle

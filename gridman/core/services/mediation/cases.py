@@ -19,7 +19,7 @@ from gridman.core.services import scope
 from gridman.core.services.errors import ConflictError, InvalidTransition, NotFound
 from gridman.core.services.mediation.records import ActionResult
 from gridman.core.services.mediation.rules import ALLOWED_FROM, Action, action_label, status_label
-from gridman.core.services.permissions import Actor, Perm, require_row
+from gridman.core.services.permissions import Actor, Perm, require
 from gridman.core.services.time_limits import Deadlines
 
 
@@ -49,16 +49,19 @@ def invalid(inc: Incident, action: Action) -> InvalidTransition:
 
 
 def load(session: Session, actor: Actor, incident_id: int, *, lock: bool = True) -> Incident:
-    """The case (locked unless ``lock`` is False), if the actor may read it."""
+    """The case (locked unless ``lock`` is False), if the actor may read it; a case outside the
+    actor's scope is :class:`NotFound`, exactly like a missing one."""
     q = select(Incident).where(Incident.id == incident_id).execution_options(populate_existing=True)
     if lock:
         q = q.with_for_update()
     inc = session.scalar(q)
+    if inc is not None and not actor.is_admin:
+        require(actor, Perm.READ)
+        grid = session.get(Area, inc.grid_id)
+        if grid is None or not actor.covers(grid):
+            inc = None  # a case outside the actor's scope answers as one that does not exist (no oracle)
     if inc is None:
         raise NotFound(f"事件 #{incident_id} 不存在", en=f"No incident #{incident_id}")
-    if not actor.is_admin:
-        grid = session.get(Area, inc.grid_id)
-        require_row(actor, Perm.READ, grid, f"事件 #{incident_id} ", f"Case #{incident_id}")
     return inc
 
 
