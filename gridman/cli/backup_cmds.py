@@ -6,6 +6,7 @@ import argparse
 
 from gridman.cli.common import Context, add_json
 from gridman.core.services import backup
+from gridman.core.services.permissions import Perm, require
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +56,7 @@ def cmd_create(ctx: Context) -> int:
 
 
 def cmd_verify(ctx: Context) -> int:
+    require(ctx.actor, Perm.BACKUP)  # a backup holds the whole database: only who may back up reads one
     res = backup.verify(ctx.args.file)
     en = ctx.lang.startswith("en")
 
@@ -75,6 +77,7 @@ def cmd_restore(ctx: Context) -> int:
 
 
 def cmd_list(ctx: Context) -> int:
+    require(ctx.actor, Perm.BACKUP)
     rows = backup.list_backups(ctx.db, ctx.args.folder)
     ctx.out({"backups": rows}, lambda: "\n".join(f"{e.modified}  {e.tag:<16} {e.size:>12}  {e.path}" for e in rows)
             or "没有备份")
@@ -82,6 +85,7 @@ def cmd_list(ctx: Context) -> int:
 
 
 def cmd_schedule(ctx: Context) -> int:
+    require(ctx.actor, Perm.BACKUP)
     a = ctx.args
     if a.every_days is None:
         sched = backup.get_schedule(ctx.db)
