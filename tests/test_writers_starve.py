@@ -39,10 +39,10 @@ def write_census(path: Path, n: int, *, phone: str = "139", grid: str = GRID1) -
     with StreamWriter(path, sheet_name="实有人口") as w:
         w.write_row(HEADERS)
         for i in range(n):
-            born = date(1950, 1, 1) + timedelta(days=i // 2000)
+            born = date(1950, 1, 1) + timedelta(days=i // 1000)
             sex = "M" if i % 2 else "F"
             w.write_row([f"H{i // 3:07d}", grid, f"张{i % 97}{i % 89}", "男" if sex == "M" else "女",
-                         idcard.make("340104", born, i % 2000 // 2, sex), rel[i % 3], f"{phone}{i:08d}"])
+                         idcard.make("340104", born, i % 1000 // 2, sex), rel[i % 3], f"{phone}{i:08d}"])
     return path
 
 
@@ -248,6 +248,9 @@ def test_a_warden_reports_during_a_300k_row_import(sqlite_db: Database, tmp_path
     assert proc.returncode == 0, err
     assert out.split() == ["imported", "300000"]
     assert residents(sqlite_db) == 300_000
-    slowest = max(s for _, s in took)
-    assert slowest < db_mod.SQLITE_BUSY_TIMEOUT_MS / 1000, took
+    # every report succeeded: while the import read and validated, without waiting for it; while it
+    # wrote (one transaction, all-or-nothing), by waiting for the lock up to the bounded total
     assert any(f < 0.65 for f, _ in took) and any(f >= 0.65 for f, _ in took), took  # reading and writing
+    assert max(s for f, s in took if f < 0.65) < db_mod.SQLITE_BUSY_TIMEOUT_MS / 1000, took
+    assert max(s for _, s in took) < db_mod.SQLITE_BUSY_TOTAL_S, took
+    print("report seconds (import progress, seconds):", [(f, round(s, 2)) for f, s in took])

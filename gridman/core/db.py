@@ -35,7 +35,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # How long in all a unit of work tries to take SQLite's write lock (each try waits up to the busy
 # timeout, then a pause that doubles) before it answers "database busy" (DatabaseBusy).
-SQLITE_BUSY_TOTAL_S = 30.0
+SQLITE_BUSY_TOTAL_S = 60.0
 
 
 class SchemaError(RuntimeError):
