@@ -10,6 +10,13 @@ The import runs in four stages, one module each, reporting progress through the 
    the plan of what each row does;
 4. **write** — :mod:`census.writing` on :mod:`census.bulk`, all in the caller's transaction.
 
+Stages 1–3 run without the database's write lock (:func:`db.read_phase`: other writers — a
+warden's report — go on meanwhile; a dry run or a rejected file never takes it); the lock is taken
+for stage 4 only (:func:`db.write_phase`), which first re-checks under the lock that nothing the
+plan read changed meanwhile, and plans again if it did. Everything is written in the one
+transaction the caller commits, so a failure, a Cancel or a kill leaves nothing written; the
+progress bar reaches 100 % "导入完成" after that commit (:func:`db.done_after_commit`).
+
 A rejected file writes nothing; its error workbook is :mod:`census.error_workbook`; undo and the
 list of imports are :mod:`census.undo`.
 
@@ -47,7 +54,8 @@ def import_census(session: Session, actor: Actor, *, path: str | Path, sheet: st
 
     ``policy`` "reject" writes nothing if any row has an error; "quarantine" writes the valid rows
     and reports the rest. ``dry_run`` computes exactly the same plan and writes nothing. Runs in
-    the caller's transaction (``with db.work(actor) as s``): the caller's commit makes it durable.
+    the caller's transaction (``with db.work(actor) as s``, or ``db.session()`` for a dry run),
+    which must not have written anything before: the caller's commit makes it durable.
     """
     # The import holds millions of small objects (cells, cleaned values, rows); the cyclic garbage
     # collector would re-scan all of them again and again while more are allocated (measured: a
