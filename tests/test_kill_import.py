@@ -84,17 +84,25 @@ def after_kill(db_path: Path, before: dict[str, int]) -> None:
         db.dispose()
 
 
+def kill_everywhere(db: Database, what: str, file: Path, points: tuple[str, ...], tmp_path: Path) -> dict[str, int]:
+    """Kill ``what`` at each of ``points`` in turn, checking the database after each; returns the
+    table counts before (and after every kill)."""
+    path = db.sqlite_path
+    assert path is not None
+    before = counts(db)
+    db.dispose()
+    for point in points:
+        kill_at(path, what, file, point, tmp_path)
+        after_kill(path, before)
+    return before
+
+
 def test_census_import_killed_at_every_point(sqlite_db: Database, tmp_path: Path) -> None:
     build_tree(sqlite_db)
-    path = sqlite_db.sqlite_path
-    assert path is not None
     book = write_census(tmp_path / "c.xlsx", 3000)
-    before = counts(sqlite_db)
-    sqlite_db.dispose()
-    for point in ("census.read", "census.validate", "census.write", "census.commit"):
-        kill_at(path, "import", book, point, tmp_path)
-        after_kill(path, before)
-    db = open_database(path)  # the next run works
+    before = kill_everywhere(sqlite_db, "import", book, ("census.read", "census.validate", "census.write",
+                                                         "census.commit"), tmp_path)
+    db = open_database(sqlite_db.url)  # the next run works
     try:
         admin = admin_of(db)
         with db.work(admin) as s:
@@ -108,8 +116,6 @@ def test_census_import_killed_at_every_point(sqlite_db: Database, tmp_path: Path
 
 
 def test_checkin_killed_at_every_point(sqlite_demo: Database, tmp_path: Path) -> None:
-    path = sqlite_demo.sqlite_path
-    assert path is not None
     book = tmp_path / "g.xlsx"
     admin = admin_of(sqlite_demo)
     with sqlite_demo.work(admin) as s:
@@ -118,12 +124,9 @@ def test_checkin_killed_at_every_point(sqlite_demo: Database, tmp_path: Path) ->
     ws = wb["户"]
     ws.cell(2, {c.value: c.column for c in ws[1]}["联系电话"], "13700000000")
     wb.save(book)
-    before = counts(sqlite_demo)
-    sqlite_demo.dispose()
-    for point in ("checkin.read", "checkin.validate", "checkin.write", "checkin.commit"):
-        kill_at(path, "checkin", book, point, tmp_path)
-        after_kill(path, before)
-    db = open_database(path)  # the next run works
+    before = kill_everywhere(sqlite_demo, "checkin", book, ("checkin.read", "checkin.validate", "checkin.write",
+                                                            "checkin.commit"), tmp_path)
+    db = open_database(sqlite_demo.url)  # the next run works
     try:
         admin = admin_of(db)
         with db.session() as s:
