@@ -69,7 +69,7 @@ def cmd_import_census(ctx: Context) -> int:
     if a.report:  # refused before the import runs, not after it committed
         check_output_path(a.report, ctx.db)
     with ctx.progress() as task:
-        with ctx.db.work(actor) as s:
+        with ctx.db.session() if a.dry_run else ctx.db.work(actor) as s:  # a dry run takes no write lock
             res = ci.import_census(s, actor, path=a.file, sheet=a.sheet, mapping=mapping, area_code=a.area,
                                    dry_run=a.dry_run, policy=a.policy, task=task)
         if a.report and res.issues:

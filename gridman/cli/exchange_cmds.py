@@ -88,7 +88,7 @@ def cmd_checkin(ctx: Context) -> int:
     if a.choices:
         choices = json.loads(Path(a.choices).read_text(encoding="utf-8"))
     try:
-        with ctx.progress() as task, ctx.db.work(ctx.actor) as s:
+        with ctx.progress() as task, ctx.db.session() if a.dry_run else ctx.db.work(ctx.actor) as s:
             res = exchange.checkin(s, ctx.actor, path=a.file, dry_run=a.dry_run, resolve=a.resolve, choices=choices,
                                    confirm_deletes=a.confirm_deletes, expect_area=a.area, task=task)
     except exchange.ConflictsPending as exc:

@@ -13,6 +13,7 @@ import functools
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,16 +22,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from gridman.core import config
+from gridman.core.errors import DatabaseBusy
 
 if TYPE_CHECKING:
     from gridman.core.audit_trail import ActingUser
+    from gridman.core.tasks import TaskState
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# How long in all a unit of work tries to take SQLite's write lock (each try waits up to the busy
+# timeout, then a pause that doubles) before it answers "database busy" (DatabaseBusy).
+SQLITE_BUSY_TOTAL_S = 60.0
 
 
 class SchemaError(RuntimeError):
@@ -63,9 +69,48 @@ def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Any) -> None:
-    # A unit of work that will write takes the write lock up front (BEGIN IMMEDIATE, waiting up
-    # to the busy timeout); a read-only session uses a deferred BEGIN and never blocks writers.
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "BEGIN")
+    # A unit of work that will write takes the write lock up front (BEGIN IMMEDIATE, see
+    # _begin_immediate); a read-only session uses a deferred BEGIN and never blocks writers.
+    raw = conn.connection.driver_connection
+    if conn.get_execution_options().get("sqlite_immediate"):
+        _begin_immediate(raw)
+    else:
+        conn.exec_driver_sql("BEGIN")
+    conn.info[_CHANGES_AT_BEGIN] = raw.total_changes
+
+
+_CHANGES_AT_BEGIN = "gridman_changes_at_begin"
+
+
+def _begin_immediate(dbapi_conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, tried again with a growing pause while another writer holds the lock
+    (each try itself waits up to the busy timeout) until SQLITE_BUSY_TOTAL_S have passed; then
+    :class:`DatabaseBusy` — the one answer a user gets for a busy database, never the driver's."""
+    deadline = time.monotonic() + SQLITE_BUSY_TOTAL_S
+    pause = 0.05
+    while True:
+        try:
+            dbapi_conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            if time.monotonic() + pause >= deadline:
+                raise DatabaseBusy() from exc
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
+
+
+def _is_busy(exc: BaseException | None) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and str(exc) in ("database is locked", "database is busy")
+
+
+def _busy_as_gridman_error(ctx: ExceptionContext) -> BaseException | None:
+    """Any statement that met a busy database (a deferred transaction whose snapshot is stale, a
+    write outside a unit of work) raises :class:`DatabaseBusy` instead of the driver's error."""
+    if _is_busy(ctx.original_exception):
+        return DatabaseBusy()
+    return None
 
 
 def make_engine(db: str | os.PathLike[str] | None = None, **kw: Any) -> Engine:
@@ -79,6 +124,7 @@ def make_engine(db: str | os.PathLike[str] | None = None, **kw: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kw)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
+        event.listen(engine, "handle_error", _busy_as_gridman_error)
     else:
         if u.get_backend_name() == "postgresql" and u.drivername == "postgresql":
             url = str(u.set(drivername="postgresql+psycopg"))
@@ -152,6 +198,71 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# --- long jobs: read without the write lock, write under it (issue 16) ----------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Where a long job's reading began: the newest audit id then (every write is audited)."""
+
+    audit_id: int
+
+
+def read_phase(session: Session) -> Snapshot:
+    """Begin (again) the reading part of a long job — read the file, validate, plan — without
+    SQLite's write lock, so that other writers (a warden's report) are not kept waiting meanwhile.
+    A unit of work (:meth:`Database.work`) that holds the lock gives it up and reads from a fresh
+    snapshot; it must not have written anything yet. PostgreSQL: nothing to give up (writers lock
+    rows there, not the database). Pass the result to :func:`write_phase`."""
+    from gridman.core import changes
+
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        raw: Any = conn.connection.driver_connection
+        if raw.in_transaction:
+            if session.new or session.dirty or session.deleted or raw.total_changes != conn.info.get(
+                    _CHANGES_AT_BEGIN, raw.total_changes):
+                raise RuntimeError("read_phase() after this unit of work has written")
+            raw.execute("ROLLBACK")
+        raw.execute("BEGIN")
+    return Snapshot(changes.newest(session))
+
+
+def write_phase(session: Session, since: Snapshot) -> set[str]:
+    """Take the write lock for the writing part of a long job begun by :func:`read_phase`
+    (SQLite: BEGIN IMMEDIATE, tried again like :meth:`Database.work`, :class:`DatabaseBusy` at
+    last) and answer, now under the lock, which tables others changed since ``since`` (from the
+    audit log): the job plans again, or refuses, when its plan read one of them — it never writes
+    a stale plan. ORM objects read before are expired; the unit of work's change notice starts
+    here (what others wrote meanwhile is theirs)."""
+    from gridman.core import changes
+    from gridman.core.models import AuditEntry
+
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        raw: Any = conn.connection.driver_connection
+        if raw.in_transaction:  # the read snapshot: nothing written in it
+            raw.execute("ROLLBACK")
+        _begin_immediate(raw)
+        conn.info[_CHANGES_AT_BEGIN] = raw.total_changes
+    session.expire_all()
+    if "actor" in session.info:
+        changes.start(session)
+    t = AuditEntry.__table__
+    return set(session.execute(select(t.c.table_name).where(t.c.id > since.audit_id).distinct()).scalars())
+
+
+def done_after_commit(session: Session, task: TaskState, message: str) -> None:
+    """Report ``task`` 100 % ``message`` once ``session``'s transaction has committed (not before,
+    not if it rolls back): a long job run in its caller's unit of work says "done" only when it is."""
+
+    def done(_s: Session) -> None:
+        if not task.cancelled:
+            task.progress(1.0, message, force=True)
+
+    event.listen(session, "after_commit", done, once=True)
 
 
 def _track_changes(session: Session) -> None:

@@ -36,5 +36,13 @@ class ConflictError(GridmanError):
     """Someone else changed the row since it was read (optimistic locking). Reload and retry."""
 
 
+class DatabaseBusy(GridmanError):
+    """Another writer held the database's write lock longer than a unit of work waits for it."""
+
+    def __init__(self) -> None:
+        super().__init__("数据库正忙（另一项写入正在进行），请稍后重试。",
+                         en="The database is busy (another write is in progress); please try again shortly.")
+
+
 class InvalidTransition(GridmanError):
     """A workflow step that is not allowed from the current state."""

@@ -10,6 +10,13 @@ The import runs in four stages, one module each, reporting progress through the 
    the plan of what each row does;
 4. **write** — :mod:`census.writing` on :mod:`census.bulk`, all in the caller's transaction.
 
+Stages 1–3 run without the database's write lock (:func:`db.read_phase`: other writers — a
+warden's report — go on meanwhile; a dry run or a rejected file never takes it); the lock is taken
+for stage 4 only (:func:`db.write_phase`), which first re-checks under the lock that nothing the
+plan read changed meanwhile, and plans again if it did. Everything is written in the one
+transaction the caller commits, so a failure, a Cancel or a kill leaves nothing written; the
+progress bar reaches 100 % "导入完成" after that commit (:func:`db.done_after_commit`).
+
 A rejected file writes nothing; its error workbook is :mod:`census.error_workbook`; undo and the
 list of imports are :mod:`census.undo`.
 
@@ -26,14 +33,14 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gridman.core import tasks
+from gridman.core import checkpoints, db, tasks
 from gridman.core.enums import AreaLevel
 from gridman.core.models import Area
 from gridman.core.services.census import bulk, matching, validation, writing
 from gridman.core.services.census.records import ImportResult, RowIssue, file_error
 from gridman.core.services.census.table import Table, pick_table, remember_mapping, remembered_loader
 from gridman.core.services.census.workbook import read_workbook
-from gridman.core.services.errors import NotFound, ValidationError
+from gridman.core.services.errors import ConflictError, NotFound, ValidationError
 from gridman.core.services.permissions import Actor, Perm, require
 from gridman.core.tasks import TaskState
 from gridman.core.xlsxstream import file_sha256
@@ -47,7 +54,8 @@ def import_census(session: Session, actor: Actor, *, path: str | Path, sheet: st
 
     ``policy`` "reject" writes nothing if any row has an error; "quarantine" writes the valid rows
     and reports the rest. ``dry_run`` computes exactly the same plan and writes nothing. Runs in
-    the caller's transaction (``with db.work(actor) as s``): the caller's commit makes it durable.
+    the caller's transaction (``with db.work(actor) as s``, or ``db.session()`` for a dry run),
+    which must not have written anything before: the caller's commit makes it durable.
     """
     # The import holds millions of small objects (cells, cleaned values, rows); the cyclic garbage
     # collector would re-scan all of them again and again while more are allocated (measured: a
@@ -68,16 +76,50 @@ def _import_census(session: Session, actor: Actor, *, path: Path, sheet: str | N
     if policy not in ("reject", "quarantine"):
         raise ValidationError(f"未知的处理方式“{policy}”（reject 或 quarantine）", field="policy",
                               en=f"Unknown policy {policy!r} (reject or quarantine)")
+    snapshot = db.read_phase(session)  # read, validate and plan without the write lock
     area = _import_area(session, actor, area_code)
     require(actor, Perm.IMPORT, area)
     today = today or date.today()
     task.progress(0.0, "检查文件")
     names, load = read_workbook(path, task=task)
     sha = file_sha256(path)
+    checkpoints.reached("census.read")
     table = pick_table(path.name, names, load, sheet=sheet, mapping=mapping, remembered=remembered_loader(session))
     fields_present = set(table.columns.values())
     _require_columns(table, fields_present, area)
-    result = ImportResult(path.name, sha, table.sheet, table.header_row,
+    for _attempt in range(PLAN_TRIES):
+        result, good = _plan(session, actor, area, table, fields_present, (path.name, sha), dry_run, policy, task, today)
+        if result.status == "rejected" or dry_run:
+            return result
+        checkpoints.reached("census.validate")
+        changed = db.write_phase(session, snapshot)  # the write lock, from here to the commit
+        if not changed & PLAN_READS:
+            break
+        snapshot = db.read_phase(session)  # residents, households… changed meanwhile: plan again
+        task.progress(0.15, "导入期间有人修改了人员或户，重新核对")
+    else:
+        raise ConflictError("导入期间有人反复修改了相关人员或户，请稍后重新导入。",
+                            en="Residents or households kept changing during the import; import again later.")
+    _write(session, actor, area, result, good, task)
+    remember_mapping(session, table)
+    result.status = "imported"
+    checkpoints.reached("census.commit")
+    task.progress(0.99, "正在提交")
+    db.done_after_commit(session, task, "导入完成")
+    return result
+
+
+# What a plan reads: when others changed one of these between the plan and the write lock, the
+# import plans again (at most PLAN_TRIES times) rather than write what it planned.
+PLAN_READS = frozenset({"areas", "buildings", "households", "residents", "resident_tags", "tags"})
+PLAN_TRIES = 3
+
+
+def _plan(session: Session, actor: Actor, area: Area | None, table: Table, fields_present: set[str], file: tuple[str, str],
+          dry_run: bool, policy: str, task: TaskState, today: date) -> tuple[ImportResult, list[matching.Plan]]:
+    """Validate every row and plan what it does (stages 3 and 4 of the module docstring); a
+    rejected file or a dry run comes back with its status set and nothing to write."""
+    result = ImportResult(*file, table.sheet, table.header_row,
                           {table.headers[j]: f for j, f in table.columns.items()}, table.unknown,
                           len(table.rows), policy=policy, dry_run=dry_run, skipped_rows=table.skipped,
                           headers=table.headers, raw_rows=table.rows)
@@ -97,16 +139,10 @@ def _import_census(session: Session, actor: Actor, *, path: Path, sheet: str | N
         result.inserted = result.updated = result.unchanged = result.households_created = result.tags_added = 0
         result.rejected = len(rows)
         task.progress(1.0, "有错误，整个文件未导入")
-        return result
-    if dry_run:
+    elif dry_run:
         result.status = "dry_run"
         task.progress(1.0, "试运行完成，未写入")
-        return result
-    _write(session, actor, area, result, good, task)
-    remember_mapping(session, table)
-    result.status = "imported"
-    task.progress(1.0, "导入完成")
-    return result
+    return result, good
 
 
 def _import_area(session: Session, actor: Actor, area_code: str | None) -> Area | None:

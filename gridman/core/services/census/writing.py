@@ -18,6 +18,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from gridman.core import checkpoints
 from gridman.core.models import (
     AuditEntry,
     Household,
@@ -160,6 +161,8 @@ def _insert_residents(batch: _Batch, inserts: list[Plan], hh_id: dict[str, int])
         else:
             raw_in(conn, audit_sql, ids, before=(now_db, uid, uname, batch_id), fetch=False)
         batch.tick(len(ch), f"写入新增人员 {batch.done:,}")
+        if start + CHUNK >= len(inserts) // 2 > start:
+            checkpoints.reached("census.write")  # a kill -9 test stops here: half of them written
 
 
 def _update_residents(batch: _Batch, upd: list[Plan], hh_id: dict[str, int]) -> list[tuple[int, int]]:

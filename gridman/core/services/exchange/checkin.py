@@ -16,11 +16,12 @@ from pathlib import Path
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from gridman.core import tasks
+from gridman.core import checkpoints, db, tasks
 from gridman.core.models import Area, Base, ExchangePackage, ImportBatch, utcnow
 from gridman.core.services import scope
-from gridman.core.services.errors import ValidationError
-from gridman.core.services.exchange.conflicts import find_conflicts, rows_to_look_up
+from gridman.core.services.errors import ConflictError, ValidationError
+from gridman.core.services.exchange.canonical import TABLES
+from gridman.core.services.exchange.conflicts import MergePlan, find_conflicts, rows_to_look_up
 from gridman.core.services.exchange.context import MergeContext
 from gridman.core.services.exchange.coverage import coverage_of_package
 from gridman.core.services.exchange.package import Package, read_package
@@ -83,12 +84,53 @@ def checkin(session: Session, actor: Actor, *, path: str | Path, dry_run: bool =
     """Merge a returned workbook into the database (see the module docstring). Refusals raise
     :class:`ExchangeRefused`, bad cells :class:`ExchangeInvalid`, unresolved conflicts with
     ``resolve="ask"`` :class:`ConflictsPending` — all before anything is written. ``task`` gets
-    progress per sheet and register; a cancel raises :class:`tasks.Cancelled` with nothing written."""
+    progress per sheet and register; a cancel raises :class:`tasks.Cancelled` with nothing written.
+
+    The package is read, checked and planned without the database's write lock (other writers go
+    on meanwhile; a dry run never takes it); the lock is taken to write only, and when a register
+    the plan read changed in between, the plan is made again (at most PLAN_TRIES times)."""
     t0 = time.perf_counter()
     task = tasks.ensure(task)
     if resolve not in RESOLUTIONS:
         raise ValidationError(f"未知的冲突处理方式 {resolve}", field="resolve", en=f"Unknown resolution {resolve}")
+    snapshot = db.read_phase(session)
     pkg = read_package(path, task=task.sub(0.0, 0.35))
+    checkpoints.reached("checkin.read")
+    for _attempt in range(PLAN_TRIES):
+        rec, ctx, plan = _plan(session, actor, pkg, expect_area, resolve, choices, confirm_deletes, task)
+        res = CheckinResult(rec.package_id, None, dry_run, {k: dict(v) for k, v in plan.counts.items()},
+                            plan.conflicts, plan.deletions, plan.notices)
+        if dry_run:
+            task.progress(1.0, "试运行完成")
+            res.seconds = round(time.perf_counter() - t0, 2)
+            return res
+        checkpoints.reached("checkin.validate")
+        if not db.write_phase(session, snapshot) & PLAN_READS:  # the write lock, from here to the commit
+            break
+        snapshot = db.read_phase(session)
+        task.progress(0.35, "导入期间中心库有改动，重新核对")
+    else:
+        raise ConflictError("导入期间中心库的相关数据反复被修改，请稍后重新导入。",
+                            en="The central data kept changing during the check-in; check in again later.")
+    _write(session, actor, path, rec, ctx, plan, res, task)
+    checkpoints.reached("checkin.commit")
+    task.progress(0.99, "正在提交")
+    task.check()
+    db.done_after_commit(session, task, "已导入")
+    res.seconds = round(time.perf_counter() - t0, 2)
+    return res
+
+
+# What a check-in's plan reads: its registers, the areas, the accounts and the checkout records.
+PLAN_READS = frozenset({*TABLES, "areas", "users", "exchange_packages"})
+PLAN_TRIES = 3
+
+
+def _plan(session: Session, actor: Actor, pkg: Package, expect_area: str | None, resolve: str,
+          choices: dict[str, dict[str, str]] | None, confirm_deletes: bool,
+          task: TaskState) -> tuple[ExchangePackage, MergeContext, MergePlan]:
+    """Check the package against its checkout record, find conflicts and validate: raises on a
+    refusal, bad cells or (``resolve="ask"``) unresolved conflicts."""
     rec = _check_package(session, actor, pkg, expect_area)
     ctx = MergeContext(session, pkg, coverage_of_package(session, pkg.meta))
     ctx.load(rows_to_look_up(pkg), task.sub(0.35, 0.55))
@@ -100,26 +142,26 @@ def checkin(session: Session, actor: Actor, *, path: str | Path, dry_run: bool =
         raise ExchangeInvalid(plan.issues)
     if resolve == "ask" and plan.conflicts and not choices:
         raise ConflictsPending(plan.conflicts)
-    res = CheckinResult(rec.package_id, None, dry_run, {k: dict(v) for k, v in plan.counts.items()},
-                        plan.conflicts, plan.deletions, plan.notices)
-    if not dry_run:
-        now = utcnow()
-        batches = Base.metadata.tables[ImportBatch.__tablename__]
-        batch_id = session.execute(insert(batches).returning(batches.c.id), {
-            "kind": "exchange", "user_id": actor.user_id, "started_at": now, "file_name": Path(path).name,
-            "file_sha256": file_sha256(path), "package_id": rec.package_id, "area_id": rec.area_id, "status": "done",
-        }).scalar_one()
-        write_plan(ctx, plan, actor, batch_id, f"离线交换导入 {rec.package_id}", task.sub(0.7, 0.98))
-        res.batch_id = batch_id
-        res.counts = {k: dict(v) for k, v in plan.counts.items()}
-        res.notices = plan.notices
-        res.deletions = plan.deletions
-        session.execute(update(batches).where(batches.c.id == batch_id).values(
-            finished_at=utcnow(), counts={"registers": res.counts, "conflicts": len(plan.conflicts),
-                                          "conflict_rows": [c.uuid for c in plan.conflicts]}))
-        session.execute(update(ExchangePackage).where(ExchangePackage.id == rec.id).values(
-            checked_in_at=now, checkin_batch_id=batch_id))
-    task.progress(1.0, "试运行完成" if dry_run else "已导入")
-    task.check()
-    res.seconds = round(time.perf_counter() - t0, 2)
-    return res
+    return rec, ctx, plan
+
+
+def _write(session: Session, actor: Actor, path: str | Path, rec: ExchangePackage, ctx: MergeContext,
+           plan: MergePlan, res: CheckinResult, task: TaskState) -> None:
+    """Write the plan under an ``ImportBatch(kind="exchange")`` and mark the package checked in."""
+    now = utcnow()
+    batches = Base.metadata.tables[ImportBatch.__tablename__]
+    batch_id = session.execute(insert(batches).returning(batches.c.id), {
+        "kind": "exchange", "user_id": actor.user_id, "started_at": now, "file_name": Path(path).name,
+        "file_sha256": file_sha256(path), "package_id": rec.package_id, "area_id": rec.area_id, "status": "done",
+    }).scalar_one()
+    write_plan(ctx, plan, actor, batch_id, f"离线交换导入 {rec.package_id}", task.sub(0.7, 0.98))
+    checkpoints.reached("checkin.write")  # a kill -9 test stops here: rows written, package not marked
+    res.batch_id = batch_id
+    res.counts = {k: dict(v) for k, v in plan.counts.items()}
+    res.notices = plan.notices
+    res.deletions = plan.deletions
+    session.execute(update(batches).where(batches.c.id == batch_id).values(
+        finished_at=utcnow(), counts={"registers": res.counts, "conflicts": len(plan.conflicts),
+                                      "conflict_rows": [c.uuid for c in plan.conflicts]}))
+    session.execute(update(ExchangePackage).where(ExchangePackage.id == rec.id).values(
+        checked_in_at=now, checkin_batch_id=batch_id))
