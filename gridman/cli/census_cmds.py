@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from gridman.cli import args
 from gridman.cli.common import Context, add_json
 from gridman.core.services import census as ci
 from gridman.core.services import export as ex
@@ -15,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p_imp = sub.add_parser("import", help="import census workbooks; list and undo imports")
     isub = p_imp.add_subparsers(dest="import_command", metavar="SUBCOMMAND", required=True)
     p = add_json(isub.add_parser("census", help="import a census workbook (实有人口)"))
-    p.add_argument("file")
+    p.add_argument("file", type=args.input_file)
     p.add_argument("--sheet", help="sheet name (default: the one sheet holding a census table)")
     p.add_argument("--map", action="append", default=[], metavar="HEADER=FIELD",
                    help="map a column explicitly (FIELD empty or '-' ignores it); repeatable")
@@ -26,10 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", metavar="OUT.xlsx", help="write the rows with problems to this workbook")
     p.set_defaults(func=cmd_import_census)
     p = add_json(isub.add_parser("list", help="recorded imports"))
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=args.count(1, 100_000), default=50)
     p.set_defaults(func=cmd_import_list)
     p = add_json(isub.add_parser("undo", help="revert an import if nothing touched its rows since"))
-    p.add_argument("batch_id", type=int)
+    p.add_argument("batch_id", type=args.row_id)
     p.set_defaults(func=cmd_import_undo)
 
     p = add_json(sub.add_parser("export", help=f"export a list to .xlsx ({', '.join(ex.LISTS)}) or a blank template"))
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rsub = p_rep.add_subparsers(dest="report_command", metavar="SUBCOMMAND", required=True)
     p = add_json(rsub.add_parser("monthly", help="monthly report workbook of an area"))
     p.add_argument("--area", required=True)
-    p.add_argument("--month", required=True, help="YYYY-MM")
+    p.add_argument("--month", required=True, type=args.month, help="YYYY-MM")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_report_monthly)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
+from gridman.cli import args
 from gridman.cli.common import Context, add_json, to_jsonable
 from gridman.core.db import open_database
 from gridman.core.services import exchange
@@ -26,17 +26,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=cmd_checkout)
 
     i = add_json(xs.add_parser("checkin", help="merge a returned exchange workbook"))
-    i.add_argument("file")
+    i.add_argument("file", type=args.input_file)
     i.add_argument("--dry-run", action="store_true", help="only print what the check-in would do")
     i.add_argument("--resolve", choices=exchange.RESOLUTIONS, default="keep-central",
                    help="rows changed on both sides: keep-central (default), keep-offline, or ask (list and stop)")
-    i.add_argument("--choices", help="JSON file {uuid: {field: offline|central}} of per-field conflict choices")
+    i.add_argument("--choices", type=args.json_object_file, help="JSON file {uuid: {field: offline|central}} of per-field conflict choices")
     i.add_argument("--confirm-deletes", action="store_true", help="really delete rows deleted offline")
     i.add_argument("--area", help="refuse unless the workbook belongs to this area code")
     i.set_defaults(func=cmd_checkin)
 
     o = add_json(xs.add_parser("open", help="create/refresh a local database for the package's area"))
-    o.add_argument("file")
+    o.add_argument("file", type=args.input_file)
     o.add_argument("--db", dest="local_db", required=True, help="the local database file (or URL)")
     o.add_argument("--force", action="store_true", help="refresh even over local changes not exported yet")
     o.set_defaults(func=cmd_open)
@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=cmd_list)
 
     u = add_json(xs.add_parser("undo", help="undo an exchange check-in (batch id)"))
-    u.add_argument("batch_id", type=int)
+    u.add_argument("batch_id", type=args.row_id)
     u.set_defaults(func=cmd_undo)
 
 
@@ -84,9 +84,7 @@ def _conflict_text(cs: list[exchange.Conflict]) -> str:
 
 def cmd_checkin(ctx: Context) -> int:
     a = ctx.args
-    choices = None
-    if a.choices:
-        choices = json.loads(Path(a.choices).read_text(encoding="utf-8"))
+    choices = a.choices
     try:
         with ctx.progress() as task, ctx.db.work(ctx.actor) as s:
             res = exchange.checkin(s, ctx.actor, path=a.file, dry_run=a.dry_run, resolve=a.resolve, choices=choices,

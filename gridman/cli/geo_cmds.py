@@ -15,6 +15,7 @@ from typing import Any
 import shapely
 from shapely.geometry import shape
 
+from gridman.cli import args
 from gridman.cli.common import Context, add_json
 from gridman.core.enums import AreaLevel
 from gridman.core.services import areas as area_svc
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = sub.add_parser("areas", help="area boundaries: GeoJSON import/export, measures")
     asub = a.add_subparsers(dest="areas_command", metavar="ACTION", required=True)
     p = add_json(asub.add_parser("import-geojson", help="create/update areas from a GeoJSON FeatureCollection"))
-    p.add_argument("file")
+    p.add_argument("file", type=args.input_file)
     p.add_argument("--level", choices=[lv.value for lv in AreaLevel],
                    help="level of the features (default: each feature's 'level' property)")
     p.add_argument("--parent", metavar="CODE", help="parent area (default: parent_code property or code prefix)")
@@ -51,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_json(gsub.add_parser("check", help="check boundaries, staffing and size of a subtree"))
     p.add_argument("--area", metavar="CODE", help="subtree root (default: every top-level area)")
     p.add_argument("--repair", action="store_true", help="repair invalid boundaries (make_valid), reported")
-    p.add_argument("--sliver", type=float, default=100.0, metavar="M2", help="sliver threshold in m² (100)")
-    p.add_argument("--household-limit", type=int, default=None, metavar="N",
+    p.add_argument("--sliver", type=args.number(0), default=100.0, metavar="M2", help="sliver threshold in m² (100)")
+    p.add_argument("--household-limit", type=args.count(1, 1_000_000), default=None, metavar="N",
                    help="households per grid (default: the grid's own limit, setting, or 500)")
     p.set_defaults(func=cmd_check)
     p = add_json(gsub.add_parser("assign", help="give buildings, premises and open incidents the grid containing them"))
@@ -63,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("grid", metavar="GRID")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--line", metavar="WKT", help="LINESTRING (lon lat, …)")
-    src.add_argument("--file", metavar="F", help="a file with the line as WKT or GeoJSON")
+    src.add_argument("--file", type=args.input_file, metavar="F", help="a file with the line as WKT or GeoJSON")
     p.add_argument("--new-code", metavar="CODE")
     p.add_argument("--name", metavar="NAME", help="name of the new grid")
     _confirm(p)
@@ -74,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _confirm(p)
     p.set_defaults(func=cmd_merge)
     p = add_json(gsub.add_parser("edit", help="replace grid boundaries from GeoJSON (preview unless --yes)"))
-    p.add_argument("file", help="FeatureCollection with code properties (or one feature with --grid)")
+    p.add_argument("file", type=args.input_file, help="FeatureCollection with code properties (or one feature with --grid)")
     p.add_argument("--grid", metavar="CODE", help="the grid, when the file holds one unnamed polygon")
     p.add_argument("--crs", choices=geosvc.CRS_CHOICES, default="wgs84")
     _confirm(p)
@@ -82,12 +83,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = add_json(sub.add_parser("coverage", help="service coverage: buildings/households within a radius of facilities"))
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--facilities", metavar="F.geojson", help="facility points (GeoJSON)")
+    src.add_argument("--facilities", type=args.input_file, metavar="F.geojson", help="facility points (GeoJSON)")
     src.add_argument("--facility-kind", metavar="K", help="Facility rows of this kind (e.g. service_center)")
-    p.add_argument("--radius", type=float, default=1000.0, metavar="M", help="metres (1000)")
+    p.add_argument("--radius", type=args.number(0, 1_000_000), default=1000.0, metavar="M", help="metres (1000)")
     p.add_argument("--area", metavar="CODE")
     p.add_argument("--crs", choices=geosvc.CRS_CHOICES, default="wgs84", help="coordinates of the facility file")
-    p.add_argument("--limit", type=int, default=geosvc.SAMPLE_CAP, help="uncovered buildings listed (200)")
+    p.add_argument("--limit", type=args.count(0, 100_000), default=geosvc.SAMPLE_CAP, help="uncovered buildings listed (200)")
     p.set_defaults(func=cmd_coverage)
 
 
