@@ -89,7 +89,7 @@ def _integer(text: str, lo: int, hi: int, zh_what: str, en_what: str) -> int:
                           f"{text!r} is not {en_what}: write a whole number ({lo}–{hi})")
     if len(s) > 25 or not lo <= int(s) <= hi:
         raise BadArgument(f"{zh_what}“{text}”超出范围：应在 {lo} 到 {hi} 之间",
-                          f"{en_what} {text!r} is out of range: it must lie between {lo} and {hi}")
+                          f"{text!r} is out of range: it must lie between {lo} and {hi}")
     return int(s)
 
 

@@ -10,9 +10,12 @@ from gridman.core.db import (
     head_revision,
     integrity_check,
     open_database,
+    resolve_url,
+    sqlite_file,
     table_counts,
     upgrade_database,
 )
+from gridman.core.dbfile import check_before_open, diagnose
 from gridman.core.services.stats import level_counts
 
 
@@ -39,7 +42,7 @@ def cmd_init(ctx: Context) -> int:
 
 
 def cmd_upgrade(ctx: Context) -> int:
-    db = open_database(ctx.args.db, upgrade=False)
+    db = open_database(ctx.args.db, upgrade=False, create=False)
     try:
         res = upgrade_database(db)
     finally:
@@ -51,7 +54,28 @@ def cmd_upgrade(ctx: Context) -> int:
     return 0
 
 
+def _damage(ctx: Context) -> int | None:
+    """A damaged SQLite file is diagnosed read-only, before anything opens it: what
+    ``integrity_check`` found, in which tables and indexes, and how to restore (exit 1)."""
+    path = sqlite_file(resolve_url(ctx.args.db))
+    if path is None:
+        return None
+    if not path.exists() or path.is_dir():
+        check_before_open(path, create=False)  # the clear refusal
+    d = diagnose(path)
+    if d.ok:
+        return None
+    out = {"url": str(path), "integrity": d.text(ctx.lang), "damaged": True, "places": d.places,
+           "problems": d.problems}
+    ctx.out(out, lambda: "\n".join([f"数据库：{path}", f"完整性：{out['integrity']}"]
+                                   + [f"  {p}" for p in d.problems[:20]]))
+    return 1
+
+
 def cmd_check(ctx: Context) -> int:
+    damaged = _damage(ctx)
+    if damaged is not None:
+        return damaged
     db = ctx.db
     with db.session() as s:
         counts = table_counts(s)

@@ -115,12 +115,12 @@ def cmd_checkin(ctx: Context) -> int:
     return 0
 
 
-def _local(ctx: Context) -> Any:
-    return open_database(ctx.args.local_db)
+def _local(ctx: Context, *, create: bool = False) -> Any:
+    return open_database(ctx.args.local_db, create=create)
 
 
 def cmd_open(ctx: Context) -> int:
-    db = _local(ctx)
+    db = _local(ctx, create=True)
     try:
         with db.session() as s:
             actor = system_actor(s)

@@ -92,10 +92,12 @@ class Database:
     _factory: sessionmaker[Session] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        from gridman.core import text_rules
         from gridman.core.audit_trail import install
 
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         install(self._factory)
+        text_rules.install(self.engine, self._factory)  # control characters out, lengths bounded
 
     @property
     def dialect(self) -> str:
@@ -103,10 +105,7 @@ class Database:
 
     @property
     def sqlite_path(self) -> Path | None:
-        u = make_url(self.url)
-        if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
-            return Path(u.database)
-        return None
+        return sqlite_file(self.url)
 
     def session(self) -> Session:
         return self._factory()
@@ -159,13 +158,30 @@ def _track_changes(session: Session) -> None:
     changes.start(session)
 
 
-def open_database(db: str | os.PathLike[str] | None = None, *, upgrade: bool = True, **kw: Any) -> Database:
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite URL (None: another database, or SQLite in memory)."""
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        return Path(u.database)
+    return None
+
+
+def open_database(db: str | os.PathLike[str] | None = None, *, upgrade: bool = True, create: bool = True,
+                  **kw: Any) -> Database:
     """Open (and by default create/upgrade) a gridman database.
 
     An existing older database is copied to a backup file before it is upgraded; a database
-    written by a newer gridman raises :class:`SchemaError`.
+    written by a newer gridman raises :class:`SchemaError`. An SQLite file is checked before the
+    first connection (:func:`gridman.core.dbfile.check_before_open`): a folder, a file that is
+    not SQLite, a read-only file or another program's database is refused and left untouched, and
+    a missing file too unless ``create``.
     """
     url = resolve_url(db)
+    path = sqlite_file(url)
+    if path is not None and not str(path).startswith("file:"):
+        from gridman.core.dbfile import check_before_open
+
+        check_before_open(path, create=create)
     database = Database(make_engine(url, **kw), url)
     if upgrade:
         try:
@@ -295,6 +311,11 @@ class UpgradeResult:
         return self.from_revision != self.to_revision
 
 
+def not_gridman_error(tables: list[str]) -> SchemaError:
+    return SchemaError(f"这不是 gridman 数据库（含有表 {tables[:5]}…，但没有版本信息）。"
+                       " / Not a gridman database (tables present but no schema version).")
+
+
 def upgrade_database(database: Database, *, target: str = "head") -> UpgradeResult:
     """Bring the schema to ``target``. Backs an existing SQLite file up first; refuses newer ones.
 
@@ -321,10 +342,7 @@ def upgrade_database(database: Database, *, target: str = "head") -> UpgradeResu
         with database.engine.connect() as conn:
             tables = set(inspect(conn).get_table_names())
         if tables - {"alembic_version"}:
-            raise SchemaError(
-                f"这不是 gridman 数据库（含有表 {sorted(tables)[:5]}…，但没有版本信息）。"
-                " / Not a gridman database (tables present but no schema version)."
-            )
+            raise not_gridman_error(sorted(tables))
     command.upgrade(_alembic_config(database), target)
     return UpgradeResult(cur, head, backup)
 
