@@ -22,7 +22,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 INT_MAX = 2**63 - 1  # the largest id or count the databases hold
 FIRST_YEAR = 1900
@@ -190,6 +193,28 @@ def input_file(text: str) -> Path:
     return p
 
 
+def output_file(text: str) -> str:
+    """A file to write: a name, not a folder, in a folder (or a place a folder can be made)."""
+    p = Path(text)
+    if not text.strip():
+        raise BadArgument("输出文件名为空：请给出要写入的文件路径", "The output file name is empty: give the file to write")
+    if p.is_dir():
+        raise BadArgument(f"“{text}”是文件夹：请给出要写入的文件名（文件夹加文件名）",
+                          f"{text!r} is a folder: give the name of the file to write (the folder plus a file name)")
+    for parent in p.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BadArgument(f"无法写入“{text}”：“{parent}”是文件而不是文件夹",
+                                  f"Cannot write {text!r}: {parent} is a file, not a folder")
+            break
+    return text
+
+
+def database_output(text: str) -> str:
+    """A new database: a file (as :func:`output_file`) or a database URL."""
+    return text if "://" in text else output_file(text)
+
+
 def json_file(text: str) -> Any:
     """The JSON value held in an existing file (UTF-8, at most :data:`JSON_MAX_BYTES`)."""
     p = input_file(text)
@@ -211,6 +236,24 @@ def json_object_file(text: str) -> dict[str, Any]:
         raise BadArgument(f"文件“{text}”应是 JSON 对象 {{…}}，而不是 {type(v).__name__}",
                           f"{text!r} must hold a JSON object {{…}}, not {type(v).__name__}")
     return v
+
+
+def search_text(text: str) -> str:
+    """Text to search for, without control characters (PostgreSQL refuses NUL in a query)."""
+    from gridman.core.text_rules import clean
+
+    return clean(text)
+
+
+def checked(parse: Callable[[T], R], value: T, *, field: str) -> R:
+    """``parse(value)`` for a value read after parsing: a refusal becomes the same message as a
+    :class:`~gridman.core.errors.ValidationError` (exit 2)."""
+    from gridman.core.errors import ValidationError
+
+    try:
+        return parse(value)
+    except BadArgument as exc:
+        raise ValidationError(exc.zh, field=field, en=exc.en) from None
 
 
 def non_empty(text: str) -> str:

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="report what would happen, write nothing")
     p.add_argument("--policy", choices=["reject", "quarantine"], default="reject",
                    help="reject: any error rejects the whole file (default); quarantine: import valid rows")
-    p.add_argument("--report", metavar="OUT.xlsx", help="write the rows with problems to this workbook")
+    p.add_argument("--report", type=args.output_file, metavar="OUT.xlsx", help="write the rows with problems to this workbook")
     p.set_defaults(func=cmd_import_census)
     p = add_json(isub.add_parser("list", help="recorded imports"))
     p.add_argument("--limit", type=args.count(1, 100_000), default=50)
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_json(sub.add_parser("export", help=f"export a list to .xlsx ({', '.join(ex.LISTS)}) or a blank template"))
     p.add_argument("what", help=f"list name ({', '.join(ex.LISTS)}) or 'template'")
     p.add_argument("name", nargs="?", help="with 'template': the list name")
-    p.add_argument("--out", required=True, help="output .xlsx file")
+    p.add_argument("--out", required=True, type=args.output_file, help="output .xlsx file")
     p.add_argument("--area", help="area code (default: your area)")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="filter rows; repeatable")
     p.set_defaults(func=cmd_export)
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_json(rsub.add_parser("monthly", help="monthly report workbook of an area"))
     p.add_argument("--area", required=True)
     p.add_argument("--month", required=True, type=args.month, help="YYYY-MM")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, type=args.output_file)
     p.set_defaults(func=cmd_report_monthly)
 
 

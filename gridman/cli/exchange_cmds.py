@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = add_json(xs.add_parser("checkout", help="write the exchange workbook of a street/community/grids"))
     c.add_argument("--area", help="area code of a street, community or grid")
     c.add_argument("--grids", help="comma-separated grid codes (instead of --area)")
-    c.add_argument("--out", required=True, help="the .xlsx to write")
+    c.add_argument("--out", required=True, type=args.output_file, help="the .xlsx to write")
     c.set_defaults(func=cmd_checkout)
 
     i = add_json(xs.add_parser("checkin", help="merge a returned exchange workbook"))
@@ -37,13 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     o = add_json(xs.add_parser("open", help="create/refresh a local database for the package's area"))
     o.add_argument("file", type=args.input_file)
-    o.add_argument("--db", dest="local_db", required=True, help="the local database file (or URL)")
+    o.add_argument("--db", dest="local_db", required=True, type=args.database_output, help="the local database file (or URL)")
     o.add_argument("--force", action="store_true", help="refresh even over local changes not exported yet")
     o.set_defaults(func=cmd_open)
 
     e = add_json(xs.add_parser("export", help="write the returned workbook from a local database"))
     e.add_argument("--db", dest="local_db", required=True)
-    e.add_argument("--out", required=True)
+    e.add_argument("--out", required=True, type=args.output_file)
     e.set_defaults(func=cmd_export)
 
     ls = add_json(xs.add_parser("list", help="packages checked out and their check-ins"))

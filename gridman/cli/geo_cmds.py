@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_import)
     p = add_json(asub.add_parser("export-geojson", help="write an area's subtree as GeoJSON"))
     p.add_argument("--area", required=True, metavar="CODE")
-    p.add_argument("--out", required=True, metavar="F")
+    p.add_argument("--out", required=True, type=args.output_file, metavar="F")
     p.add_argument("--level", action="append", choices=[lv.value for lv in AreaLevel],
                    help="only these levels (repeatable)")
     p.set_defaults(func=cmd_export)
@@ -231,9 +231,11 @@ def _read_line(a: argparse.Namespace) -> Any:
                 d = d["geometry"]
             return shape(d)
         return shapely.from_wkt(text)
-    except Exception as exc:  # noqa: BLE001 - reported to the user with the source
+    except Exception as exc:  # noqa: BLE001 - reported to the user with the source (the details go to the log)
         src = a.file or "--line"
-        raise ValidationError(f"{src}：无法读取分割线（{exc}）", field="line", en=f"{src}: cannot read the line ({exc})") from exc
+        raise ValidationError(f"{src}：无法读取分割线，应为 WKT（LINESTRING (经度 纬度, …)）或 GeoJSON 线",
+                              field="line", en=f"{src}: cannot read the line; write WKT (LINESTRING (lon lat, …)) "
+                                               "or a GeoJSON line") from exc
 
 
 def cmd_split(ctx: Context) -> int:

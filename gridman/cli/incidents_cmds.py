@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--building", type=args.row_id, help="建筑 id")
     r.add_argument("--point", nargs=2, type=args.number(-180, 180), metavar=("LON", "LAT"))
     r.add_argument("--location", help="地点描述")
-    r.add_argument("--attach", action="append", default=[], metavar="FILE", help="附件（可多次）")
+    r.add_argument("--attach", action="append", type=args.input_file, default=[], metavar="FILE", help="附件（可多次）")
     r.add_argument("--now", type=args.iso_datetime, help=argparse.SUPPRESS)
     r.set_defaults(func=cmd_report)
 
@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--category")
     q.add_argument("--overdue", action="store_true", help="只看超期")
     q.add_argument("--handler", help="承办人用户名")
-    q.add_argument("--text", help="标题/描述中的文字")
+    q.add_argument("--text", type=args.search_text, help="标题/描述中的文字")
     q.add_argument("--limit", type=args.count(1, 100_000), default=50)
     q.add_argument("--offset", type=args.count(0), default=0)
     q.add_argument("--now", type=args.iso_datetime, help="以此时间判断超期 (ISO)")
@@ -147,7 +147,7 @@ def _add_option(p: argparse.ArgumentParser, flag: str, inputs: list[tuple[str, m
     help_text = "；".join(f"{'/'.join(acts)}: {text}" for text, acts in helps.items())
     kw: dict[str, Any] = {"help": help_text, "metavar": "VALUE"}
     if kinds == {med.Kind.FILES}:
-        kw.update(action="append", default=[], metavar="FILE")
+        kw.update(action="append", type=args.input_file, default=[], metavar="FILE")
     elif kinds == {med.Kind.CASE}:
         kw.update(type=args.row_id, metavar="ID")
     elif kinds == {med.Kind.FLAG}:
@@ -160,7 +160,7 @@ def _action_and_ids(words: list[str]) -> tuple[str, list[int]]:
     if len(names) != 1:
         raise ValidationError("请给出一个操作和一个或多个事件 id，如：act accept 12 13", field="action",
                               en="Give one action and one or more case ids, e.g. act accept 12 13")
-    ids = args.ids([w for w in words if w.isdigit()])
+    ids = args.checked(args.ids, [w for w in words if w.isdigit()], field="id")
     if not ids:
         raise ValidationError("请给出事件 id", field="id", en="Give the case id(s)")
     return med.action_spec(names[0]).action.value, ids
@@ -250,10 +250,7 @@ def cmd_policy(ctx: Context) -> int:
     a = ctx.args
     if a.set:
         level, days_s = a.set
-        try:
-            days = args.count(0, 3650)(days_s)
-        except args.BadArgument as exc:
-            raise ValidationError(exc.zh, field="days", en=exc.en) from None
+        days = args.checked(args.count(0, 3650), days_s, field="days")
         with ctx.db.work(ctx.actor) as s:
             tl.set_policy(s, ctx.actor, level=level, days=days, working_days=a.working_days, category=a.category)
     with ctx.db.session() as s:

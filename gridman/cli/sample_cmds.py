@@ -15,7 +15,7 @@ from gridman.core.services.errors import ValidationError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_json(sub.add_parser("sample", help="write a deterministic synthetic database"))
-    p.add_argument("--out", required=True, help="new database file (or URL of an empty database)")
+    p.add_argument("--out", required=True, type=args.database_output, help="new database file (or URL of an empty database)")
     p.add_argument("--scale", choices=sorted(SCALES), default="demo")
     p.add_argument("--seed", type=args.count(0, 2**32 - 1), default=20081)
     p.add_argument("--as-of", type=args.iso_datetime, default=SAMPLE_AS_OF, help="the sample's 'now' (ISO date-time)")
