@@ -10,24 +10,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import bindparam, func, select, update
 
-from gridman.cli import main
 from gridman.core.db import Database, table_counts
 from gridman.core.errors import ValidationError
 from gridman.core.models import Incident, Resident
 from gridman.core.services.permissions import system_actor
 from tests.helpers import signed_in
+from tests.test_db_open import cli
 
 HUGE = "9223372036854775808"  # 2^63: one past the largest id the databases hold
 GRID = "340104001001001"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        rc = main(list(argv))
-    except SystemExit as exc:  # argparse refusals
-        rc = int(exc.code or 0)
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def _state(db: Database) -> tuple[dict[str, int], int]:

@@ -26,6 +26,7 @@ from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+D = TypeVar("D", date, datetime)
 
 INT_MAX = 2**63 - 1  # the largest id or count the databases hold
 FIRST_YEAR = 1900
@@ -139,27 +140,28 @@ def _year_ok(text: str, year: int) -> None:
                           f"{text!r}: the year must lie between {FIRST_YEAR} and {LAST_YEAR}")
 
 
-def iso_date(text: str) -> date:
-    """A date ``YYYY-MM-DD`` within the sane years."""
+def _when(text: str, parse: Callable[[str], D], zh: str, en: str) -> D:
+    """``parse(text)`` within the sane years; a refusal says what to write (``zh``/``en``)."""
     try:
-        d = date.fromisoformat(text.strip())
+        d = parse(text.strip())
     except ValueError:
-        raise BadArgument(f"“{text}”不是日期：请写 YYYY-MM-DD，如 2026-11-01",
-                          f"{text!r} is not a date: write YYYY-MM-DD, e.g. 2026-11-01") from None
+        raise BadArgument(f"“{text}”{zh}", f"{text!r} {en}") from None
     _year_ok(text, d.year)
     return d
 
 
+def iso_date(text: str) -> date:
+    """A date ``YYYY-MM-DD`` within the sane years."""
+    return _when(text, date.fromisoformat, "不是日期：请写 YYYY-MM-DD，如 2026-11-01",
+                 "is not a date: write YYYY-MM-DD, e.g. 2026-11-01")
+
+
 def iso_datetime(text: str) -> datetime:
-    """A date-time (ISO: ``2026-11-01T09:00`` or a date) within the sane years, without a time zone
-    (gridman keeps local wall-clock time)."""
-    try:
-        d = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise BadArgument(f"“{text}”不是时间：请写 ISO 格式，如 2026-11-01T09:00",
-                          f"{text!r} is not a date-time: write ISO, e.g. 2026-11-01T09:00") from None
-    _year_ok(text, d.year)
-    return d.replace(tzinfo=None) if d.tzinfo is None else d.astimezone().replace(tzinfo=None)
+    """A date-time (ISO: ``2026-11-01T09:00`` or a date) within the sane years, as local wall-clock
+    time without a time zone (what gridman keeps)."""
+    d = _when(text, datetime.fromisoformat, "不是时间：请写 ISO 格式，如 2026-11-01T09:00",
+              "is not a date-time: write ISO, e.g. 2026-11-01T09:00")
+    return d if d.tzinfo is None else d.astimezone().replace(tzinfo=None)
 
 
 def month(text: str) -> str:

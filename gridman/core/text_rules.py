@@ -72,6 +72,10 @@ def clean_value(table: Table, column: str, value: Any) -> Any:
 
 def _clean_params(table: Table, params: Any) -> Any:
     if isinstance(params, dict):
+        limits = _limits(table)
+        if all(not isinstance(v, str) or (v.isprintable() and len(v) <= limits.get(k, len(v)))
+               for k, v in params.items()):
+            return params  # the common case: nothing to change, no copy
         return {k: clean_value(table, k, v) if isinstance(v, str) else v for k, v in params.items()}
     if isinstance(params, list | tuple):
         return [_clean_params(table, p) for p in params]
