@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from gridman.cli.common import Context, add_json
 from gridman.core.db import (
@@ -15,7 +16,7 @@ from gridman.core.db import (
     table_counts,
     upgrade_database,
 )
-from gridman.core.dbfile import check_before_open, diagnose
+from gridman.core.dbfile import Diagnosis, check_before_open, diagnose
 from gridman.core.services.stats import level_counts
 
 
@@ -54,17 +55,17 @@ def cmd_upgrade(ctx: Context) -> int:
     return 0
 
 
-def _damage(ctx: Context) -> int | None:
-    """A damaged SQLite file is diagnosed read-only, before anything opens it: what
-    ``integrity_check`` found, in which tables and indexes, and how to restore (exit 1)."""
+def _diagnosis(ctx: Context) -> tuple[Path, Diagnosis] | None:
+    """An SQLite file diagnosed read-only, before anything opens it (None: not SQLite)."""
     path = sqlite_file(resolve_url(ctx.args.db))
     if path is None:
         return None
-    if not path.exists() or path.is_dir():
-        check_before_open(path, create=False)  # the clear refusal
-    d = diagnose(path)
-    if d.ok:
-        return None
+    check_before_open(path, create=False)  # missing, a folder, not SQLite…: the clear refusal
+    return path, diagnose(path)
+
+
+def _damage(ctx: Context, path: Path, d: Diagnosis) -> int:
+    """What ``integrity_check`` found, in which tables and indexes, and how to restore (exit 1)."""
     out = {"url": str(path), "integrity": d.text(ctx.lang), "damaged": True, "places": d.places,
            "problems": d.problems}
     ctx.out(out, lambda: "\n".join([f"数据库：{path}", f"完整性：{out['integrity']}"]
@@ -73,9 +74,9 @@ def _damage(ctx: Context) -> int | None:
 
 
 def cmd_check(ctx: Context) -> int:
-    damaged = _damage(ctx)
-    if damaged is not None:
-        return damaged
+    diag = _diagnosis(ctx)
+    if diag is not None and not diag[1].ok:
+        return _damage(ctx, *diag)
     db = ctx.db
     with db.session() as s:
         counts = table_counts(s)
@@ -85,7 +86,7 @@ def cmd_check(ctx: Context) -> int:
         "dialect": db.dialect,
         "schema_version": current_revision(db),
         "schema_head": head_revision(),
-        "integrity": integrity_check(db),
+        "integrity": integrity_check(db, pages=diag is None),  # diagnose checked an SQLite file's pages
         "counts": counts,
         "areas_by_level": levels,
     }

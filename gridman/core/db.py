@@ -356,11 +356,12 @@ def table_counts(session: Session) -> dict[str, int]:
     return out
 
 
-def integrity_check(database: Database) -> str:
-    """'ok' or the problems found (SQLite: PRAGMA integrity_check + foreign_key_check)."""
+def integrity_check(database: Database, *, pages: bool = True) -> str:
+    """'ok' or the problems found (SQLite: PRAGMA integrity_check + foreign_key_check; without
+    ``pages`` the foreign keys only, when :func:`gridman.core.dbfile.diagnose` checked the pages)."""
     with database.engine.connect() as conn:
         if database.dialect == "sqlite":
-            rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").fetchall()]
+            rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").fetchall()] if pages else []
             fk = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
             problems = [r for r in rows if r != "ok"]
             if fk:
