@@ -149,3 +149,11 @@ def test_open_database_still_creates_by_default(tmp_path):
     db = open_database(tmp_path / "new" / "g.sqlite")
     db.dispose()
     assert (tmp_path / "new" / "g.sqlite").exists()
+
+
+def test_an_unknown_or_unreachable_database_address_gets_a_clear_answer(capsys):
+    rc, _out, err = cli(capsys, "--db", "postgresql://clerk:s3cret-pw@127.0.0.1:1/gridman", "stats")
+    assert rc == 2 and "无法连接数据库" in err and "意外" not in err
+    assert "s3cret-pw" not in err  # the password is never printed
+    rc, _out, err = cli(capsys, "--db", "foo://somewhere/x", "db", "init")
+    assert rc == 2 and "无法识别数据库地址" in err and "意外" not in err

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gridman.core import config
@@ -182,7 +183,13 @@ def open_database(db: str | os.PathLike[str] | None = None, *, upgrade: bool = T
         from gridman.core.dbfile import check_before_open
 
         check_before_open(path, create=create)
-    database = Database(make_engine(url, **kw), url)
+    try:
+        engine = make_engine(url, **kw)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        from gridman.core.dbfile import unknown_url
+
+        raise unknown_url(url) from exc
+    database = Database(engine, url)
     if upgrade:
         try:
             upgrade_database(database)
@@ -321,7 +328,14 @@ def upgrade_database(database: Database, *, target: str = "head") -> UpgradeResu
 
     The common case — the database is at the head already — is decided from the migration files
     (:func:`file_head_revision`) without importing Alembic (a third of a second at start-up)."""
-    cur = current_revision(database)
+    try:
+        cur = current_revision(database)
+    except OperationalError as exc:
+        if database.dialect == "sqlite":
+            raise
+        from gridman.core.dbfile import unreachable
+
+        raise unreachable(database.url) from exc
     if target == "head" and cur is not None and cur == file_head_revision():
         return UpgradeResult(cur, cur)
     from alembic import command

@@ -93,6 +93,27 @@ def _refuse_foreign(path: Path) -> None:
         raise not_gridman_error(sorted(names))
 
 
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not even a URL: show its scheme only
+        return url.split("://", 1)[0] + "://…"
+
+
+def unknown_url(url: str) -> DatabaseFileError:
+    return DatabaseFileError(f"无法识别数据库地址“{_shown(url)}”：请给出数据库文件路径，或 postgresql://用户@主机/库名 形式的地址",
+                             en=f"Unrecognised database address {_shown(url)}: give a database file or a "
+                                "postgresql://user@host/dbname URL")
+
+
+def unreachable(url: str) -> DatabaseFileError:
+    return DatabaseFileError(f"无法连接数据库“{_shown(url)}”：请检查地址、端口、用户名和密码，以及数据库服务是否在运行",
+                             en=f"Cannot connect to the database {_shown(url)}: check the host, port, user name and "
+                                "password, and that the database server is running")
+
+
 # --- damage -------------------------------------------------------------------------------------
 
 
