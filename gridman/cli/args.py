@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -80,7 +81,28 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(2, ("error: " if is_en() else "错误：") + message + "\n")
+        self.exit(2, ("error: " + message if is_en() else "错误：" + _zh(message)) + "\n")
+
+
+# argparse's own messages (English only) and what a Chinese user reads instead
+_ARGPARSE_ZH = [
+    (re.compile(r"^the following arguments are required: (.*)$"), "缺少必需的参数：{0}"),
+    (re.compile(r"^unrecognized arguments: (.*)$"), "无法识别的参数：{0}（用 -h 查看用法）"),
+    (re.compile(r"^argument (\S+): invalid choice: (.*) \(choose from (.*)\)$"), "参数 {0}：无效的选项 {1}（可选：{2}）"),
+    (re.compile(r"^argument (\S+): expected one argument$"), "参数 {0} 需要一个值"),
+    (re.compile(r"^argument (\S+): expected (\d+) arguments$"), "参数 {0} 需要 {1} 个值"),
+    (re.compile(r"^argument (\S+): not allowed with argument (\S+)$"), "参数 {0} 不能与 {1} 同时使用"),
+    (re.compile(r"^one of the arguments (.*) is required$"), "必须给出以下参数之一：{0}"),
+    (re.compile(r"^argument (\S+): (.*)$", re.S), "参数 {0}：{1}"),
+]
+
+
+def _zh(message: str) -> str:
+    for pattern, zh in _ARGPARSE_ZH:
+        m = pattern.match(message)
+        if m:
+            return zh.format(*m.groups())
+    return message
 
 
 # --- numbers ------------------------------------------------------------------------------------
