@@ -144,3 +144,13 @@ def test_the_text_rule_covers_core_statements_and_orm_objects(demo_db):
     assert "备注" in ei.value.text() and "Note" in ei.value.text("en")
     with demo_db.session() as s:
         assert s.get(Resident, rid).note == "备注"
+
+
+def test_the_parsers_own_refusals_are_in_the_users_language(tmp_path, capsys):
+    db = str(tmp_path / "missing.sqlite")
+    rc, _out, err = cli(capsys, "--db", db, "incidents", "show")
+    assert rc == 2 and "错误：缺少必需的参数：id" in err
+    rc, _out, err = cli(capsys, "--db", db, "incidents", "queue", "--level", "village")
+    assert rc == 2 and "错误：参数 --level：无效的选项 'village'" in err
+    rc, _out, err = cli(capsys, "--lang", "en", "--db", db, "incidents", "show")
+    assert rc == 2 and "error: the following arguments are required: id" in err
