@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Engine, String, Table, event
@@ -70,14 +71,24 @@ def clean_value(table: Table, column: str, value: Any) -> Any:
     return value
 
 
+def _needs_cleaning(table: Table, rows: list[Mapping[str, Any]]) -> bool:
+    """Whether any text of ``rows`` breaks the rule — decided column by column over all rows at
+    once (one ``isprintable`` over the joined texts), so a bulk write of clean rows costs little."""
+    for key, limit in _limits(table).items():
+        texts = [v for r in rows if isinstance(v := r.get(key), str)]
+        if texts and (max(map(len, texts)) > limit or not "".join(texts).isprintable()):
+            return True
+    return False
+
+
 def _clean_params(table: Table, params: Any) -> Any:
-    if isinstance(params, dict):
-        limits = _limits(table)
-        if all(not isinstance(v, str) or (v.isprintable() and len(v) <= limits.get(k, len(v)))
-               for k, v in params.items()):
+    if isinstance(params, Mapping):
+        if not _needs_cleaning(table, [params]):
             return params  # the common case: nothing to change, no copy
         return {k: clean_value(table, k, v) if isinstance(v, str) else v for k, v in params.items()}
     if isinstance(params, list | tuple):
+        if all(isinstance(p, Mapping) for p in params) and not _needs_cleaning(table, list(params)):
+            return params
         return [_clean_params(table, p) for p in params]
     return params
 
