@@ -43,6 +43,9 @@ def test_core_imports_with_qt_blocked():
 
 
 def test_cli_command_runs_with_qt_blocked(tmp_path):
+    from gridman.core.db import open_database
+
+    open_database(tmp_path / "x.sqlite").dispose()  # db check refuses a missing file (issue #16)
     script = SCRIPT.split("import gridman.core\n")[0] + (
         "from gridman.cli import main\n"
         f"raise SystemExit(main(['--db', r'{tmp_path / 'x.sqlite'}', 'db', 'check', '--json']))\n"

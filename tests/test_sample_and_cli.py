@@ -108,6 +108,7 @@ def test_sample_grids_tile_their_community(demo_db):
 
 def test_cli_errors_go_to_stderr_with_exit_code(tmp_path):
     db = tmp_path / "e.sqlite"
+    gridman("--db", str(db), "db", "init")  # a missing --db is refused (issue #16)
     r = gridman("--db", str(db), "--as", "nobody", "stats", "--json")  # a name without its password
     assert r.returncode == 2 and r.stdout == "" and "请先登录" in r.stderr
     (tmp_path / "exists.sqlite").write_bytes(b"")
@@ -133,6 +134,8 @@ def test_python_dash_m_and_env_db(tmp_path):
     import os
 
     env = {**os.environ, "GRIDMAN_DB": str(tmp_path / "env.sqlite")}
+    # the file must exist (a missing --db is refused, issue #16): db init creates it
+    subprocess.run([sys.executable, "-m", "gridman", "db", "init"], check=True, capture_output=True, env=env, cwd=ROOT)
     r = subprocess.run([sys.executable, "-m", "gridman", "db", "check", "--json"], capture_output=True, text=True,
                        env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr

@@ -14,6 +14,7 @@ import importlib
 import sys
 
 from gridman import __version__
+from gridman.cli.args import Parser
 
 # Each module has register(subparsers). Add new command groups here.
 COMMAND_MODULES = [
@@ -30,7 +31,7 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="gridman",
         description="gridman 网格化管理 — 人 地 情 事 组织 registers and three-level mediation.",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from gridman.cli import args
 from gridman.cli.common import Context, add_json
 from gridman.core.db import resolve_url
 from gridman.core.outputs import check_output_path
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p_imp = sub.add_parser("import", help="import census workbooks; list and undo imports")
     isub = p_imp.add_subparsers(dest="import_command", metavar="SUBCOMMAND", required=True)
     p = add_json(isub.add_parser("census", help="import a census workbook (实有人口)"))
-    p.add_argument("file")
+    p.add_argument("file", type=args.input_file)
     p.add_argument("--sheet", help="sheet name (default: the one sheet holding a census table)")
     p.add_argument("--map", action="append", default=[], metavar="HEADER=FIELD",
                    help="map a column explicitly (FIELD empty or '-' ignores it); repeatable")
@@ -25,19 +26,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="report what would happen, write nothing")
     p.add_argument("--policy", choices=["reject", "quarantine"], default="reject",
                    help="reject: any error rejects the whole file (default); quarantine: import valid rows")
-    p.add_argument("--report", metavar="OUT.xlsx", help="write the rows with problems to this workbook")
+    p.add_argument("--report", type=args.output_file, metavar="OUT.xlsx", help="write the rows with problems to this workbook")
     p.set_defaults(func=cmd_import_census)
     p = add_json(isub.add_parser("list", help="recorded imports"))
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=args.count(1, 100_000), default=50)
     p.set_defaults(func=cmd_import_list)
     p = add_json(isub.add_parser("undo", help="revert an import if nothing touched its rows since"))
-    p.add_argument("batch_id", type=int)
+    p.add_argument("batch_id", type=args.row_id)
     p.set_defaults(func=cmd_import_undo)
 
     p = add_json(sub.add_parser("export", help=f"export a list to .xlsx ({', '.join(ex.LISTS)}) or a blank template"))
     p.add_argument("what", help=f"list name ({', '.join(ex.LISTS)}) or 'template'")
     p.add_argument("name", nargs="?", help="with 'template': the list name")
-    p.add_argument("--out", required=True, help="output .xlsx file")
+    p.add_argument("--out", required=True, type=args.output_file, help="output .xlsx file")
     p.add_argument("--area", help="area code (default: your area)")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="filter rows; repeatable")
     p.set_defaults(func=cmd_export)
@@ -46,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rsub = p_rep.add_subparsers(dest="report_command", metavar="SUBCOMMAND", required=True)
     p = add_json(rsub.add_parser("monthly", help="monthly report workbook of an area"))
     p.add_argument("--area", required=True)
-    p.add_argument("--month", required=True, help="YYYY-MM")
-    p.add_argument("--out", required=True)
+    p.add_argument("--month", required=True, type=args.month, help="YYYY-MM")
+    p.add_argument("--out", required=True, type=args.output_file)
     p.set_defaults(func=cmd_report_monthly)
 
 
@@ -69,7 +70,8 @@ def cmd_import_census(ctx: Context) -> int:
     if a.report:  # refused before the import runs, not after it committed
         check_output_path(a.report, ctx.db)
     with ctx.progress() as task:
-        with ctx.db.session() if a.dry_run else ctx.db.work(actor) as s:  # a dry run takes no write lock
+        # a dry run reads without the write lock and takes it only for the audit row of the check
+        with ctx.db.work(actor) as s:
             res = ci.import_census(s, actor, path=a.file, sheet=a.sheet, mapping=mapping, area_code=a.area,
                                    dry_run=a.dry_run, policy=a.policy, task=task)
         if a.report and res.issues:

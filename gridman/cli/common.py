@@ -41,7 +41,7 @@ class Context:
     @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = open_database(self.args.db)
+            self._db = open_database(self.args.db, create=False)  # a typo never creates a database
         return self._db
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from gridman.cli.common import Context, add_json
 from gridman.core.db import (
@@ -10,9 +11,12 @@ from gridman.core.db import (
     head_revision,
     integrity_check,
     open_database,
+    resolve_url,
+    sqlite_file,
     table_counts,
     upgrade_database,
 )
+from gridman.core.dbfile import Diagnosis, check_before_open, diagnose
 from gridman.core.redact import redact_url
 from gridman.core.services.stats import level_counts
 
@@ -40,7 +44,7 @@ def cmd_init(ctx: Context) -> int:
 
 
 def cmd_upgrade(ctx: Context) -> int:
-    db = open_database(ctx.args.db, upgrade=False)
+    db = open_database(ctx.args.db, upgrade=False, create=False)
     try:
         res = upgrade_database(db)
     finally:
@@ -52,7 +56,28 @@ def cmd_upgrade(ctx: Context) -> int:
     return 0
 
 
+def _diagnosis(ctx: Context) -> tuple[Path, Diagnosis] | None:
+    """An SQLite file diagnosed read-only, before anything opens it (None: not SQLite)."""
+    path = sqlite_file(resolve_url(ctx.args.db))
+    if path is None:
+        return None
+    check_before_open(path, create=False)  # missing, a folder, not SQLite…: the clear refusal
+    return path, diagnose(path)
+
+
+def _damage(ctx: Context, path: Path, d: Diagnosis) -> int:
+    """What ``integrity_check`` found, in which tables and indexes, and how to restore (exit 1)."""
+    out = {"url": str(path), "integrity": d.text(ctx.lang), "damaged": True, "places": d.places,
+           "problems": d.problems}
+    ctx.out(out, lambda: "\n".join([f"数据库：{path}", f"完整性：{out['integrity']}"]
+                                   + [f"  {p}" for p in d.problems[:20]]))
+    return 1
+
+
 def cmd_check(ctx: Context) -> int:
+    diag = _diagnosis(ctx)
+    if diag is not None and not diag[1].ok:
+        return _damage(ctx, *diag)
     db = ctx.db
     if not ctx.actor.is_admin:  # the details (where, what, how many) are the administrators'
         short = {"schema_version": current_revision(db), "schema_head": head_revision(), "integrity": integrity_check(db)}
@@ -67,7 +92,7 @@ def cmd_check(ctx: Context) -> int:
         "dialect": db.dialect,
         "schema_version": current_revision(db),
         "schema_head": head_revision(),
-        "integrity": integrity_check(db),
+        "integrity": integrity_check(db, pages=diag is None),  # diagnose checked an SQLite file's pages
         "counts": counts,
         "areas_by_level": levels,
     }

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
+from gridman.cli import args
 from gridman.cli.common import Context, add_json, to_jsonable
 from gridman.core.db import open_database
 from gridman.core.services import exchange
@@ -22,35 +22,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = add_json(xs.add_parser("checkout", help="write the exchange workbook of a street/community/grids"))
     c.add_argument("--area", help="area code of a street, community or grid")
     c.add_argument("--grids", help="comma-separated grid codes (instead of --area)")
-    c.add_argument("--out", required=True, help="the .xlsx to write")
+    c.add_argument("--out", required=True, type=args.output_file, help="the .xlsx to write")
     c.set_defaults(func=cmd_checkout)
 
     i = add_json(xs.add_parser("checkin", help="merge a returned exchange workbook"))
-    i.add_argument("file")
+    i.add_argument("file", type=args.input_file)
     i.add_argument("--dry-run", action="store_true", help="only print what the check-in would do")
     i.add_argument("--resolve", choices=exchange.RESOLUTIONS, default="keep-central",
                    help="rows changed on both sides: keep-central (default), keep-offline, or ask (list and stop)")
-    i.add_argument("--choices", help="JSON file {uuid: {field: offline|central}} of per-field conflict choices")
+    i.add_argument("--choices", type=args.json_object_file, help="JSON file {uuid: {field: offline|central}} of per-field conflict choices")
     i.add_argument("--confirm-deletes", action="store_true", help="really delete rows deleted offline")
     i.add_argument("--area", help="refuse unless the workbook belongs to this area code")
     i.set_defaults(func=cmd_checkin)
 
     o = add_json(xs.add_parser("open", help="create/refresh a local database for the package's area"))
-    o.add_argument("file")
-    o.add_argument("--db", dest="local_db", required=True, help="the local database file (or URL)")
+    o.add_argument("file", type=args.input_file)
+    o.add_argument("--db", dest="local_db", required=True, type=args.database_output, help="the local database file (or URL)")
     o.add_argument("--force", action="store_true", help="refresh even over local changes not exported yet")
     o.set_defaults(func=cmd_open)
 
     e = add_json(xs.add_parser("export", help="write the returned workbook from a local database"))
     e.add_argument("--db", dest="local_db", required=True)
-    e.add_argument("--out", required=True)
+    e.add_argument("--out", required=True, type=args.output_file)
     e.set_defaults(func=cmd_export)
 
     ls = add_json(xs.add_parser("list", help="packages checked out and their check-ins"))
     ls.set_defaults(func=cmd_list)
 
     u = add_json(xs.add_parser("undo", help="undo an exchange check-in (batch id)"))
-    u.add_argument("batch_id", type=int)
+    u.add_argument("batch_id", type=args.row_id)
     u.set_defaults(func=cmd_undo)
 
 
@@ -84,9 +84,7 @@ def _conflict_text(cs: list[exchange.Conflict]) -> str:
 
 def cmd_checkin(ctx: Context) -> int:
     a = ctx.args
-    choices = None
-    if a.choices:
-        choices = json.loads(Path(a.choices).read_text(encoding="utf-8"))
+    choices = a.choices
     try:
         with ctx.progress() as task, ctx.db.session() if a.dry_run else ctx.db.work(ctx.actor) as s:
             res = exchange.checkin(s, ctx.actor, path=a.file, dry_run=a.dry_run, resolve=a.resolve, choices=choices,
@@ -117,12 +115,12 @@ def cmd_checkin(ctx: Context) -> int:
     return 0
 
 
-def _local(ctx: Context) -> Any:
-    return open_database(ctx.args.local_db)
+def _local(ctx: Context, *, create: bool = False) -> Any:
+    return open_database(ctx.args.local_db, create=create)
 
 
 def cmd_open(ctx: Context) -> int:
-    db = _local(ctx)
+    db = _local(ctx, create=True)
     try:
         with db.session() as s:
             actor = system_actor(s)

@@ -15,6 +15,7 @@ from typing import Any
 import shapely
 from shapely.geometry import shape
 
+from gridman.cli import args
 from gridman.cli.common import Context, add_json
 from gridman.core.enums import AreaLevel
 from gridman.core.outputs import check_output_path, write_text
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_json(asub.add_parser("import", aliases=["import-geojson"],
                                  help="create/update areas from a boundary file: GeoJSON, TopoJSON, "
                                       "shapefile (.shp or .zip), KML/KMZ"))
-    p.add_argument("file")
+    p.add_argument("file", type=args.input_file)
     p.add_argument("--level", choices=[lv.value for lv in AreaLevel],
                    help="level of the features (default: each feature's 'level' property)")
     p.add_argument("--parent", metavar="CODE", help="parent area (default: parent_code property or code prefix)")
@@ -51,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_import)
     p = add_json(asub.add_parser("export-geojson", help="write an area's subtree as GeoJSON"))
     p.add_argument("--area", required=True, metavar="CODE")
-    p.add_argument("--out", required=True, metavar="F")
+    p.add_argument("--out", required=True, type=args.output_file, metavar="F")
     p.add_argument("--level", action="append", choices=[lv.value for lv in AreaLevel],
                    help="only these levels (repeatable)")
     p.set_defaults(func=cmd_export)
@@ -64,8 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_json(gsub.add_parser("check", help="check boundaries, staffing and size of a subtree"))
     p.add_argument("--area", metavar="CODE", help="subtree root (default: every top-level area)")
     p.add_argument("--repair", action="store_true", help="repair invalid boundaries (make_valid), reported")
-    p.add_argument("--sliver", type=float, default=100.0, metavar="M2", help="sliver threshold in m² (100)")
-    p.add_argument("--household-limit", type=int, default=None, metavar="N",
+    p.add_argument("--sliver", type=args.number(0), default=100.0, metavar="M2", help="sliver threshold in m² (100)")
+    p.add_argument("--household-limit", type=args.count(1, 1_000_000), default=None, metavar="N",
                    help="households per grid (default: the grid's own limit, setting, or 500)")
     p.set_defaults(func=cmd_check)
     p = add_json(gsub.add_parser("assign", help="give buildings, premises and open incidents the grid containing them"))
@@ -76,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("grid", metavar="GRID")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--line", metavar="WKT", help="LINESTRING (lon lat, …)")
-    src.add_argument("--file", metavar="F", help="a file with the line as WKT or GeoJSON")
+    src.add_argument("--file", type=args.input_file, metavar="F", help="a file with the line as WKT or GeoJSON")
     p.add_argument("--new-code", metavar="CODE")
     p.add_argument("--name", metavar="NAME", help="name of the new grid")
     _confirm(p)
@@ -87,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _confirm(p)
     p.set_defaults(func=cmd_merge)
     p = add_json(gsub.add_parser("edit", help="replace grid boundaries from GeoJSON (preview unless --yes)"))
-    p.add_argument("file", help="FeatureCollection with code properties (or one feature with --grid)")
+    p.add_argument("file", type=args.input_file, help="FeatureCollection with code properties (or one feature with --grid)")
     p.add_argument("--grid", metavar="CODE", help="the grid, when the file holds one unnamed polygon")
     p.add_argument("--crs", choices=geosvc.CRS_CHOICES, default="wgs84")
     _confirm(p)
@@ -95,12 +96,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = add_json(sub.add_parser("coverage", help="service coverage: buildings/households within a radius of facilities"))
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--facilities", metavar="F.geojson", help="facility points (GeoJSON)")
+    src.add_argument("--facilities", type=args.input_file, metavar="F.geojson", help="facility points (GeoJSON)")
     src.add_argument("--facility-kind", metavar="K", help="Facility rows of this kind (e.g. service_center)")
-    p.add_argument("--radius", type=float, default=1000.0, metavar="M", help="metres (1000)")
+    p.add_argument("--radius", type=args.number(0, 1_000_000), default=1000.0, metavar="M", help="metres (1000)")
     p.add_argument("--area", metavar="CODE")
     p.add_argument("--crs", choices=geosvc.CRS_CHOICES, default="wgs84", help="coordinates of the facility file")
-    p.add_argument("--limit", type=int, default=geosvc.SAMPLE_CAP, help="uncovered buildings listed (200)")
+    p.add_argument("--limit", type=args.count(0, 100_000), default=geosvc.SAMPLE_CAP, help="uncovered buildings listed (200)")
     p.set_defaults(func=cmd_coverage)
 
 
@@ -258,9 +259,11 @@ def _read_line(a: argparse.Namespace) -> Any:
                 d = d["geometry"]
             return shape(d)
         return shapely.from_wkt(text)
-    except Exception as exc:  # noqa: BLE001 - reported to the user with the source
+    except Exception as exc:  # noqa: BLE001 - reported to the user with the source (the details go to the log)
         src = a.file or "--line"
-        raise ValidationError(f"{src}：无法读取分割线（{exc}）", field="line", en=f"{src}: cannot read the line ({exc})") from exc
+        raise ValidationError(f"{src}：无法读取分割线，应为 WKT（LINESTRING (经度 纬度, …)）或 GeoJSON 线",
+                              field="line", en=f"{src}: cannot read the line; write WKT (LINESTRING (lon lat, …)) "
+                                               "or a GeoJSON line") from exc
 
 
 def cmd_split(ctx: Context) -> int:

@@ -12,11 +12,11 @@ from the actions' declaration (``mediation.action_spec``), not from a list kept 
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from gridman.cli import args
 from gridman.cli.common import Context, add_json
 from gridman.core.enums import IncidentStatus, MediationLevel, label
 from gridman.core.services import mediation as med
@@ -40,16 +40,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--subcategory", help="纠纷类型 (family/neighbour/property_mgmt/labour/land/medical/traffic)")
     r.add_argument("--priority", default="normal", help="low/normal/high/urgent")
     r.add_argument("--party", action="append", default=[], metavar="NAME", help="当事人姓名（可多次）")
-    r.add_argument("--resident", action="append", type=int, default=[], metavar="ID", help="登记人员 id（可多次）")
-    r.add_argument("--building", type=int, help="建筑 id")
-    r.add_argument("--point", nargs=2, type=float, metavar=("LON", "LAT"))
+    r.add_argument("--resident", action="append", type=args.row_id, default=[], metavar="ID", help="登记人员 id（可多次）")
+    r.add_argument("--building", type=args.row_id, help="建筑 id")
+    r.add_argument("--point", nargs=2, type=args.number(-180, 180), metavar=("LON", "LAT"))
     r.add_argument("--location", help="地点描述")
-    r.add_argument("--attach", action="append", default=[], metavar="FILE", help="附件（可多次）")
-    r.add_argument("--now", help=argparse.SUPPRESS)
+    r.add_argument("--attach", action="append", type=args.input_file, default=[], metavar="FILE", help="附件（可多次）")
+    r.add_argument("--now", type=args.iso_datetime, help=argparse.SUPPRESS)
     r.set_defaults(func=cmd_report)
 
     s = add_json(isub.add_parser("show", help="查看事件及其办理过程"))
-    s.add_argument("id", type=int)
+    s.add_argument("id", type=args.row_id)
     s.set_defaults(func=cmd_show)
 
     a = add_json(isub.add_parser("act", help="办理事件（可一次办理多件）：" + " ".join(ACTION_NAMES)))
@@ -57,8 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("rest", nargs="+", metavar="ID", help="一个或多个事件 id（多件时逐件办理，不能办理的列出原因）")
     for flag, inputs in _options().items():
         _add_option(a, flag, inputs)
-    a.add_argument("--version", type=int, help="办理时看到的版本号（冲突检测，仅限一件）")
-    a.add_argument("--now", help=argparse.SUPPRESS)
+    a.add_argument("--version", type=args.count(0), help="办理时看到的版本号（冲突检测，仅限一件）")
+    a.add_argument("--now", type=args.iso_datetime, help=argparse.SUPPRESS)
     a.set_defaults(func=cmd_act)
 
     q = add_json(isub.add_parser("queue", help="待办队列：超期优先，按时限排序"))
@@ -68,14 +68,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--category")
     q.add_argument("--overdue", action="store_true", help="只看超期")
     q.add_argument("--handler", help="承办人用户名")
-    q.add_argument("--text", help="标题/描述中的文字")
-    q.add_argument("--limit", type=int, default=50)
-    q.add_argument("--offset", type=int, default=0)
-    q.add_argument("--now", help="以此时间判断超期 (ISO)")
+    q.add_argument("--text", type=args.search_text, help="标题/描述中的文字")
+    q.add_argument("--limit", type=args.count(1, 100_000), default=50)
+    q.add_argument("--offset", type=args.count(0), default=0)
+    q.add_argument("--now", type=args.iso_datetime, help="以此时间判断超期 (ISO)")
     q.set_defaults(func=cmd_queue)
 
     e = add_json(isub.add_parser("escalate-overdue", help="超期事件自动上报一级（可定时运行，重复运行无副作用）"))
-    e.add_argument("--now", help="以此时间为准 (ISO)，用于测试和补跑")
+    e.add_argument("--now", type=args.iso_datetime, help="以此时间为准 (ISO)，用于测试和补跑")
     e.set_defaults(func=cmd_escalate_overdue)
 
     pol = add_json(isub.add_parser("policy", help="查看或设置办理时限"))
@@ -83,16 +83,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     pol.add_argument("--working-days", action="store_true", help="按工作日计算（跳过周末和节假日）")
     pol.add_argument("--category", help="只对此类别生效（默认：该层级的默认时限）")
     pol.set_defaults(func=cmd_policy)
-
-
-def _now(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(f"时间 {value!r} 不是 ISO 格式（如 2026-11-01T09:00）", field="now",
-                              en=f"{value!r} is not an ISO date-time") from None
 
 
 def cmd_report(ctx: Context) -> int:
@@ -104,7 +94,7 @@ def cmd_report(ctx: Context) -> int:
         res = med.report(s, ctx.actor, grid_id=grid.id, category=a.category, title=a.title,
                          description=a.description, subcategory=a.subcategory, priority=a.priority, parties=parties,
                          building_id=a.building, lon=lon, lat=lat, location_text=a.location,
-                         attachments=med.file_inputs(a.attach), now=_now(a.now), source="cli")
+                         attachments=med.file_inputs(a.attach), now=a.now, source="cli")
     ctx.out(res, lambda: f"已上报事件 #{res.incident_id}（{label(res.level, enum=MediationLevel)}层级，"
                          f"办理时限 {res.due_at:%Y-%m-%d %H:%M}）")
     return 0
@@ -157,9 +147,9 @@ def _add_option(p: argparse.ArgumentParser, flag: str, inputs: list[tuple[str, m
     help_text = "；".join(f"{'/'.join(acts)}: {text}" for text, acts in helps.items())
     kw: dict[str, Any] = {"help": help_text, "metavar": "VALUE"}
     if kinds == {med.Kind.FILES}:
-        kw.update(action="append", default=[], metavar="FILE")
+        kw.update(action="append", type=args.input_file, default=[], metavar="FILE")
     elif kinds == {med.Kind.CASE}:
-        kw.update(type=int, metavar="ID")
+        kw.update(type=args.row_id, metavar="ID")
     elif kinds == {med.Kind.FLAG}:
         kw.update(choices=["yes", "no"], metavar="yes|no")
     p.add_argument(flag, dest="opt_" + flag.lstrip("-").replace("-", "_"), **kw)
@@ -170,7 +160,7 @@ def _action_and_ids(words: list[str]) -> tuple[str, list[int]]:
     if len(names) != 1:
         raise ValidationError("请给出一个操作和一个或多个事件 id，如：act accept 12 13", field="action",
                               en="Give one action and one or more case ids, e.g. act accept 12 13")
-    ids = [int(w) for w in words if w.isdigit()]
+    ids = args.checked(args.ids, [w for w in words if w.isdigit()], field="id")
     if not ids:
         raise ValidationError("请给出事件 id", field="id", en="Give the case id(s)")
     return med.action_spec(names[0]).action.value, ids
@@ -211,7 +201,7 @@ def cmd_act(ctx: Context) -> int:
     action, ids = _action_and_ids([a.first, *a.rest])
     if a.version is not None and len(ids) > 1:
         raise ValidationError("--version 只能用于一件事件", field="version", en="--version applies to one case only")
-    now = _now(a.now)
+    now = a.now
     with ctx.db.work(ctx.actor) as s:
         kw = _inputs(ctx, s, action)
         if len(ids) == 1:
@@ -234,7 +224,7 @@ def cmd_queue(ctx: Context) -> int:
         handler = med.user_id(s, a.handler) if a.handler else None
         res = mq.queue(s, ctx.actor, area_id, level=a.level, status=a.status, category=a.category,
                        overdue=True if a.overdue else None, handler=handler, text=a.text, limit=a.limit,
-                       offset=a.offset, now=_now(a.now))
+                       offset=a.offset, now=a.now)
 
     def human() -> str:
         head = "  ".join(f"{label(k, enum=IncidentStatus)} {v}" for k, v in (res.counts or {}).items())
@@ -251,7 +241,7 @@ def cmd_queue(ctx: Context) -> int:
 
 def cmd_escalate_overdue(ctx: Context) -> int:
     with ctx.db.work(ctx.actor, note="escalate-overdue") as s:
-        res = med.escalate_overdue(s, ctx.actor, now=_now(ctx.args.now))
+        res = med.escalate_overdue(s, ctx.actor, now=ctx.args.now)
     ctx.out(res, lambda: f"超期上报 {res.escalated} 件，街道层级超期标记 {res.flagged} 件（时间 {res.now:%Y-%m-%d %H:%M}）")
     return 0
 
@@ -260,10 +250,7 @@ def cmd_policy(ctx: Context) -> int:
     a = ctx.args
     if a.set:
         level, days_s = a.set
-        try:
-            days = int(days_s)
-        except ValueError:
-            raise ValidationError(f"天数 {days_s!r} 不是整数", field="days", en=f"{days_s!r} is not a number") from None
+        days = args.checked(args.count(0, 3650), days_s, field="days")
         with ctx.db.work(ctx.actor) as s:
             tl.set_policy(s, ctx.actor, level=level, days=days, working_days=a.working_days, category=a.category)
     with ctx.db.session() as s:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import datetime
 from pathlib import Path
 
+from gridman.cli import args
 from gridman.cli.common import Context, add_json
 from gridman.core.db import open_database
 from gridman.core.sample import SAMPLE_AS_OF, SCALES, generate
@@ -15,10 +15,10 @@ from gridman.core.services.errors import ValidationError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_json(sub.add_parser("sample", help="write a deterministic synthetic database"))
-    p.add_argument("--out", required=True, help="new database file (or URL of an empty database)")
+    p.add_argument("--out", required=True, type=args.database_output, help="new database file (or URL of an empty database)")
     p.add_argument("--scale", choices=sorted(SCALES), default="demo")
-    p.add_argument("--seed", type=int, default=20081)
-    p.add_argument("--as-of", default=SAMPLE_AS_OF.isoformat(), help="the sample's 'now' (ISO date-time)")
+    p.add_argument("--seed", type=args.count(0, 2**32 - 1), default=20081)
+    p.add_argument("--as-of", type=args.iso_datetime, default=SAMPLE_AS_OF, help="the sample's 'now' (ISO date-time)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_sample)
 
@@ -37,7 +37,7 @@ def cmd_sample(ctx: Context) -> int:
     db = open_database(out)
     try:
         with ctx.progress() as task:
-            res = generate(db, scale=a.scale, seed=a.seed, as_of=datetime.fromisoformat(a.as_of), task=task)
+            res = generate(db, scale=a.scale, seed=a.seed, as_of=a.as_of, task=task)
     finally:
         db.dispose()
     secs = time.perf_counter() - t0

@@ -4,8 +4,8 @@ mediation figures of an area and period (调处统计)."""
 from __future__ import annotations
 
 import argparse
-from datetime import date
 
+from gridman.cli import args
 from gridman.cli.common import Context, add_json
 from gridman.core.services.errors import ValidationError
 from gridman.core.services.stats import level_counts, role_counts, table_counts
@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_stats)
     p.add_argument("stats_command", nargs="?", default=None, help=argparse.SUPPRESS)
     p.add_argument("--area", help="(stats mediation) 区划编码")
-    p.add_argument("--from", dest="date_from", help="(stats mediation) 上报日期起 YYYY-MM-DD")
-    p.add_argument("--to", dest="date_to", help="(stats mediation) 上报日期止 YYYY-MM-DD（含）；统计截至该日末的状态")
+    p.add_argument("--from", dest="date_from", type=args.iso_date, help="(stats mediation) 上报日期起 YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", type=args.iso_date, help="(stats mediation) 上报日期止 YYYY-MM-DD（含）；统计截至该日末的状态")
 
 
 def cmd_stats(ctx: Context) -> int:
@@ -36,16 +36,6 @@ def cmd_stats(ctx: Context) -> int:
     return 0
 
 
-def _date(value: str | None, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(f"{name} 日期 {value!r} 应为 YYYY-MM-DD", field=name,
-                              en=f"{name}: {value!r} is not YYYY-MM-DD") from None
-
-
 def cmd_stats_mediation(ctx: Context) -> int:
     from gridman.core.enums import MediationLevel, ReferralTarget, label
     from gridman.core.services.areas import by_code
@@ -54,7 +44,7 @@ def cmd_stats_mediation(ctx: Context) -> int:
     a = ctx.args
     with ctx.db.session() as s:
         area_id = by_code(s, a.area).id if a.area else None
-        f = mf.figures(s, ctx.actor, area_id, _date(a.date_from, "from"), _date(a.date_to, "to"))
+        f = mf.figures(s, ctx.actor, area_id, a.date_from, a.date_to)
 
     def pct(x: float | None) -> str:
         return "—" if x is None else f"{x * 100:.1f}%"

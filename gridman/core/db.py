@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gridman.core import config
@@ -141,10 +142,12 @@ class Database:
     _factory: sessionmaker[Session] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        from gridman.core import text_rules
         from gridman.core.audit_trail import install
 
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         install(self._factory)
+        text_rules.install(self.engine, self._factory)  # control characters out, lengths bounded
 
     @property
     def dialect(self) -> str:
@@ -152,10 +155,7 @@ class Database:
 
     @property
     def sqlite_path(self) -> Path | None:
-        u = make_url(self.url)
-        if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
-            return Path(u.database)
-        return None
+        return sqlite_file(self.url)
 
     def session(self) -> Session:
         return self._factory()
@@ -273,14 +273,37 @@ def _track_changes(session: Session) -> None:
     changes.start(session)
 
 
-def open_database(db: str | os.PathLike[str] | None = None, *, upgrade: bool = True, **kw: Any) -> Database:
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite URL (None: another database, or SQLite in memory)."""
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        return Path(u.database)
+    return None
+
+
+def open_database(db: str | os.PathLike[str] | None = None, *, upgrade: bool = True, create: bool = True,
+                  **kw: Any) -> Database:
     """Open (and by default create/upgrade) a gridman database.
 
     An existing older database is copied to a backup file before it is upgraded; a database
-    written by a newer gridman raises :class:`SchemaError`.
+    written by a newer gridman raises :class:`SchemaError`. An SQLite file is checked before the
+    first connection (:func:`gridman.core.dbfile.check_before_open`): a folder, a file that is
+    not SQLite, a read-only file or another program's database is refused and left untouched, and
+    a missing file too unless ``create``.
     """
     url = resolve_url(db)
-    database = Database(make_engine(url, **kw), url)
+    path = sqlite_file(url)
+    if path is not None and not str(path).startswith("file:"):
+        from gridman.core.dbfile import check_before_open
+
+        check_before_open(path, create=create)
+    try:
+        engine = make_engine(url, **kw)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        from gridman.core.dbfile import unknown_url
+
+        raise unknown_url(url) from exc
+    database = Database(engine, url)
     if upgrade:
         try:
             upgrade_database(database)
@@ -436,12 +459,24 @@ class UpgradeResult:
         return self.from_revision != self.to_revision
 
 
+def not_gridman_error(tables: list[str]) -> SchemaError:
+    return SchemaError(f"这不是 gridman 数据库（含有表 {tables[:5]}…，但没有版本信息）。"
+                       " / Not a gridman database (tables present but no schema version).")
+
+
 def upgrade_database(database: Database, *, target: str = "head") -> UpgradeResult:
     """Bring the schema to ``target``. Backs an existing SQLite file up first; refuses newer ones.
 
     The common case — the database is at the head already — is decided from the migration files
     (:func:`file_head_revision`) without importing Alembic (a third of a second at start-up)."""
-    cur = current_revision(database)
+    try:
+        cur = current_revision(database)
+    except OperationalError as exc:
+        if database.dialect == "sqlite":
+            raise
+        from gridman.core.dbfile import unreachable
+
+        raise unreachable(database.url) from exc
     if target == "head" and cur is not None and cur == file_head_revision():
         return UpgradeResult(cur, cur)
     from alembic import command
@@ -462,10 +497,7 @@ def upgrade_database(database: Database, *, target: str = "head") -> UpgradeResu
         with database.engine.connect() as conn:
             tables = set(inspect(conn).get_table_names())
         if tables - {"alembic_version"}:
-            raise SchemaError(
-                f"这不是 gridman 数据库（含有表 {sorted(tables)[:5]}…，但没有版本信息）。"
-                " / Not a gridman database (tables present but no schema version)."
-            )
+            raise not_gridman_error(sorted(tables))
     command.upgrade(_alembic_config(database), target)
     return UpgradeResult(cur, head, backup)
 
@@ -479,11 +511,12 @@ def table_counts(session: Session) -> dict[str, int]:
     return out
 
 
-def integrity_check(database: Database) -> str:
-    """'ok' or the problems found (SQLite: PRAGMA integrity_check + foreign_key_check)."""
+def integrity_check(database: Database, *, pages: bool = True) -> str:
+    """'ok' or the problems found (SQLite: PRAGMA integrity_check + foreign_key_check; without
+    ``pages`` the foreign keys only, when :func:`gridman.core.dbfile.diagnose` checked the pages)."""
     with database.engine.connect() as conn:
         if database.dialect == "sqlite":
-            rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").fetchall()]
+            rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").fetchall()] if pages else []
             fk = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
             problems = [r for r in rows if r != "ok"]
             if fk:

@@ -298,8 +298,8 @@ class ImportWizard(QDialog):
     def validate(self) -> None:
         kw, actor = self._kwargs(), self.actor
         self._busy(True)
-        self.runner.run(lambda s, t: census.import_census(s, actor, dry_run=True, task=t, **kw),
-                        on_done=self._checked, on_error=self._failed, label="import-check")
+        self.runner.run(lambda s, t: census.import_census(s, actor, dry_run=True, task=t, **kw), mode="write",
+                        on_done=self._checked, on_error=self._failed, label="import-check")  # audited check
 
     def _checked(self, r: census.ImportResult) -> None:
         self._busy(False)

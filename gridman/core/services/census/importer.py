@@ -90,6 +90,7 @@ def _import_census(session: Session, actor: Actor, *, path: Path, sheet: str | N
     for _attempt in range(PLAN_TRIES):
         result, good = _plan(session, actor, area, table, fields_present, (path.name, sha), dry_run, policy, task, today)
         if result.status == "rejected" or dry_run:
+            _audit_check(session, actor, snapshot, result, path.name)
             return result
         checkpoints.reached("census.validate")
         changed = db.write_phase(session, snapshot)  # the write lock, from here to the commit
@@ -107,6 +108,17 @@ def _import_census(session: Session, actor: Actor, *, path: Path, sheet: str | N
     task.progress(0.99, "正在提交")
     db.done_after_commit(session, task, "导入完成")
     return result
+
+
+def _audit_check(session: Session, actor: Actor, snapshot: db.Snapshot, result: ImportResult, file_name: str) -> None:
+    """A dry run or a rejected file wrote nothing but told the actor which citizen IDs are
+    registered: who asked, and how many, is audited — under the write lock for that one row only
+    (in a unit of work; a plain read session keeps nothing)."""
+    if not result.id_lookups or "actor" not in session.info:
+        return
+    db.write_phase(session, snapshot)
+    matching.audit_lookup(session, actor, rows=result.rows_read, citizen_ids=result.id_lookups, file_name=file_name,
+                          status="dry_run" if result.dry_run else "rejected")
 
 
 # What a plan reads: when others changed one of these between the plan and the write lock, the
@@ -132,8 +144,7 @@ def _plan(session: Session, actor: Actor, area: Area | None, table: Table, field
     matching.check_heads(session, rows, fields_present)
     task.progress(0.6, "生成导入计划")
     good = _count(result, table, rows, matching.plan(session, rows, fields_present))
-    if dry_run or (result.rejected and policy == "reject"):  # nothing written, but IDs were looked up
-        matching.audit_lookup(session, actor, rows, file_name=path.name, status="dry_run" if dry_run else "rejected")
+    result.id_lookups = matching.id_lookups(rows)
     if result.rejected and policy == "reject":
         result.status = "rejected"
         result.inserted = result.updated = result.unchanged = result.households_created = result.tags_added = 0

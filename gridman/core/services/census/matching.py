@@ -213,13 +213,17 @@ def match_existing(session: Session, actor: Actor, rows: list[Row]) -> None:
         r.existing = ex
 
 
-def audit_lookup(session: Session, actor: Actor, rows: list[Row], *, file_name: str, status: str) -> None:
+def id_lookups(rows: list[Row]) -> int:
+    """How many citizen IDs of the file were looked up in the register."""
+    return sum(1 for r in rows if r.values.get("citizen_id"))
+
+
+def audit_lookup(session: Session, actor: Actor, *, rows: int, citizen_ids: int, file_name: str, status: str) -> None:
     """The audit row of an import that wrote nothing (a dry run, a rejected file): it still told
     the actor which of the file's citizen IDs are registered, so who asked, and how many, is kept."""
-    n = sum(1 for r in rows if r.values.get("citizen_id"))
     audit.record(session, actor, "import_check", table="residents",
-                 changes={"file": file_name, "status": status, "rows": len(rows), "citizen_ids": n},
-                 note=f"导入核对（未写入）{file_name}：{len(rows)} 行，{n} 个身份证号")
+                 changes={"file": file_name, "status": status, "rows": rows, "citizen_ids": citizen_ids},
+                 note=f"导入核对（未写入）{file_name}：{rows} 行，{citizen_ids} 个身份证号")
 
 
 def check_heads(session: Session, rows: list[Row], fields_present: set[str]) -> None:

@@ -68,6 +68,7 @@ class ImportResult:
     policy: str = "reject"
     dry_run: bool = False
     batch_id: int | None = None
+    id_lookups: int = 0  # citizen IDs looked up in the register (the audit row of a check that wrote nothing)
     skipped_rows: list[tuple[int, str]] = field(default_factory=list)
     issues: list[RowIssue] = field(default_factory=list)
     # for the error report (not serialised by the CLI)

@@ -48,8 +48,8 @@ def read_geojson(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValidationError(f"{p.name}：第 {exc.lineno} 行第 {exc.colno} 列不是合法的 JSON（{exc.msg}）",
-                              field="file", en=f"{p.name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        raise ValidationError(f"{p.name}：第 {exc.lineno} 行第 {exc.colno} 列不是合法的 JSON，请检查文件内容",
+                              field="file", en=f"{p.name}: invalid JSON at line {exc.lineno} column {exc.colno}; check the file") from exc
     if not isinstance(data, dict):
         raise ValidationError(f"{p.name}：不是 GeoJSON 对象", field="file", en=f"{p.name}: not a GeoJSON object")
     return data
