@@ -19,7 +19,7 @@ from gridman.core.services import census as ci
 from gridman.core.services import mediation as med
 from gridman.core.services import people, registers, stats
 from gridman.core.services.auth import authenticate
-from gridman.core.services.errors import PermissionDenied, ValidationError
+from gridman.core.services.errors import NotFound, PermissionDenied, ValidationError
 from gridman.core.services.permissions import system_actor
 from gridman.core.services.registers import Filters
 from tests.census_util import make_id, write_xlsx
@@ -300,11 +300,13 @@ def test_a_refusal_by_id_does_not_say_where_the_resident_household_or_case_is(db
     warden = make_user(db, "wg1", Role.WARDEN, grids=[tree.grid1])
     with db.session() as s:
         grid_name = "第1网格"
-        for call in (lambda: people.view_resident(s, warden, rid), lambda: registers.household_view(s, warden, hid),
-                     lambda: med.show(s, warden, case.incident_id),
-                     lambda: registers.resident_history(s, warden, rid)):
-            with pytest.raises(PermissionDenied) as ei:
+        # a case outside the scope answers as one that does not exist (no existence oracle)
+        for call, exc, word in ((lambda: people.view_resident(s, warden, rid), PermissionDenied, "管辖范围"),
+                                (lambda: registers.household_view(s, warden, hid), PermissionDenied, "管辖范围"),
+                                (lambda: med.show(s, warden, case.incident_id), NotFound, "不存在"),
+                                (lambda: registers.resident_history(s, warden, rid), PermissionDenied, "管辖范围")):
+            with pytest.raises(exc) as ei:
                 call()
             said = ei.value.message + ei.value.en
             assert grid_name not in said and "琥珀" not in said and "孔玉佳" not in said, said
-            assert "管辖范围" in ei.value.message
+            assert word in ei.value.message

@@ -122,9 +122,9 @@ def test_busy_database_cli_exits_2_with_the_message(sqlite_demo: Database, monke
         grid = c.execute("SELECT a.code FROM areas a JOIN warden_assignments w ON w.grid_id = a.id "
                          "JOIN users u ON u.id = w.user_id WHERE u.username = 'warden'").fetchone()[0]
     capsys.readouterr()
+    warden = signed_in(path, "warden")  # the sign-in's session row is written before the lock is taken
     with write_lock_held(path):
-        rc = main([*signed_in(path, "warden"), "incidents", "report", "--grid", grid, "--category", "hazard",
-                   "--title", "井盖缺失"])
+        rc = main([*warden, "incidents", "report", "--grid", grid, "--category", "hazard", "--title", "井盖缺失"])
     err = capsys.readouterr().err
     assert rc == 2, err
     assert "数据库正忙（另一项写入正在进行），请稍后重试" in err
