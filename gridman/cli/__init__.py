@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "gridman.cli.incidents_cmds",
     "gridman.cli.census_cmds",
     "gridman.cli.exchange_cmds",
+    "gridman.cli.users_cmds",
 ]
 
 

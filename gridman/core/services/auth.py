@@ -183,6 +183,15 @@ class UserDetails:
     version: int
 
 
+def find_user(session: Session, actor: Actor, username: str) -> UserDetails:
+    """An account by its user name (administrators; the system account is not one)."""
+    require(actor, Perm.MANAGE_USERS)
+    uid = session.scalar(select(User.id).where(User.username == username, User.is_system.is_(False)))
+    if uid is None:
+        raise NotFound(f"用户 {username} 不存在", en=f"No user {username}")
+    return user_details(session, actor, uid)
+
+
 def user_details(session: Session, actor: Actor, user_id: int) -> UserDetails:
     require(actor, Perm.MANAGE_USERS)
     u = session.get(User, user_id)
