@@ -7,6 +7,7 @@ from gridman.core import enums
 from gridman.core.services import areas, auth, registers
 from gridman.core.services.areas import AreaChoice
 from gridman.core.services.permissions import Actor
+from gridman.gui.dialogs.setup_wizard import policy_rule
 from gridman.gui.errors import describe, show_error
 from gridman.gui.i18n import language, tr
 from gridman.gui.ops import OpRunner
@@ -72,6 +73,8 @@ class UserForm(QDialog):
         form.addRow(tr("用户名"), self.username)
         form.addRow(tr("姓名"), self.display_name)
         form.addRow(tr("初始密码"), self.password)
+        self.password.setToolTip(policy_rule())
+        self.password.setPlaceholderText(tr("至少 8 位，两类字符"))
         form.addRow(tr("角色"), self.role)
         form.addRow(tr("管辖区域"), self.area)
         self.message, self.buttons = _message_and_buttons(self, form, tr("创建"))
@@ -114,6 +117,7 @@ class EditUserForm(QDialog):
         self.display_name, self.password = QLineEdit(), QLineEdit()
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setPlaceholderText(tr("留空则不修改"))
+        self.password.setToolTip(policy_rule())
         self.role, self.area = _role_combo(), _area_combo()
         self.active = QCheckBox(tr("启用"))
         form.addRow(tr("用户名"), self.username)

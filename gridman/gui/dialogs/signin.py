@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 
 class SignInDialog(QDialog):
+    """The sign-in. On a database where nobody can sign in yet it closes with :data:`SETUP` as
+    soon as the database is open, and the caller shows the first-run wizard instead."""
+
+    SETUP = 2  # exec() result: open the first-run wizard (dialogs.setup_wizard)
     signed_in = Signal(object)  # Actor
 
     database_ready = Signal()
@@ -91,7 +95,15 @@ class SignInDialog(QDialog):
     def _opened(self, db: Any) -> None:
         self.runner.db = db
         self.database_ready.emit()
-        if self._pending_submit:
+        from gridman.core.services.auth import needs_first_account
+
+        self.runner.run(lambda s, _t: needs_first_account(s), on_done=self._first_run_checked,
+                        on_error=self._open_failed, label="first-run-check")
+
+    def _first_run_checked(self, needed: bool) -> None:
+        if needed:
+            self.done(self.SETUP)
+        elif self._pending_submit:
             self.submit()
 
     def _open_failed(self, exc: BaseException) -> None:
