@@ -38,6 +38,23 @@ def policy_rule() -> str:
     return password_policy.RULE_EN if is_english() else password_policy.RULE_ZH
 
 
+def _group(title: str) -> tuple[QGroupBox, QFormLayout, QVBoxLayout]:
+    """A step's box: a form, and below it (outside the form, where wrapped text gets its height)
+    room for notes."""
+    box = QGroupBox(title)
+    outer = QVBoxLayout(box)
+    form = QFormLayout()
+    outer.addLayout(form)
+    return box, form, outer
+
+
+def _note(text: str) -> QLabel:
+    note = QLabel(text)
+    note.setWordWrap(True)
+    note.setStyleSheet("color: #666;")
+    return note
+
+
 def _line(name: str, text: str = "", *, password: bool = False) -> QLineEdit:
     edit = QLineEdit(text)
     edit.setObjectName(name)
@@ -81,41 +98,35 @@ class SetupWizard(QDialog):
         self.buttons.accepted.connect(self.submit)
         self.buttons.rejected.connect(self.reject)
         lay.addWidget(self.buttons)
-        self.setMinimumWidth(520)
+        self.setMinimumWidth(600)
+        self.resize(self.sizeHint())  # room for the wrapped notes (a dialog's first size ignores them)
         self.office.setFocus()
 
     def _office_box(self) -> QGroupBox:
-        box = QGroupBox(tr("① 单位"))
-        form = QFormLayout(box)
+        box, form, outer = _group(tr("① 单位"))
         self.office = _line("office")
         self.office.setPlaceholderText(tr("例如：蜀山区网格化服务管理中心"))
         form.addRow(tr("单位名称"), self.office)
-        note = QLabel(tr("单位名称会印在打印的文书上。"))
-        note.setStyleSheet("color: #666;")
-        form.addRow("", note)
+        outer.addWidget(_note(tr("单位名称会印在打印的文书上。")))
         return box
 
     def _admin_box(self) -> QGroupBox:
-        box = QGroupBox(tr("② 系统管理员账号"))
-        form = QFormLayout(box)
+        box, form, outer = _group(tr("② 系统管理员账号"))
         self.username, self.display_name = _line("username", "admin"), _line("displayName")
         self.password, self.password2 = _line("password", password=True), _line("password2", password=True)
         form.addRow(tr("用户名"), self.username)
         form.addRow(tr("姓名"), self.display_name)
         form.addRow(tr("密码"), self.password)
         form.addRow(tr("再次输入密码"), self.password2)
-        self.rule = QLabel(policy_rule())
+        self.rule = _note(policy_rule())
         self.rule.setObjectName("passwordRule")
-        self.rule.setWordWrap(True)
-        self.rule.setStyleSheet("color: #666;")
-        form.addRow("", self.rule)
+        outer.addWidget(self.rule)
         for w in (self.password, self.username):
             w.textChanged.connect(self._check_password)
         return box
 
     def _area_box(self) -> QGroupBox:
-        box = QGroupBox(tr("③ 起始区划"))
-        form = QFormLayout(box)
+        box, form, outer = _group(tr("③ 起始区划"))
         self.area_code, self.area_name = _line("areaCode", "340100"), _line("areaName")
         self.area_name.setPlaceholderText(tr("例如：合肥市"))
         self.area_level = QComboBox()
@@ -125,10 +136,7 @@ class SetupWizard(QDialog):
         form.addRow(tr("区划代码"), self.area_code)
         form.addRow(tr("区划名称"), self.area_name)
         form.addRow(tr("层级"), self.area_level)
-        note = QLabel(tr("其下的区县、街道、社区和网格可以稍后在“系统管理”中添加或从边界文件导入。"))
-        note.setWordWrap(True)
-        note.setStyleSheet("color: #666;")
-        form.addRow("", note)
+        outer.addWidget(_note(tr("其下的区县、街道、社区和网格可以稍后在“系统管理”中添加或从边界文件导入。")))
         return box
 
     def _check_password(self) -> None:
