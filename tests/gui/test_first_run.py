@@ -4,9 +4,6 @@ area, and signs the administrator in. Also: 修改密码 from the menu, 解除�
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import pytest
 
 from gridman.core.services import auth, setup
@@ -15,7 +12,7 @@ from gridman.gui.dialogs.setup_wizard import SetupWizard
 from gridman.gui.main_window import MainWindow
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import QApplication, QDialogButtonBox, Qt, QTimer
-from tests.gui.conftest import raw, type_text, wait_runner
+from tests.gui.conftest import raw, run_gui_driven, type_text, wait_runner
 from tests.gui.test_journeys import open_window
 
 
@@ -33,8 +30,6 @@ def fill(qtbot, w: SetupWizard, *, password: str = "Hefei-admin-1", again: str |
 
 def test_gridman_on_a_new_database_runs_the_wizard_and_signs_the_administrator_in(qtbot, sqlite_db):
     """Before: only a sign-in nobody could pass (the only account was the system account)."""
-    from gridman.gui.app import run_gui
-
     path = str(sqlite_db.sqlite_path)
     sqlite_db.dispose()
     seen: dict[str, object] = {}
@@ -53,16 +48,7 @@ def test_gridman_on_a_new_database_runs_the_wizard_and_signs_the_administrator_i
             seen["submitted"] = True
         QTimer.singleShot(50, drive)
 
-    hook, handlers = sys.excepthook, list(logging.getLogger("gridman").handlers)
-    QTimer.singleShot(50, drive)
-    try:
-        rc = run_gui(db=path, lang="zh_CN")
-    finally:  # run_gui installs an excepthook and a log file for the process: undo for other tests
-        sys.excepthook = hook
-        for h in logging.getLogger("gridman").handlers:
-            if h not in handlers:
-                logging.getLogger("gridman").removeHandler(h)
-                h.close()
+    rc = run_gui_driven(path, drive)
     assert rc == 0 and seen.get("submitted")
     assert "王主任" in str(seen.get("user"))
     from gridman.core.db import open_database

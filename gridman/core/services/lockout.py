@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from gridman.core.models import Setting, User, utcnow
-from gridman.core.services import audit
+from gridman.core.models import User, utcnow
+from gridman.core.services import audit, settings
 from gridman.core.services.errors import NotFound, ValidationError
 from gridman.core.services.permissions import Actor, Perm, require
 
@@ -42,8 +42,7 @@ class LockoutPolicy:
 
 def policy(session: Session) -> LockoutPolicy:
     """The database's lockout policy (the defaults where it has none or a broken one)."""
-    row = session.get(Setting, SETTING)
-    value = row.value if row is not None else None
+    value = settings.get(session, SETTING)
     if isinstance(value, dict):
         try:
             return _checked(LockoutPolicy(**{k: int(v) for k, v in value.items() if k in asdict(LockoutPolicy())}))
@@ -67,12 +66,7 @@ def set_policy(session: Session, actor: Actor, new: LockoutPolicy) -> LockoutPol
         raise ValidationError("锁定设置无效：失败次数和锁定分钟数不能为负，时间窗口至少 1 分钟。", field=SETTING,
                               en="Invalid lockout setting: counts and lock minutes ≥ 0, the window at least "
                                  "1 minute.") from None
-    row = session.get(Setting, SETTING)
-    if row is None:
-        session.add(Setting(key=SETTING, value=asdict(new)))
-    else:
-        row.value = asdict(new)
-    session.flush()
+    settings.put(session, SETTING, asdict(new))
     return new
 
 

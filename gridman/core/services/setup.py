@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gridman.core.enums import AreaLevel, Role
-from gridman.core.models import Area, Setting, User
-from gridman.core.services import areas, audit, auth
+from gridman.core.models import Area, User
+from gridman.core.services import areas, audit, auth, settings
 from gridman.core.services.errors import PermissionDenied, ValidationError
 from gridman.core.services.permissions import Actor, Perm, require, system_actor
 
@@ -25,8 +25,8 @@ ROOT_LEVELS = (AreaLevel.CITY, AreaLevel.DISTRICT)  # what an office starts from
 
 
 def office_name(session: Session) -> str | None:
-    row = session.get(Setting, OFFICE_SETTING)
-    return row.value if row is not None and isinstance(row.value, str) and row.value else None
+    value = settings.get(session, OFFICE_SETTING)
+    return value if isinstance(value, str) and value else None
 
 
 def set_office_name(session: Session, actor: Actor, name: str) -> None:
@@ -35,12 +35,7 @@ def set_office_name(session: Session, actor: Actor, name: str) -> None:
     if not name or len(name) > 100:
         raise ValidationError("请填写单位名称（不超过 100 字）", field=OFFICE_SETTING,
                               en="Enter the office's name (at most 100 characters)")
-    row = session.get(Setting, OFFICE_SETTING)
-    if row is None:
-        session.add(Setting(key=OFFICE_SETTING, value=name))
-    else:
-        row.value = name
-    session.flush()
+    settings.put(session, OFFICE_SETTING, name)
 
 
 def first_account(session: Session, *, username: str, display_name: str, password: str) -> User:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gridman.gui.dialogs.foot import message_and_buttons
 from gridman.gui.dialogs.setup_wizard import policy_rule
 from gridman.gui.errors import describe
 from gridman.gui.i18n import tr
 from gridman.gui.ops import OpRunner
-from gridman.gui.qt import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QWidget
+from gridman.gui.qt import QDialog, QFormLayout, QLabel, QLineEdit, QWidget
 
 if TYPE_CHECKING:
     from gridman.core.services.permissions import Actor
@@ -33,17 +34,7 @@ class ChangePasswordDialog(QDialog):
         rule.setWordWrap(True)
         rule.setStyleSheet("color: #666;")
         form.addRow("", rule)
-        self.message = QLabel()
-        self.message.setObjectName("message")
-        self.message.setStyleSheet("color: #b00020;")
-        self.message.setWordWrap(True)
-        form.addRow(self.message)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(tr("修改"))
-        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText(tr("取消"))
-        self.buttons.accepted.connect(self.save)
-        self.buttons.rejected.connect(self.reject)
-        form.addRow(self.buttons)
+        self.message, self.buttons = message_and_buttons(self, form, tr("修改"))
         self.setMinimumWidth(420)
 
     def save(self) -> None:

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from gridman.core.enums import AreaLevel, label
 from gridman.core.services import password_policy
+from gridman.gui.dialogs.foot import message_and_buttons
 from gridman.gui.errors import describe
 from gridman.gui.i18n import is_english, language, tr
 from gridman.gui.ops import OpRunner
 from gridman.gui.qt import (
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFont,
     QFormLayout,
     QGroupBox,
@@ -87,17 +87,8 @@ class SetupWizard(QDialog):
         lay.addWidget(self._office_box())
         lay.addWidget(self._admin_box())
         lay.addWidget(self._area_box())
-        self.message = QLabel()
-        self.message.setObjectName("message")
-        self.message.setStyleSheet("color: #b00020;")
-        self.message.setWordWrap(True)
-        lay.addWidget(self.message)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(tr("完成并登录"))
-        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText(tr("退出"))
-        self.buttons.accepted.connect(self.submit)
-        self.buttons.rejected.connect(self.reject)
-        lay.addWidget(self.buttons)
+        self.message, self.buttons = message_and_buttons(self, lay, tr("完成并登录"), cancel_text=tr("退出"),
+                                                         on_ok=self.submit)
         self.setMinimumWidth(600)
         self.resize(self.sizeHint())  # room for the wrapped notes (a dialog's first size ignores them)
         self.office.setFocus()
@@ -184,12 +175,9 @@ class SetupWizard(QDialog):
         self.runner.run(job, mode="none", on_done=self._ok, on_error=self._failed, label="first-run")
 
     def _ok(self, actor: Actor) -> None:
-        from gridman.gui.settings import app_settings
+        from gridman.gui.dialogs.signin import finish_sign_in
 
-        self.actor = actor
-        app_settings().setValue("signin/last_user", actor.username)
-        self.signed_in.emit(actor)
-        self.accept()
+        finish_sign_in(self, actor)
 
     def _failed(self, exc: BaseException) -> None:
         self.buttons.setEnabled(True)

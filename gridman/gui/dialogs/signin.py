@@ -25,6 +25,15 @@ if TYPE_CHECKING:
     from gridman.core.services.permissions import Actor
 
 
+def finish_sign_in(dialog: Any, actor: Actor) -> None:
+    """How every way of signing in ends (this dialog, the first-run wizard): the dialog's
+    ``actor``, the user name remembered for next time, ``signed_in`` emitted, accepted."""
+    dialog.actor = actor
+    app_settings().setValue("signin/last_user", actor.username)
+    dialog.signed_in.emit(actor)
+    dialog.accept()
+
+
 class SignInDialog(QDialog):
     """The sign-in. On a database where nobody can sign in yet it closes with :data:`SETUP` as
     soon as the database is open, and the caller shows the first-run wizard instead."""
@@ -134,10 +143,7 @@ class SignInDialog(QDialog):
                         on_error=self._failed, label="sign-in")
 
     def _ok(self, actor: Actor) -> None:
-        self.actor = actor
-        app_settings().setValue("signin/last_user", actor.username)
-        self.signed_in.emit(actor)
-        self.accept()
+        finish_sign_in(self, actor)
 
     def _failed(self, exc: BaseException) -> None:
         self.buttons.setEnabled(True)
