@@ -38,7 +38,7 @@ def test_gridman_on_a_new_database_runs_the_wizard_and_signs_the_administrator_i
         wiz = next((w for w in QApplication.topLevelWidgets() if isinstance(w, SetupWizard) and w.isVisible()), None)
         win = next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()), None)
         if win is not None:
-            if win.runner.pending == 0:
+            if win.area_items and win.runner.pending == 0:  # the tree is loaded, no job in flight
                 seen["user"] = win.user_label.text()
                 win.close()
                 return
@@ -100,6 +100,7 @@ def test_change_password_from_the_menu_and_unlock_from_the_users_page(qtbot, sql
         type_text(qtbot, w, "Office-pass-7")
     with qtbot.waitSignal(dlg.accepted, timeout=10_000):
         qtbot.mouseClick(dlg.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    wait_runner(qtbot, win.runner)
     win.close()
     win.runner.wait()
     for _ in range(5):  # lock the clerk
@@ -114,6 +115,7 @@ def test_change_password_from_the_menu_and_unlock_from_the_users_page(qtbot, sql
     win.admin.unlock()
     qtbot.waitUntil(lambda: raw(sqlite_demo, "SELECT locked_until FROM users WHERE id = ?", uid) == [(None,)],
                     timeout=10_000)
+    wait_runner(qtbot, win.runner)  # the users list refreshes after the unlock: let it finish first
     win.close()
     win.runner.wait()
     with sqlite_demo.begin() as s:
