@@ -243,7 +243,7 @@ def test_sign_in(db):
     for user, pw in (("wg1", "wrong"), ("nobody", PASSWORD), ("system", "!")):
         with pytest.raises(PermissionDenied) as ei, db.session() as s, s.begin():
             auth.authenticate(s, user, pw)
-        assert str(ei.value) == "用户名或密码不正确"
+        assert str(ei.value) == auth.SIGN_IN_REFUSED[0]  # one answer for every refusal (issue #16)
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "login")) == 1
 

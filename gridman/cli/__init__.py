@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "gridman.cli.census_cmds",
     "gridman.cli.exchange_cmds",
     "gridman.cli.backup_cmds",
+    "gridman.cli.users_cmds",
 ]
 
 

@@ -54,7 +54,8 @@ def make_app():  # type: ignore[no-untyped-def]
 
 
 def run_gui(db: str | None = None, lang: str | None = None) -> int:
-    """Sign-in first (shown at once; the database opens behind it), then the main window."""
+    """Sign-in first (shown at once; the database opens behind it) — or the first-run wizard when
+    nobody can sign in yet — then the main window."""
     from gridman.gui.dialogs.signin import SignInDialog
     from gridman.gui.i18n import set_language
     from gridman.gui.ops import OpRunner
@@ -67,7 +68,13 @@ def run_gui(db: str | None = None, lang: str | None = None) -> int:
     _install_excepthook()
     runner = OpRunner(None)
     dlg = SignInDialog(runner, database=db, preload=True)
-    if dlg.exec() != QDialog.DialogCode.Accepted or dlg.actor is None or runner.db is None:
+    result, actor = dlg.exec(), dlg.actor
+    if result == SignInDialog.SETUP:  # nobody can sign in yet: the first-run wizard instead
+        from gridman.gui.dialogs.setup_wizard import SetupWizard
+
+        wizard = SetupWizard(runner)
+        result, actor = wizard.exec(), wizard.actor
+    if result != QDialog.DialogCode.Accepted or actor is None or runner.db is None:
         runner.wait()
         if runner.db is not None:
             runner.db.dispose()
@@ -75,7 +82,7 @@ def run_gui(db: str | None = None, lang: str | None = None) -> int:
     from gridman.gui.main_window import MainWindow
 
     database = runner.db
-    win = MainWindow(database, dlg.actor, runner=runner)
+    win = MainWindow(database, actor, runner=runner)
     runner.setParent(win)
     win.show()
     win.admin.backup_if_due()

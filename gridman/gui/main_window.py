@@ -206,6 +206,10 @@ class MainWindow(QMainWindow):
         m_view.addAction(self.act_refresh)
         m_view.addAction(self.act_find)
         m_set = mb.addMenu(tr("设置(&S)"))
+        self.act_password = QAction(tr("修改密码…"), self)
+        self.act_password.triggered.connect(self.change_password)
+        self.act_password.setEnabled(self.actor.user_id is not None)
+        m_set.addAction(self.act_password)
         m_lang = m_set.addMenu(tr("界面语言"))
         group = QActionGroup(self)
         self.lang_actions: dict[str, QAction] = {}
@@ -465,6 +469,13 @@ class MainWindow(QMainWindow):
         self.dialogs = [x for x in self.dialogs if x.isVisible()] + [d]
         d.open()
         return d
+
+    def change_password(self):  # type: ignore[no-untyped-def]
+        from gridman.gui.dialogs.change_password import ChangePasswordDialog
+
+        dlg = ChangePasswordDialog(self.runner, self.actor, self)
+        dlg.open()
+        return dlg
 
     def _is_grid(self, area_id: int) -> bool:
         item = self.area_items.get(area_id)

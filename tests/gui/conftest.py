@@ -62,3 +62,25 @@ def type_text(qtbot, widget, text: str) -> None:  # type: ignore[no-untyped-def]
     ev = QInputMethodEvent()
     ev.setCommitString(text)
     QApplication.sendEvent(widget, ev)
+
+
+def run_gui_driven(db_path: str, drive, lang: str = "zh_CN") -> int:  # type: ignore[no-untyped-def]
+    """``gridman`` with no command on ``db_path``, with ``drive()`` called from the event loop
+    (it re-arms itself with QTimer until it closes the window). run_gui installs an excepthook and
+    a log file for the process: both are undone afterwards for the other tests."""
+    import logging
+    import sys
+
+    from gridman.gui.app import run_gui
+    from gridman.gui.qt import QTimer
+
+    hook, handlers = sys.excepthook, list(logging.getLogger("gridman").handlers)
+    QTimer.singleShot(50, drive)
+    try:
+        return run_gui(db=db_path, lang=lang)
+    finally:
+        sys.excepthook = hook
+        for h in logging.getLogger("gridman").handlers:
+            if h not in handlers:
+                logging.getLogger("gridman").removeHandler(h)
+                h.close()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from gridman.gui.qt import QApplication, QTimer
+from tests.gui.conftest import run_gui_driven
 
 
 def test_run_gui_signs_in_and_opens_the_main_window(qtbot, sqlite_demo):
-    from gridman.gui.app import run_gui
     from gridman.gui.dialogs.signin import SignInDialog
     from gridman.gui.main_window import MainWindow
 
@@ -29,18 +29,6 @@ def test_run_gui_signs_in_and_opens_the_main_window(qtbot, sqlite_demo):
             seen["submitted"] = True
         QTimer.singleShot(50, drive)
 
-    import logging
-    import sys
-
-    hook, handlers = sys.excepthook, list(logging.getLogger("gridman").handlers)
-    QTimer.singleShot(50, drive)
-    try:
-        rc = run_gui(db=path, lang="zh_CN")
-    finally:  # run_gui installs an excepthook and a log file for the process: undo for other tests
-        sys.excepthook = hook
-        for h in logging.getLogger("gridman").handlers:
-            if h not in handlers:
-                logging.getLogger("gridman").removeHandler(h)
-                h.close()
+    rc = run_gui_driven(path, drive)
     assert rc == 0
     assert "许蕊" in str(seen.get("user")) and "网格员" in str(seen.get("user"))

@@ -304,8 +304,9 @@ USERS = RegisterFields(
         f("area", "管辖区域", "Area", column=None),
         f("grids", "负责网格", "Grids", column=None),
         f("active", "状态", "Status", "bool"),
+        f("locked_until", "锁定至", "Locked until", "datetime"),
     ), {
-        "list": ("username", "display_name", "role", "area", "grids", "active"),
+        "list": ("username", "display_name", "role", "area", "grids", "active", "locked_until"),
     })
 
 ALL: tuple[RegisterFields, ...] = (BUILDINGS, HOUSEHOLDS, RESIDENTS, PREMISES, ORGANISATIONS, INCIDENTS,

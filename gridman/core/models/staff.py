@@ -11,7 +11,7 @@ from gridman.core.models.base import Base, SyncMixin
 
 
 class User(SyncMixin, Base):  # 用户
-    """An account. ``password_hash`` is scrypt (never the password). ``area_id`` is the scope:
+    """An account. ``password_hash`` is argon2id (never the password; services.security). ``area_id`` is the scope:
     the community of community staff, the street of a supervisor, optional for clerks (their
     import/export scope) and administrators; wardens' grids come from :class:`WardenAssignment`."""
 
@@ -27,6 +27,10 @@ class User(SyncMixin, Base):  # 用户
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     is_system: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)  # built-in CLI admin
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # sign-in lockout (services.lockout): failures in the current window, its start, the lock's end
+    failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    first_failed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
 
     assignments: Mapped[list[WardenAssignment]] = relationship(back_populates="user")
 

@@ -21,14 +21,21 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from gridman.core.audit_trail import REDACTED_COLUMNS, SKIP_COLUMNS, SKIP_TABLES, install, jsonable
+from gridman.core.audit_trail import (
+    REDACTED_COLUMNS,
+    SKIP_COLUMNS,
+    SKIP_TABLES,
+    ActingUser,
+    install,
+    jsonable,
+)
 from gridman.core.models import AuditEntry, ImportBatch, utcnow
 from gridman.core.services.permissions import Actor
 
 __all__ = ["REDACTED_COLUMNS", "SKIP_COLUMNS", "SKIP_TABLES", "batch_fields", "bulk_rows", "expand", "install",
            "jsonable", "record"]
 
-def record(session: Session, actor: Actor, action: str, *, table: str | None = None, row_id: int | None = None,
+def record(session: Session, actor: ActingUser, action: str, *, table: str | None = None, row_id: int | None = None,
            row_uuid: str | None = None, changes: dict[str, Any] | None = None, note: str | None = None,
            batch_id: int | None = None) -> None:
     """An explicit audit row for something that is not a row change (login, export, backup…)."""

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gridman.core.enums import AreaLevel, Role
 from gridman.core.models import Area, User, WardenAssignment, utcnow
-from gridman.core.services import audit
+from gridman.core.services import audit, lockout, password_policy
 from gridman.core.services.errors import NotFound, PermissionDenied, ValidationError
 from gridman.core.services.permissions import Actor, Perm, actor_for, require, require_area
-from gridman.core.services.security import hash_password, verify_password
+from gridman.core.services.security import hash_password, needs_rehash, spend_verify_time, verify_password
 
 # Which area level a role's scope must be.
 ROLE_AREA_LEVEL: dict[Role, AreaLevel | None] = {
@@ -25,17 +25,51 @@ ROLE_AREA_LEVEL: dict[Role, AreaLevel | None] = {
 }
 
 
-def authenticate(session: Session, username: str, password: str) -> Actor:
-    """Check a user name and password; returns the :class:`Actor`. One vague message on failure
-    (never say which of the two was wrong)."""
-    user = session.scalar(select(User).where(User.username == username))
-    if user is None or not user.active or user.is_system or not verify_password(password, user.password_hash):
-        raise PermissionDenied("用户名或密码不正确", en="Wrong user name or password")
+SIGN_IN_REFUSED = ("用户名或密码不正确，或账号已停用或暂时锁定。",
+                   "Wrong user name or password, or the account is disabled or locked for now.")
+
+
+def authenticate(session: Session, username: str, password: str, *, now: datetime | None = None) -> Actor:
+    """Check a user name and password; returns the :class:`Actor`.
+
+    Every refusal — unknown name, wrong password, disabled, locked, the built-in system account —
+    gives the same message after the same work (a password check against a hash of the current
+    cost), so neither the answer nor its time tells which it was. A refusal is counted towards the
+    lockout (:mod:`~gridman.core.services.lockout`), audited and logged, and **committed** before
+    the error is raised: the caller's unit of work rolls back on the error, the record must not.
+    A good sign-in forgets earlier failures and re-hashes a password stored with a weaker KDF."""
+    now = now or utcnow()
+    user = session.scalar(select(User).where(User.username == username).with_for_update())
+    reason = None
+    if user is None:
+        reason = "unknown"
+    elif not user.active or user.is_system:
+        reason = "disabled"
+    elif lockout.is_locked(user, now):
+        reason = "locked"
+    if reason is not None:
+        spend_verify_time(password)
+    elif not verify_password(password, user.password_hash):  # type: ignore[union-attr]
+        reason = "wrong_password"
+    if reason is not None or user is None:
+        lockout.record_failure(session, user, username, reason or "unknown", now=now)
+        session.commit()
+        raise PermissionDenied(SIGN_IN_REFUSED[0], en=SIGN_IN_REFUSED[1])
+    values: dict[str, object] = {"last_login_at": now}
+    if needs_rehash(user.password_hash):
+        values["password_hash"] = hash_password(password)
+    lockout.clear(session, user.id, **values)
     actor = actor_for(session, user)
-    user.last_login_at = utcnow()
     session.info.setdefault("actor", actor)
-    audit.record(session, actor, "login", table="users", row_id=user.id)
+    audit.record(session, actor, "login", table="users", row_id=user.id,
+                 note="password re-hashed" if "password_hash" in values else None)
     return actor
+
+
+def needs_first_account(session: Session) -> bool:
+    """True while no enabled account but the built-in system account exists: nobody can sign in,
+    so the first administrator may be created without signing in (first-run wizard, ``users add``)."""
+    return session.scalar(select(User.id).where(User.active.is_(True), User.is_system.is_(False)).limit(1)) is None
 
 
 def actor_by_username(session: Session, username: str) -> Actor:
@@ -70,8 +104,8 @@ def create_user(session: Session, actor: Actor, *, username: str, display_name: 
     if not username or not username.isascii() or " " in username:
         raise ValidationError("用户名只能使用英文字母、数字和符号，不能有空格", field="username",
                               en="User names use ASCII letters/digits, no spaces")
-    if len(password) < 6 and password_hash is None:
-        raise ValidationError("密码至少 6 位", field="password", en="Password must have at least 6 characters")
+    if password_hash is None:
+        password_policy.check(password, username)
     _check_role_area(role, area)
     if session.scalar(select(User.id).where(User.username == username)):
         raise ValidationError(f"用户名 {username} 已存在", field="username", en=f"User {username} already exists")
@@ -114,11 +148,26 @@ def update_user(session: Session, actor: Actor, user_id: int, *, expected_versio
     if active is not None:
         user.active = active
     if new_password:
-        if len(new_password) < 6:
-            raise ValidationError("密码至少 6 位", field="password", en="Password must have at least 6 characters")
+        password_policy.check(new_password, user.username)
         user.password_hash = hash_password(new_password)
     session.flush()
     return user
+
+
+def change_password(session: Session, actor: Actor, *, old_password: str, new_password: str) -> None:
+    """A signed-in user changes their own password: the current one must be given (a session left
+    open is not enough), the new one must meet the policy (:mod:`password_policy`)."""
+    user = session.get(User, actor.user_id) if actor.user_id is not None else None
+    if user is None or user.is_system or not user.active:
+        raise NotFound("没有可修改密码的账号", en="There is no account whose password could be changed")
+    if not verify_password(old_password, user.password_hash):
+        raise PermissionDenied("当前密码不正确", en="The current password is wrong")
+    if new_password == old_password:
+        raise ValidationError("新密码不能与当前密码相同", field="password",
+                              en="The new password must differ from the current one")
+    password_policy.check(new_password, user.username)
+    user.password_hash = hash_password(new_password)
+    session.flush()
 
 
 @dataclass(frozen=True)
@@ -132,6 +181,15 @@ class UserDetails:
     area_id: int | None
     active: bool
     version: int
+
+
+def find_user(session: Session, actor: Actor, username: str) -> UserDetails:
+    """An account by its user name (administrators; the system account is not one)."""
+    require(actor, Perm.MANAGE_USERS)
+    uid = session.scalar(select(User.id).where(User.username == username, User.is_system.is_(False)))
+    if uid is None:
+        raise NotFound(f"用户 {username} 不存在", en=f"No user {username}")
+    return user_details(session, actor, uid)
 
 
 def user_details(session: Session, actor: Actor, user_id: int) -> UserDetails:

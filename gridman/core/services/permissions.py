@@ -249,7 +249,8 @@ SYSTEM_USERNAME = "system"
 
 def system_actor(session: Session) -> Actor:
     """The built-in administrator the CLI acts as without ``--as`` (created by migration 0002)."""
-    user = session.scalar(select(User).where(User.username == SYSTEM_USERNAME))
-    if user is None:
+    # columns, not the ORM entity: this also works on a database of an older revision (upgrades, tests)
+    row = session.execute(select(User.id, User.display_name).where(User.username == SYSTEM_USERNAME)).first()
+    if row is None:
         return Actor(user_id=None, username=SYSTEM_USERNAME, display_name="系统管理员", role=Role.ADMIN)
-    return actor_for(session, user)
+    return Actor(user_id=row.id, username=SYSTEM_USERNAME, display_name=row.display_name, role=Role.ADMIN)

@@ -37,6 +37,7 @@ from gridman.core.models import (
     Tag,
     User,
     VisitLog,
+    utcnow,
 )
 from gridman.core.services import audit, permissions, scope
 from gridman.core.services.permissions import Actor, Perm, require
@@ -280,11 +281,11 @@ def _incidents(session: Session, actor: Actor, f: Filters, today: date) -> _Quer
 def _users(session: Session, actor: Actor, f: Filters, today: date) -> _Query:
     require(actor, Perm.MANAGE_USERS)
     q = (select(User.id, User.username, User.display_name, User.role, Area.name.label("area"),
-                User.id.label("grids"), User.active)
+                User.id.label("grids"), User.active, User.locked_until)
          .outerjoin(Area, Area.id == User.area_id).where(User.is_system.is_(False)))
     conds = [_search([User.username, User.display_name], f.text)]
     sort = {"username": User.username, "display_name": User.display_name, "role": User.role,
-            "area": User.area_id, "active": User.active}
+            "area": User.area_id, "active": User.active, "locked_until": User.locked_until}
     return q.where(and_(*conds)), sort, User.id
 
 
@@ -405,9 +406,11 @@ def _finish_users(session: Session, ids: list[int], rows: list[tuple[Any, ...]])
         for uid, name in session.execute(q):
             grids.setdefault(uid, []).append(name)
     out = []
+    now = utcnow()
     for uid, row in zip(ids, rows, strict=True):
         r = list(row)
         r[4] = "、".join(grids.get(uid, []))
+        r[6] = r[6] if r[6] is not None and r[6] > now else None  # a lock that has run out is no lock
         out.append(tuple(r))
     return out
 

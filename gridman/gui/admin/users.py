@@ -7,6 +7,8 @@ from gridman.core import enums
 from gridman.core.services import areas, auth, registers
 from gridman.core.services.areas import AreaChoice
 from gridman.core.services.permissions import Actor
+from gridman.gui.dialogs.foot import message_and_buttons
+from gridman.gui.dialogs.setup_wizard import policy_rule
 from gridman.gui.errors import describe, show_error
 from gridman.gui.i18n import language, tr
 from gridman.gui.ops import OpRunner
@@ -14,7 +16,6 @@ from gridman.gui.qt import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFormLayout,
     QLabel,
     QLineEdit,
@@ -41,21 +42,6 @@ def _add_areas(combo: QComboBox, choices: list[AreaChoice]) -> None:
         combo.addItem(a.label(language()), a.id)
 
 
-def _message_and_buttons(dialog: QDialog, form: QFormLayout, ok_text: str) -> tuple[QLabel, QDialogButtonBox]:
-    """The foot of a form: the error line, then OK (``ok_text``, runs ``dialog.save``) and Cancel."""
-    message = QLabel()
-    message.setStyleSheet("color: #b00020;")
-    message.setWordWrap(True)
-    form.addRow(message)
-    bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-    bb.button(QDialogButtonBox.StandardButton.Ok).setText(ok_text)
-    bb.button(QDialogButtonBox.StandardButton.Cancel).setText(tr("取消"))
-    bb.accepted.connect(dialog.save)  # type: ignore[attr-defined]
-    bb.rejected.connect(dialog.reject)
-    form.addRow(bb)
-    return message, bb
-
-
 class UserForm(QDialog):
     """新建用户: user name, name, password, role and (for staff roles) the area."""
 
@@ -72,9 +58,11 @@ class UserForm(QDialog):
         form.addRow(tr("用户名"), self.username)
         form.addRow(tr("姓名"), self.display_name)
         form.addRow(tr("初始密码"), self.password)
+        self.password.setToolTip(policy_rule())
+        self.password.setPlaceholderText(tr("至少 8 位，两类字符"))
         form.addRow(tr("角色"), self.role)
         form.addRow(tr("管辖区域"), self.area)
-        self.message, self.buttons = _message_and_buttons(self, form, tr("创建"))
+        self.message, self.buttons = message_and_buttons(self, form, tr("创建"))
         runner.run(lambda s, _t: areas.choices(s, actor, levels=("street", "community")), on_done=self._areas,
                    label="areas")
 
@@ -114,6 +102,7 @@ class EditUserForm(QDialog):
         self.display_name, self.password = QLineEdit(), QLineEdit()
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setPlaceholderText(tr("留空则不修改"))
+        self.password.setToolTip(policy_rule())
         self.role, self.area = _role_combo(), _area_combo()
         self.active = QCheckBox(tr("启用"))
         form.addRow(tr("用户名"), self.username)
@@ -122,7 +111,7 @@ class EditUserForm(QDialog):
         form.addRow(tr("角色"), self.role)
         form.addRow(tr("管辖区域"), self.area)
         form.addRow("", self.active)
-        self.message, self.buttons = _message_and_buttons(self, form, tr("保存"))
+        self.message, self.buttons = message_and_buttons(self, form, tr("保存"))
 
         def load(s, _t):  # type: ignore[no-untyped-def]
             u = auth.user_details(s, actor, user_id)
@@ -167,7 +156,7 @@ class AssignForm(QDialog):
         form = QFormLayout(self)
         self.grid = QComboBox()
         form.addRow(tr("网格"), self.grid)
-        self.message, self.buttons = _message_and_buttons(self, form, tr("分配"))
+        self.message, self.buttons = message_and_buttons(self, form, tr("分配"))
         runner.run(lambda s, _t: registers.grid_choices(s, actor), on_done=self._grids, label="grids")
 
     def _grids(self, grids: list[tuple[int, str]]) -> None:

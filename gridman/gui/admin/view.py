@@ -56,6 +56,7 @@ class AdminView(QWidget):
             self.users.add_action(tr("新建用户"), self.new_user, name="newUser")
             self.users.add_action(tr("修改用户"), self.edit_user, name="editUser")
             self.users.add_action(tr("分配网格"), self.assign, name="assignGrid")
+            self.users.add_action(tr("解除锁定"), self.unlock, name="unlockUser")
             self.tabs.insertTab(0, self.users, tr("用户与角色"))
             self.tabs.setCurrentIndex(0)
         lay.addWidget(self.tabs, 1)
@@ -103,6 +104,23 @@ class AdminView(QWidget):
             show_info(self, tr("请先在列表中选择一位网格员。"))
             return
         AssignForm(self.runner, self.actor, ids[0], self).open()
+
+    def unlock(self) -> None:
+        """解除锁定: lift the lock on the selected accounts (services.lockout.unlock)."""
+        ids = self.users.selected_ids() if self.users else []
+        if not ids:
+            show_info(self, tr("请先在列表中选择一位用户。"))
+            return
+        actor = self.actor
+
+        def job(s, _t):  # type: ignore[no-untyped-def]
+            from gridman.core.services import lockout
+
+            for uid in ids:
+                lockout.unlock(s, actor, uid)
+            return len(ids)
+
+        self.runner.run(job, mode="write", on_error=self._error, label="unlock")
 
     def backup_now(self) -> None:
         db, actor = self.runner.db, self.actor

@@ -25,7 +25,20 @@ if TYPE_CHECKING:
     from gridman.core.services.permissions import Actor
 
 
+def finish_sign_in(dialog: Any, actor: Actor) -> None:
+    """How every way of signing in ends (this dialog, the first-run wizard): the dialog's
+    ``actor``, the user name remembered for next time, ``signed_in`` emitted, accepted."""
+    dialog.actor = actor
+    app_settings().setValue("signin/last_user", actor.username)
+    dialog.signed_in.emit(actor)
+    dialog.accept()
+
+
 class SignInDialog(QDialog):
+    """The sign-in. On a database where nobody can sign in yet it closes with :data:`SETUP` as
+    soon as the database is open, and the caller shows the first-run wizard instead."""
+
+    SETUP = 2  # exec() result: open the first-run wizard (dialogs.setup_wizard)
     signed_in = Signal(object)  # Actor
 
     database_ready = Signal()
@@ -91,7 +104,15 @@ class SignInDialog(QDialog):
     def _opened(self, db: Any) -> None:
         self.runner.db = db
         self.database_ready.emit()
-        if self._pending_submit:
+        from gridman.core.services.auth import needs_first_account
+
+        self.runner.run(lambda s, _t: needs_first_account(s), on_done=self._first_run_checked,
+                        on_error=self._open_failed, label="first-run-check")
+
+    def _first_run_checked(self, needed: bool) -> None:
+        if needed:
+            self.done(self.SETUP)
+        elif self._pending_submit:
             self.submit()
 
     def _open_failed(self, exc: BaseException) -> None:
@@ -122,10 +143,7 @@ class SignInDialog(QDialog):
                         on_error=self._failed, label="sign-in")
 
     def _ok(self, actor: Actor) -> None:
-        self.actor = actor
-        app_settings().setValue("signin/last_user", actor.username)
-        self.signed_in.emit(actor)
-        self.accept()
+        finish_sign_in(self, actor)
 
     def _failed(self, exc: BaseException) -> None:
         self.buttons.setEnabled(True)

@@ -28,7 +28,8 @@ from gridman.core.enums import (
     label,
     parse,
 )
-from gridman.core.models import Area, Incident, Setting
+from gridman.core.models import Area, Incident
+from gridman.core.services import settings
 from gridman.core.services.errors import PermissionDenied, ValidationError
 from gridman.core.services.permissions import Actor, Perm, require
 
@@ -334,9 +335,7 @@ def start_level(actor: Actor) -> str:
 
 
 def verify_by_setting(session: Session) -> str:
-    with session.no_autoflush:
-        row = session.get(Setting, VERIFY_SETTING)
-    v = row.value if row is not None else None
+    v = settings.get(session, VERIFY_SETTING)
     return v if v in ("level_above", "same_level") else "level_above"
 
 
@@ -346,12 +345,7 @@ def set_verify_by(session: Session, actor: Actor, value: str) -> None:
     if value not in ("level_above", "same_level"):
         raise ValidationError(f"核查层级设置 {value!r} 无效（level_above 或 same_level）", field=VERIFY_SETTING,
                               en=f"Invalid verification setting {value!r} (level_above or same_level)")
-    row = session.get(Setting, VERIFY_SETTING)
-    if row is None:
-        session.add(Setting(key=VERIFY_SETTING, value=value))
-    else:
-        row.value = value
-    session.flush()
+    settings.put(session, VERIFY_SETTING, value)
 
 
 def verifying_level(session: Session, inc: Incident) -> str:
