@@ -38,7 +38,7 @@ OUTCOMES = {"O": "ok", "R": "refused", "N": "not_found", "X": "rejected"}
 FAR_MARKERS = ("丁思琰", "340104197905120586", "17168484311", "潜山路琥珀名邸")
 
 # Commands being added by other helpers of issue #16; each needs its rows here once merged.
-PENDING = ("users add", "users list", "users edit", "users disable", "users passwd", "users unlock")
+PENDING: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ class Case:
     leaks: tuple[str, ...] = ()  # more strings a scoped account's output must not contain
     shows_far: bool = False  # an unrestricted ok cell's output contains FAR_MARKERS[0] (the check can fail)
     local: bool = False  # the cell gets its own copy of the offline local database
+    audited: bool = False  # writes nothing but the audit row of its check (a dry run, a rejected file)
+    admin_details: bool = False  # ``leaks`` are shown to administrators only (not to an unscoped clerk)
 
     @property
     def key(self) -> str:
@@ -69,6 +71,8 @@ class Case:
 
 #        admin clerk aclerk street community warden nogrid disabled unknown empty
 ALL_OK = "O O O O O O O R R R"
+# the unauthenticated system commands (whoever holds the database file or its URL): no sign-in asked
+SYSTEM = "O O O O O O O O O O"
 ADMIN_ONLY = "O R R R R R R R R R"
 READ_IN = "O O O O O O R R R R"  # everyone who can sign in and has the grid in scope
 READ_IN_BY_ID = "O O O O O O N R R R"  # a record named by id: outside the scope it does not exist
@@ -83,10 +87,10 @@ FAR_RESIDENT = "SELECT grid_id || name || version FROM residents WHERE id = {res
 
 CASES: tuple[Case, ...] = (
     # --- db, sample, stats ---------------------------------------------------------------------
-    Case("db init", "-", "db init", ALL_OK),
-    Case("db upgrade", "-", "db upgrade", ALL_OK),
-    Case("db check", "-", "db check --json", ALL_OK, leaks=('"residents": {n_residents}',)),
-    Case("sample", "-", "sample --out {out_db} --seed 7", ALL_OK),
+    Case("db init", "-", "db init", SYSTEM),
+    Case("db upgrade", "-", "db upgrade", SYSTEM),
+    Case("db check", "-", "db check --json", SYSTEM, leaks=('"residents": {n_residents}',), admin_details=True),
+    Case("sample", "-", "sample --out {out_db} --seed 7", SYSTEM),
     Case("stats", "-", "stats --json", ALL_OK, leaks=('"residents": {n_residents}',)),
     Case("stats mediation", "in", "stats mediation --area {G_IN} --json", READ_IN),
     Case("stats mediation", "out", "stats mediation --area {S_OUT} --json", READ_OUT),
@@ -132,7 +136,10 @@ CASES: tuple[Case, ...] = (
          "--now 2026-01-01T09:00", "O R R R R R R R R R", effect="SELECT count(*) FROM incidents"),
     Case("incidents show", "in", "incidents show {inc_in}", READ_IN_BY_ID),
     Case("incidents show", "out", "incidents show {inc_out}", NF_OUT, shows_far=True),
-    Case("incidents show", "party_out", "incidents show {inc_mixed}", READ_IN_BY_ID, shows_far=True),
+    # a case of one's grid with a party from another street: the party's name is part of the case;
+    # their ID number, phone and address (the register's) are not shown
+    Case("incidents show", "party_out", "incidents show {inc_mixed}", READ_IN_BY_ID, shows_far=True,
+         known=FAR_MARKERS[:1]),
     # a grid-level case is accepted by its warden (and administrators)
     Case("incidents act", "in", "incidents act accept {inc_in}", "O R R R R O N R R R", effect=CASE_TABLE),
     Case("incidents act", "out", "incidents act accept {inc_out}", "O R N N N N N R R R",
@@ -154,9 +161,9 @@ CASES: tuple[Case, ...] = (
     Case("import census", "out", "import census {census_out} --area {G_OUT}", "O O R R R R R R R R",
          effect="SELECT count(*) FROM residents"),
     Case("import census", "rematch", "import census {census_rematch} --area {G_IN}", "O O X R R R R R R R",
-         effect=FAR_RESIDENT, guard=FAR_RESIDENT, known=FAR_MARKERS[:2]),
+         effect=FAR_RESIDENT, guard=FAR_RESIDENT, known=FAR_MARKERS[:2], audited=True),
     Case("import census", "dry_oracle", "import census {census_oracle} --area {G_IN} --dry-run",
-         "X X X R R R R R R R", guard=FAR_RESIDENT),
+         "X X X R R R R R R R", guard=FAR_RESIDENT, audited=True),
     Case("import list", "-", "import list", IMPORT_IN, leaks=("琥珀导入",)),
     Case("import undo", "in", "import undo {batch_in}", IMPORT_IN,
          effect="SELECT status FROM import_batches WHERE id = {batch_in}"),
@@ -196,12 +203,22 @@ CASES: tuple[Case, ...] = (
     Case("backup schedule", "-", "backup schedule", ADMIN_ONLY),
     Case("backup schedule", "set", "backup schedule --every-days 3", ADMIN_ONLY,
          effect="SELECT count(*) FROM settings"),
-    # a file that is not a backup: the administrator is told what is wrong with it (exit 1)
-    Case("backup verify", "-", "backup verify {local_db}", "X R R R R R R R R R", local=True),
-    # and refused as a backup to restore (exit 2), nothing changed
-    Case("backup restore", "-", "backup restore {local_db}", "R R R R R R R R R R", local=True),
+    # another gridman database of this schema (an offline copy) is a backup in the old format
+    Case("backup verify", "-", "backup verify {local_db}", ADMIN_ONLY, local=True),
+    Case("backup restore", "-", "backup restore {local_db}", ADMIN_ONLY, local=True),
     Case("whoami", "-", "whoami --json", ALL_OK),
-    Case("logout", "-", "logout", ALL_OK),
+    Case("logout", "-", "logout", SYSTEM),  # ends the session in the file, whoever it was
+    # --- accounts: administrators manage them; everyone changes their own password ---------------
+    Case("users add", "-", "users add matrix_new --role warden --password-file {pw_file}", ADMIN_ONLY,
+         effect="SELECT count(*) FROM users"),
+    Case("users list", "-", "users list --json", ADMIN_ONLY),
+    Case("users edit", "-", "users edit warden_nogrid --name 矩阵改名", ADMIN_ONLY,
+         effect="SELECT display_name FROM users WHERE username = 'warden_nogrid'"),
+    Case("users disable", "-", "users disable warden_nogrid", ADMIN_ONLY,
+         effect="SELECT active FROM users WHERE username = 'warden_nogrid'"),
+    Case("users unlock", "-", "users unlock warden_nogrid", ADMIN_ONLY),
+    Case("users passwd", "other", "users passwd warden_nogrid --password-file {pw_file}", ADMIN_ONLY,
+         effect="SELECT password_hash FROM users WHERE username = 'warden_nogrid'"),
     # no password source and no terminal: refused (the password is never an argument)
     Case("login", "-", "login admin", "R R R R R R R R R R"),
 )

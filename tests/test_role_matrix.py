@@ -194,6 +194,10 @@ def build_world(db: Database, files: Path) -> dict[str, str]:
     finally:
         local.dispose()
     w["local_template"] = str(files / "local.sqlite")
+    pw = files / "new-password.txt"  # a password that passes the policy (users add / passwd)
+    pw.write_text("Matrix#2026pw\n", encoding="utf-8")
+    pw.chmod(0o600)
+    w["pw_file"] = str(pw)
     with db.session() as s:
         w["n_residents"] = str(s.scalar(select(func.count()).select_from(Resident)))
     return w
@@ -318,6 +322,8 @@ class Cell:
 def _leaks(case: rm.Case, account: str, said: str, v: dict[str, str]) -> list[str]:
     if account in rm.UNRESTRICTED:
         return []
+    if account in rm.SIGN_IN_FAILS and case.expect == rm.SYSTEM:
+        return []  # the unauthenticated system commands answer whoever holds the database file or URL
     markers = [m for m in rm.FAR_MARKERS if m not in case.known] + [m.format(**v) for m in case.leaks]
     return [f"output shows out-of-scope {m!r}" for m in markers if m in said]
 
@@ -330,6 +336,8 @@ def run_cell(case: rm.Case, account: str, db_arg: str, engine: Engine, folder: P
     expected = case.outcome(account)
     argv = [*signed_in(db_arg, rm.USERNAMES[account]), *_fill(case.argv, v)]
     skip = SIGN_IN_TABLES if account in rm.SIGN_IN_FAILS else ()
+    if case.audited:  # a check that writes nothing but its own audit row (who looked up which IDs)
+        skip = (*skip, "audit_log")
     fp = fingerprint(engine, skip) if expected != "ok" else None
     effect = _query(engine, case.effect, v) if case.effect else None
     guard = _query(engine, case.guard, v) if case.guard else None
@@ -350,7 +358,8 @@ def run_cell(case: rm.Case, account: str, db_arg: str, engine: Engine, folder: P
             problems.append("exit 0 but the effect did not happen")
         if account in rm.UNRESTRICTED:  # the leak check can fail: what it looks for is there
             shown = [rm.FAR_MARKERS[0]] if case.shows_far else []
-            shown += [m.format(**v) for m in case.leaks]
+            if account == "admin" or not case.admin_details:
+                shown += [m.format(**v) for m in case.leaks]
             problems += [f"{m!r} missing from an unrestricted output" for m in shown if m not in said]
     elif fp is not None and outcome in ("refused", "not_found", "rejected"):
         message = run.err if outcome != "rejected" else run.out + run.err

@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", dest="display_name", help="姓名 (default: the user name)")
     p.add_argument("--role", choices=roles, help="role (default admin for the first account, else required)")
     p.add_argument("--area", help="scope area code (community staff: a community; supervisors: a street)")
-    p.add_argument("--password-file", type=Path, help="read the password from the first line of this file")
+    # dest differs from the global --password-file (the signing-in user's own password)
+    p.add_argument("--password-file", dest="new_password_file", type=Path,
+                   help="read the new account's password from the first line of this file")
     _no_password_argument(p)
     p.set_defaults(func=cmd_add)
     p = add_json(us.add_parser("list", help="list the accounts"))
@@ -51,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_disable)
     p = add_json(us.add_parser("passwd", allow_abbrev=False, help="change your own password, or (administrators) reset another's"))
     p.add_argument("username", nargs="?", help="whose password to reset (default: your own)")
-    p.add_argument("--password-file", type=Path, help="the new password, first line of this file")
+    p.add_argument("--password-file", dest="new_password_file", type=Path,
+                   help="the new password, first line of this file")
     p.add_argument("--current-password-file", type=Path, help="your current password (own password only)")
     _no_password_argument(p)
     p.set_defaults(func=cmd_passwd)
@@ -117,7 +120,7 @@ def cmd_add(ctx: Context) -> int:
                               en="The first account must be an administrator (--role admin)")
     if not first and a.role is None:
         raise ValidationError("请用 --role 指定角色", field="role", en="Give the role with --role")
-    password = read_password(a.password_file)
+    password = read_password(a.new_password_file)
     if first:
         from gridman.core.services.permissions import system_actor
 
@@ -128,7 +131,11 @@ def cmd_add(ctx: Context) -> int:
                                        password=password)
             uid = user.id
     else:
-        actor = ctx.actor
+        # accounts exist: only a real sign-in adds more (never the system account the sign-in
+        # gate lets `users add` fall back to for the very first account)
+        from gridman.cli.login_cmds import signed_in_actor
+
+        actor = signed_in_actor(ctx, required=True)
         with ctx.db.work(actor) as s:
             uid = auth.create_user(s, actor, username=a.username, display_name=a.display_name or a.username,
                                    password=password, role=a.role, area_id=_area_id(s, a.area)).id
@@ -193,13 +200,13 @@ def cmd_passwd(ctx: Context) -> int:
     if own:
         current = read_password(a.current_password_file, prompt="当前密码 / current password: ", confirm=False,
                                 show_rule=False)
-        new = read_password(a.password_file, prompt="新密码 / new password: ")
+        new = read_password(a.new_password_file, prompt="新密码 / new password: ")
         with ctx.db.work(actor) as s:
             auth.change_password(s, actor, old_password=current, new_password=new)
         ctx.out({"username": actor.username, "password_changed": True},
                 f"密码已修改 / password changed: {actor.username}")
         return 0
-    new = read_password(a.password_file, prompt="新密码 / new password: ")
+    new = read_password(a.new_password_file, prompt="新密码 / new password: ")
     return _edit(ctx, a.username, "已重设密码", "password reset", new_password=new)
 
 
