@@ -6,7 +6,8 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 RUN_DB  := .run/gridman-demo.sqlite
-PYTEST_ARGS ?=
+# the suite on every core (pytest-xdist; each worker starts its own throwaway PostgreSQL)
+PYTEST_ARGS ?= -n auto
 
 .PHONY: run test system-deps venv bench sample-db templates screenshots lint clean package
 

@@ -73,6 +73,7 @@ def _bad_arguments(tmp: Path) -> list[tuple[list[str], str]]:
 
 
 def test_bad_arguments_get_a_clear_answer_and_change_nothing(demo_db, tmp_path, capsys):
+    signed_in(demo_db.url, "admin")  # the CLI session's row is written before the state is taken
     before = _state(demo_db)
     for argv, words in _bad_arguments(tmp_path):
         rc, out, err = cli(capsys, *signed_in(demo_db.url, "admin"), *argv)
@@ -112,6 +113,7 @@ def test_control_characters_are_stripped_from_stored_and_echoed_text(demo_db, ca
 
 
 def test_too_long_text_is_refused_naming_the_field(demo_db, capsys):
+    signed_in(demo_db.url, "admin")  # the CLI session's row is written before the state is taken
     before = _state(demo_db)
     long = "长" * 20_001
     rc, _out, err = cli(capsys, *signed_in(demo_db.url, "admin"), "incidents", "report", "--grid", GRID,

@@ -45,8 +45,13 @@ def test_a_missing_db_path_is_refused_and_not_created(tmp_path, capsys):
     rc, _out, err = cli(capsys, "--db", str(typo), "db", "init", "--json")
     assert rc == 0, err
     assert typo.exists()
-    rc, out, _err = cli(capsys, "--db", str(typo), "stats", "--json")
-    assert rc == 0 and json.loads(out)["tables"]["residents"] == 0
+    pw = tmp_path / "pw"
+    pw.write_text("Office#2026pw\n", encoding="utf-8")
+    pw.chmod(0o600)
+    rc, _out, err = cli(capsys, "--db", str(typo), "users", "add", "chief", "--password-file", str(pw), "--json")
+    assert rc == 0, err  # the first account, made without signing in
+    rc, out, err = cli(capsys, "--db", str(typo), "--as", "chief", "--password-file", str(pw), "stats", "--json")
+    assert rc == 0 and json.loads(out)["tables"]["residents"] == 0, err
 
 
 def test_a_text_file_a_folder_and_a_read_only_file_get_a_clear_answer(tmp_path, empty_templates, capsys):

@@ -113,8 +113,10 @@ def run_command(args: argparse.Namespace) -> int:
     ctx = Context(args)
     lang = ctx.lang
     try:
-        from gridman.cli.login_cmds import sign_in
+        from gridman.cli.login_cmds import is_system_command, sign_in
 
+        if not is_system_command(args):
+            _ = ctx.db  # a --db that is missing, a folder or not gridman's is said first: no sign-in can help
         sign_in(ctx)  # a command that needs an account and has no valid sign-in is refused before it runs
         rc = args.func(ctx)
         return int(rc or 0)
